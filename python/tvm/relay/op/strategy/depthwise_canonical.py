@@ -1,0 +1,97 @@
+"""One conv2d strategy for every depthwise convolution with canonical weights.
+
+``nn.conv2d`` strategies are registered per target key. This module registers, for each key
+whose stock strategy it knows, a strategy that sends canonical depthwise convolutions
+(:func:`tvm.topi.nn.depthwise_form.is_depthwise`) to :func:`depthwise_conv2d_canonical_strategy`
+and everything else to the stock strategy for that key, unchanged. The depthwise strategy is
+itself a generic function: a target gets its own depthwise implementation by registering one.
+"""
+import tvm
+from tvm import topi
+from tvm.target import generic_func
+from tvm.topi.arm_cpu import depthwise_conv2d_canonical as _arm_cpu_depthwise
+from tvm.topi.nn.depthwise_conv2d_canonical import depthwise_conv2d_canonical
+from tvm.topi.nn.depthwise_form import is_depthwise
+from tvm.topi.x86 import depthwise_conv2d_canonical as _x86_depthwise
+
+from tvm_canonicalize_depthwise import enabled
+from .. import op as _op
+from . import arm_cpu as _stock_arm_cpu
+from . import x86 as _stock_x86
+from .generic import conv2d_strategy, wrap_compute_conv2d, wrap_topi_schedule
+
+
+def _compute(topi_compute):
+    return wrap_compute_conv2d(topi_compute, need_data_layout=True, need_kernel_layout=True)
+
+
+@generic_func
+def depthwise_conv2d_canonical_strategy(attrs, inputs, out_type, target):
+    """Depthwise conv2d with canonical weights: the target-independent fallback."""
+    strategy = _op.OpStrategy()
+    strategy.add_implementation(
+        _compute(depthwise_conv2d_canonical),
+        wrap_topi_schedule(topi.generic.default.default_schedule),
+        name="depthwise_conv2d_canonical.generic",
+    )
+    return strategy
+
+
+@depthwise_conv2d_canonical_strategy.register("cpu")
+def depthwise_conv2d_canonical_strategy_cpu(attrs, inputs, out_type, target):
+    """Depthwise conv2d with canonical weights on x86."""
+    strategy = _op.OpStrategy()
+    strategy.add_implementation(
+        _compute(_x86_depthwise.depthwise_conv2d_canonical),
+        wrap_topi_schedule(_x86_depthwise.schedule_depthwise_conv2d_canonical),
+        name="depthwise_conv2d_canonical.x86",
+    )
+    return strategy
+
+
+@depthwise_conv2d_canonical_strategy.register("arm_cpu")
+def depthwise_conv2d_canonical_strategy_arm_cpu(attrs, inputs, out_type, target):
+    """Depthwise conv2d with canonical weights on ARM CPUs."""
+    strategy = _op.OpStrategy()
+    strategy.add_implementation(
+        _compute(_arm_cpu_depthwise.depthwise_conv2d_canonical),
+        wrap_topi_schedule(_arm_cpu_depthwise.schedule_depthwise_conv2d_canonical),
+        name="depthwise_conv2d_canonical.arm_cpu",
+    )
+    return strategy
+
+
+def is_depthwise_call(attrs, inputs):
+    """:func:`is_depthwise` for a conv2d strategy's ``attrs`` and input tensors."""
+    data, kernel = inputs
+    return is_depthwise(
+        data.shape, attrs.data_layout, kernel.shape, attrs.kernel_layout, attrs.groups
+    )
+
+
+def _dispatching(stock_strategy):
+    def conv2d_strategy_with_depthwise(attrs, inputs, out_type, target):
+        if enabled() and is_depthwise_call(attrs, inputs):
+            return depthwise_conv2d_canonical_strategy(attrs, inputs, out_type, target)
+        return stock_strategy(attrs, inputs, out_type, target)
+
+    conv2d_strategy_with_depthwise.__doc__ = f"Depthwise dispatch, else {stock_strategy.__name__}."
+    return conv2d_strategy_with_depthwise
+
+
+_STOCK_CONV2D_STRATEGIES = {
+    "cpu": _stock_x86.conv2d_strategy_cpu,
+    "arm_cpu": _stock_arm_cpu.conv2d_strategy_arm_cpu,
+}
+
+
+def register():
+    """Put the depthwise dispatch in front of the stock conv2d strategies (idempotent)."""
+    for key, stock in _STOCK_CONV2D_STRATEGIES.items():
+        conv2d_strategy.register(key, _dispatching(stock), override=True)
+    conv2d_strategy.generic_func_node.set_default(
+        _dispatching(conv2d_strategy.fdefault), allow_override=True
+    )
+
+
+register()

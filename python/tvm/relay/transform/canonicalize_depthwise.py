@@ -1,0 +1,198 @@
+"""Rewrite depthwise convolutions from the channel-multiplier form to the canonical grouped form."""
+import logging
+
+import numpy as np
+
+import tvm
+from tvm import relay, tir
+from tvm.relay.dataflow_pattern import DFPatternCallback, is_op, rewrite, wildcard
+from tvm.topi.nn.depthwise_form import MULTIPLIER, conv2d_form, is_primal_layout
+
+logger = logging.getLogger(__name__)
+
+_OIHW = "OIHW"
+
+
+def _static_shape(ty):
+    return [int(extent) for extent in ty.shape]
+
+
+def conv2d_call_form(call):
+    """The :class:`~tvm.topi.nn.depthwise_form.Conv2DForm` of a typed ``nn.conv2d`` call."""
+    data_type, kernel_type = call.args[0].checked_type, call.args[1].checked_type
+    attrs = call.attrs
+    return conv2d_form(
+        data_type.shape, attrs.data_layout, kernel_type.shape, attrs.kernel_layout, attrs.groups
+    )
+
+
+def canonical_weight_shape(kernel_shape, kernel_layout, multiplier):
+    """The canonical weight's shape in ``kernel_layout``: O grows ``m`` times, I becomes 1."""
+    layout = tir.layout(kernel_layout)
+    shape = list(kernel_shape)
+    shape[layout.index_of("O")] *= multiplier
+    shape[layout.index_of("I")] = 1
+    return shape
+
+
+def _merges_by_reshape(layout):
+    # When I directly follows O, [.., C, m, ..] -> [.., C*m, 1, ..] keeps the element order, so
+    # a reshape alone does the rewrite (OIHW, HWOI).
+    return layout.index_of("I") == layout.index_of("O") + 1
+
+
+def _canonical_constant(weight, kernel_layout, multiplier):
+    layout = tir.layout(kernel_layout)
+    array = weight.data.numpy()
+    new_shape = canonical_weight_shape(array.shape, kernel_layout, multiplier)
+    if _merges_by_reshape(layout):
+        return relay.const(array.reshape(new_shape), str(array.dtype))
+    to_oihw = tir.bijective_layout(kernel_layout, _OIHW)
+    oihw_axes = [layout.index_of(axis) for axis in _OIHW]
+    oihw = array.transpose(oihw_axes)
+    canonical = oihw.reshape([int(e) for e in to_oihw.forward_shape(new_shape)])
+    back_axes = [_OIHW.index(layout[i]) for i in range(len(layout))]
+    return relay.const(np.ascontiguousarray(canonical.transpose(back_axes)), str(array.dtype))
+
+
+def _canonical_expr(weight, kernel_shape, kernel_layout, multiplier):
+    layout = tir.layout(kernel_layout)
+    new_shape = canonical_weight_shape(kernel_shape, kernel_layout, multiplier)
+    if _merges_by_reshape(layout):
+        return relay.reshape(weight, new_shape)
+    to_oihw = tir.bijective_layout(kernel_layout, _OIHW)
+    oihw = relay.layout_transform(weight, kernel_layout, _OIHW)
+    oihw = relay.reshape(oihw, [int(e) for e in to_oihw.forward_shape(new_shape)])
+    return relay.layout_transform(oihw, _OIHW, kernel_layout)
+
+
+def canonical_weight(weight, kernel_shape, kernel_layout, multiplier):
+    """The canonical grouped form of a multiplier-form weight, in the same kernel layout.
+
+    A constant becomes a new constant; any other expression gets reshaping ops, which
+    ``FoldConstant`` folds once its value is bound.
+    """
+    if isinstance(weight, relay.Constant):
+        return _canonical_constant(weight, kernel_layout, multiplier)
+    return _canonical_expr(weight, kernel_shape, kernel_layout, multiplier)
+
+
+def _skip_reason(call, form):
+    """Why a multiplier-form convolution is left as it is, or None to rewrite it."""
+    if not is_primal_layout(call.attrs.kernel_layout):
+        return f"packed kernel layout {call.attrs.kernel_layout}"
+    if not all(isinstance(e, tir.IntImm) for e in call.args[1].checked_type.shape):
+        return "symbolic weight shape"
+    return None
+
+
+class _MultiplierFormRewrite(DFPatternCallback):
+    """Matches every ``nn.conv2d``; rewrites those in the multiplier form."""
+
+    def __init__(self, external_calls):
+        super().__init__(require_type=True, rewrite_once=True)
+        self.pattern = is_op("nn.conv2d")(wildcard(), wildcard())
+        self.external_calls = external_calls
+        self.rewritten = {}
+        self.count = 0
+
+    def callback(self, pre, post, node_map):
+        if pre in self.external_calls:
+            return post
+        form = conv2d_call_form(pre)
+        if form.kind != MULTIPLIER:
+            return post
+        span = f"nn.conv2d {pre.attrs.data_layout}/{pre.attrs.kernel_layout}"
+        reason = _skip_reason(pre, form)
+        if reason is not None:
+            logger.debug("%s: multiplier form left as is: %s", span, reason)
+            return post
+        weight = post.args[1]
+        kernel_shape = _static_shape(pre.args[1].checked_type)
+        key = (weight, pre.attrs.kernel_layout)
+        if key not in self.rewritten:
+            self.rewritten[key] = canonical_weight(
+                weight, kernel_shape, pre.attrs.kernel_layout, form.multiplier
+            )
+        new_weight = self.rewritten[key]
+        self.count += 1
+        logger.debug(
+            "%s: C=%d m=%d: weight %s -> %s (%s)",
+            span,
+            form.in_channels,
+            form.multiplier,
+            kernel_shape,
+            canonical_weight_shape(kernel_shape, pre.attrs.kernel_layout, form.multiplier),
+            "new constant" if isinstance(new_weight, relay.Constant) else "reshaped in graph",
+        )
+        return relay.Call(post.op, [post.args[0], new_weight], post.attrs, post.type_args, pre.span)
+
+
+def _external_conv_calls(func):
+    """The conv calls inside nested functions that an external codegen will compile."""
+    calls = set()
+
+    def visit_function(node):
+        if isinstance(node, relay.Function) and node.attrs and "Compiler" in node.attrs:
+            relay.analysis.post_order_visit(node.body, visit_call)
+
+    def visit_call(node):
+        if isinstance(node, relay.Call):
+            calls.add(node)
+
+    relay.analysis.post_order_visit(func, visit_function)
+    return calls
+
+
+def _skip_function_reason(func):
+    if not isinstance(func, relay.Function):
+        return "not a Relay function"
+    for attr in ("Compiler", "Primitive"):
+        if func.attrs and attr in func.attrs:
+            return f"marked {attr}"
+    return None
+
+
+@tvm.transform.module_pass(opt_level=3, name="CanonicalizeDepthwise")
+class _CanonicalizeDepthwise:
+    """See :func:`CanonicalizeDepthwise`."""
+
+    def transform_module(self, mod, ctx):  # pylint: disable=unused-argument
+        # Work on a copy: InferType and update_func would otherwise change the caller's module.
+        new_mod = relay.transform.InferType()(mod.clone())
+        changed = False
+        for gvar, func in list(new_mod.functions.items()):
+            reason = _skip_function_reason(func)
+            if reason is not None:
+                logger.debug("function %s skipped: %s", gvar.name_hint, reason)
+                continue
+            callback = _MultiplierFormRewrite(_external_conv_calls(func))
+            new_func = rewrite(callback, func, new_mod)
+            if callback.count:
+                logger.debug("function %s: %d conv(s) rewritten", gvar.name_hint, callback.count)
+                new_mod[gvar] = new_func
+                changed = True
+        if not changed:
+            return mod
+        return relay.transform.InferType()(new_mod)
+
+
+def CanonicalizeDepthwise():  # pylint: disable=invalid-name
+    """Rewrite depthwise ``nn.conv2d`` from the channel-multiplier form to the canonical form.
+
+    A depthwise convolution with channel multiplier ``m`` over ``C`` input channels
+    (``groups == C``, ``channels == C*m``) reaches Relay with its weight in one of two forms.
+    In OIHW terms the multiplier form is ``[C, m, kH, kW]`` (TFLite, Keras, TensorFlow) and the
+    canonical grouped form is ``[C*m, 1, kH, kW]`` (ONNX, PyTorch, and every grouped
+    convolution). This pass rewrites every convolution in the multiplier form, in any data
+    layout and any unpacked kernel layout, to the canonical form with identical results, so
+    that one strategy serves every depthwise convolution. A constant weight becomes a new
+    constant; any other weight is reshaped in the graph (``FoldConstant`` folds it once it is
+    bound). Everything else is left unchanged, as are functions for an external codegen.
+
+    Returns
+    -------
+    ret : tvm.transform.Pass
+        The registered pass, named ``CanonicalizeDepthwise``, at opt_level 3.
+    """
+    return _CanonicalizeDepthwise()

@@ -1,0 +1,60 @@
+"""Makes the patch part of TVM once ``tvm.relay`` is imported.
+
+Upstream, the pass would sit in the C++ pass pipelines of ``relay.build`` and the VM compiler
+(see docs/upstream.md); installed onto a released TVM, it runs at the Python entry points that
+every build goes through, before TVM's own pipeline and inside the caller's ``PassContext``.
+"""
+import functools
+
+import tvm
+from tvm import relay
+from tvm.relay import build_module
+from tvm.relay.backend import interpreter, vm
+
+from tvm_canonicalize_depthwise import enabled
+
+_MARK = "_canonicalize_depthwise_wrapped"
+
+
+def canonicalize_for_build(mod):
+    """Run ``CanonicalizeDepthwise`` on ``mod`` if the patch and the current PassContext allow.
+
+    ``Sequential`` applies the context's ``opt_level``, ``required_pass`` and
+    ``disabled_pass`` to the pass exactly as to TVM's own passes, and instruments see it run.
+    """
+    from tvm.relay.transform.canonicalize_depthwise import CanonicalizeDepthwise
+
+    if not enabled() or not isinstance(mod, tvm.IRModule):
+        return mod
+    return tvm.transform.Sequential([CanonicalizeDepthwise()], name="CanonicalizeDepthwiseAtBuild")(
+        mod
+    )
+
+
+def _canonicalizing(method):
+    """Wrap ``method(self, mod, ...)`` so that ``mod`` is canonicalized first."""
+    if getattr(method, _MARK, False):
+        return method
+
+    @functools.wraps(method)
+    def wrapper(self, mod, *args, **kwargs):
+        return method(self, canonicalize_for_build(mod), *args, **kwargs)
+
+    setattr(wrapper, _MARK, True)
+    return wrapper
+
+
+def activate():
+    """Attach the pass to ``tvm.relay.transform``, register dispatch and hook the builders."""
+    from tvm.relay.transform import canonicalize_depthwise
+    from tvm.relay.op.strategy import depthwise_canonical  # pylint: disable=unused-import
+
+    relay.transform.CanonicalizeDepthwise = canonicalize_depthwise.CanonicalizeDepthwise
+    for owner, name in (
+        (build_module.BuildModule, "build"),
+        (build_module.BuildModule, "optimize"),
+        (vm.VMCompiler, "lower"),
+        (vm.VMCompiler, "optimize"),
+        (interpreter.Interpreter, "__init__"),
+    ):
+        setattr(owner, name, _canonicalizing(getattr(owner, name)))
