@@ -30,12 +30,12 @@ def schedule_depthwise_conv2d_canonical(cfg, outs):
         if isinstance(data_pad.op, te.ComputeOp) and "pad" in data_pad.op.tag:
             sch[data_pad].compute_inline()
         out = outs[0]
-        if conv.op != out.op:
-            sch[conv].compute_inline()
         axes = list(sch[out].op.axis)
         inner = axes[-1]
         outer = sch[out].fuse(*axes[:-2])
         sch[out].parallel(outer)
+        if conv.op != out.op:
+            sch[conv].compute_at(sch[out], outer)
         lanes = 16 if int(inner.dom.extent) >= 16 else 1
         if lanes > 1:
             _, vec = sch[out].split(inner, factor=lanes)

@@ -1,0 +1,45 @@
+"""NumPy reference for depthwise convolution, independent of TVM, for checks and tests."""
+import numpy as np
+
+
+def to_layout(array, src, dst):
+    """Transpose ``array`` from layout ``src`` to ``dst`` (same letters, e.g. OIHW -> HWOI)."""
+    return np.ascontiguousarray(array.transpose([src.index(axis) for axis in dst]))
+
+
+def depthwise_conv2d_nchw(data, weight, strides=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1),
+                          out_dtype=None):
+    """Depthwise convolution, NCHW data and a canonical OIHW weight ``[C*m, 1, kH, kW]``.
+
+    ``padding`` is (top, left, bottom, right). Products and sums are formed in ``out_dtype``
+    (default: float64 for floats, int64 for integers), then cast to ``out_dtype`` or the
+    data's dtype.
+    """
+    batch, channels, height, width = data.shape
+    out_channels, _, kernel_h, kernel_w = weight.shape
+    multiplier = out_channels // channels
+    acc_dtype = np.float64 if np.issubdtype(data.dtype, np.floating) else np.int64
+    top, left, bottom, right = padding
+    padded = np.pad(data.astype(acc_dtype), ((0, 0), (0, 0), (top, bottom), (left, right)))
+    out_h = (height + top + bottom - (kernel_h - 1) * dilation[0] - 1) // strides[0] + 1
+    out_w = (width + left + right - (kernel_w - 1) * dilation[1] - 1) // strides[1] + 1
+    # Output channel o reads input channel o // m.
+    source = np.repeat(padded, multiplier, axis=1)
+    out = np.zeros((batch, out_channels, out_h, out_w), acc_dtype)
+    for i in range(kernel_h):
+        for j in range(kernel_w):
+            y0, x0 = i * dilation[0], j * dilation[1]
+            window = source[:, :, y0: y0 + strides[0] * (out_h - 1) + 1: strides[0],
+                            x0: x0 + strides[1] * (out_w - 1) + 1: strides[1]]
+            out += window * weight[:, 0, i, j].astype(acc_dtype)[None, :, None, None]
+    return out.astype(out_dtype or data.dtype)
+
+
+def multiplier_to_canonical(weight):
+    """OIHW ``[C, m, kH, kW]`` to ``[C*m, 1, kH, kW]``: canonical ``[c*m + q]`` is ``[c, q]``."""
+    channels, multiplier, kernel_h, kernel_w = weight.shape
+    canonical = np.empty((channels * multiplier, 1, kernel_h, kernel_w), weight.dtype)
+    for c in range(channels):
+        for q in range(multiplier):
+            canonical[c * multiplier + q, 0] = weight[c, q]
+    return canonical
