@@ -1,0 +1,308 @@
+"""Tests for the CanonicalizeDepthwise pass: structure, numerics and pass properties."""
+import logging
+
+import numpy as np
+import pytest
+
+import tvm
+import tvm.testing
+from tvm import relay
+from tvm.contrib import graph_executor
+from tvm.relay.transform import CanonicalizeDepthwise
+from tvm_canonicalize_depthwise import reference as ref
+
+TARGET = tvm.target.Target(f"llvm -mcpu={tvm.target.codegen.llvm_get_system_cpu()}")
+LAYOUTS = [
+    ("NCHW", "OIHW"),
+    ("NCHW", "OHWI"),
+    ("NCHW", "HWIO"),
+    ("NHWC", "HWOI"),
+    ("NHWC", "HWIO"),
+    ("NHWC", "OHWI"),
+    ("NHWC", "OIHW"),
+]
+
+
+def data_shape(data_layout, channels, height=9, width=10):
+    return ref.to_layout(np.empty((1, channels, height, width)), "NCHW", data_layout).shape
+
+
+def conv(data, weight, channels, mult, data_layout, kernel_layout, size=3, **kwargs):
+    return relay.nn.conv2d(
+        data,
+        weight,
+        channels=channels * mult,
+        groups=channels,
+        kernel_size=(size, size),
+        data_layout=data_layout,
+        kernel_layout=kernel_layout,
+        **kwargs,
+    )
+
+
+def run_pass(mod):
+    return CanonicalizeDepthwise()(mod)
+
+
+def infer(expr):
+    return relay.transform.InferType()(tvm.IRModule.from_expr(expr))
+
+
+@pytest.mark.parametrize("data_layout,kernel_layout", LAYOUTS)
+def test_constant_weight_becomes_canonical_constant(data_layout, kernel_layout):
+    channels, mult = 4, 3
+    oihw = np.arange(channels * mult * 9, dtype="float32").reshape(channels, mult, 3, 3)
+
+    def before():
+        x = relay.var("x", shape=data_shape(data_layout, channels))
+        w = relay.const(ref.to_layout(oihw, "OIHW", kernel_layout))
+        return relay.Function([x], conv(x, w, channels, mult, data_layout, kernel_layout))
+
+    def expected():
+        x = relay.var("x", shape=data_shape(data_layout, channels))
+        canonical = ref.to_layout(ref.multiplier_to_canonical(oihw), "OIHW", kernel_layout)
+        w = relay.const(canonical)
+        return relay.Function([x], conv(x, w, channels, mult, data_layout, kernel_layout))
+
+    tvm.ir.assert_structural_equal(run_pass(infer(before())), infer(expected()))
+
+
+@pytest.mark.parametrize("kernel_layout", ["OIHW", "HWOI"])
+def test_parameter_weight_adjacent_o_i_is_reshaped(kernel_layout):
+    channels, mult = 4, 2
+    shape = ref.to_layout(np.empty((channels, mult, 3, 3)), "OIHW", kernel_layout).shape
+    canonical_shape = ref.to_layout(np.empty((channels * mult, 1, 3, 3)), "OIHW", kernel_layout)
+    data_layout = "NCHW" if kernel_layout == "OIHW" else "NHWC"
+
+    def before():
+        x = relay.var("x", shape=data_shape(data_layout, channels))
+        w = relay.var("w", shape=shape)
+        return relay.Function([x, w], conv(x, w, channels, mult, data_layout, kernel_layout))
+
+    def expected():
+        x = relay.var("x", shape=data_shape(data_layout, channels))
+        w = relay.var("w", shape=shape)
+        new_w = relay.reshape(w, canonical_shape.shape)
+        return relay.Function([x, w], conv(x, new_w, channels, mult, data_layout, kernel_layout))
+
+    tvm.ir.assert_structural_equal(run_pass(infer(before())), infer(expected()))
+
+
+@pytest.mark.parametrize("kernel_layout", ["HWIO", "OHWI", "IOHW"])
+def test_parameter_weight_goes_through_oihw(kernel_layout):
+    channels, mult = 4, 2
+    shape = ref.to_layout(np.empty((channels, mult, 3, 3)), "OIHW", kernel_layout).shape
+
+    def before():
+        x = relay.var("x", shape=data_shape("NHWC", channels))
+        w = relay.var("w", shape=shape)
+        return relay.Function([x, w], conv(x, w, channels, mult, "NHWC", kernel_layout))
+
+    def expected():
+        x = relay.var("x", shape=data_shape("NHWC", channels))
+        w = relay.var("w", shape=shape)
+        new_w = relay.layout_transform(w, kernel_layout, "OIHW")
+        new_w = relay.reshape(new_w, (channels * mult, 1, 3, 3))
+        new_w = relay.layout_transform(new_w, "OIHW", kernel_layout)
+        return relay.Function([x, w], conv(x, new_w, channels, mult, "NHWC", kernel_layout))
+
+    tvm.ir.assert_structural_equal(run_pass(infer(before())), infer(expected()))
+
+
+def _build_and_run(mod, inputs, params=None, disabled_pass=()):
+    with tvm.transform.PassContext(opt_level=3, disabled_pass=list(disabled_pass)):
+        lib = relay.build(mod, target=TARGET, params=params)
+    module = graph_executor.GraphModule(lib["default"](tvm.cpu(0)))
+    module.set_input(**inputs)
+    module.run()
+    return module.get_output(0).numpy()
+
+
+# Every layout pair with every multiplier; strides, dilations, paddings and dtypes rotate
+# through the cases so that each value meets several layouts and multipliers.
+CONFIGS = [
+    ((1, 1), (1, 1), (1, 1, 1, 1), "float32"),
+    ((2, 2), (1, 1), (0, 1, 2, 1), "float32"),
+    ((1, 2), (2, 2), (2, 0, 1, 3), "float32"),
+    ((2, 1), (1, 2), (1, 2, 0, 1), "float16"),
+]
+NUMERIC_CASES = [
+    (layouts, mult, CONFIGS[(i * 3 + j) % len(CONFIGS)])
+    for i, layouts in enumerate(LAYOUTS)
+    for j, mult in enumerate((2, 3, 16))
+]
+
+
+@pytest.mark.parametrize("layouts,mult,config", NUMERIC_CASES)
+def test_numerics_against_numpy(layouts, mult, config):
+    data_layout, kernel_layout = layouts
+    strides, dilation, padding, dtype = config
+    channels, size = 5, 3
+    rng = np.random.default_rng(mult)
+    data = rng.uniform(-1, 1, (1, channels, 11, 12)).astype(dtype)
+    oihw = rng.uniform(-1, 1, (channels, mult, size, size)).astype(dtype)
+    x = relay.var("x", shape=ref.to_layout(data, "NCHW", data_layout).shape, dtype=dtype)
+    w = relay.var("w", shape=ref.to_layout(oihw, "OIHW", kernel_layout).shape, dtype=dtype)
+    y = conv(x, w, channels, mult, data_layout, kernel_layout, size,
+             strides=strides, dilation=dilation, padding=padding)
+    mod = tvm.IRModule.from_expr(relay.Function([x, w], y))
+    expected = ref.depthwise_conv2d_nchw(
+        data, ref.multiplier_to_canonical(oihw), strides, padding, dilation
+    ).astype("float64")
+    tol = 1e-4 if dtype == "float32" else 2e-2
+    inputs = {"x": ref.to_layout(data, "NCHW", data_layout)}
+    weight = {"w": ref.to_layout(oihw, "OIHW", kernel_layout)}
+    for params, feed in ((weight, inputs), (None, {**inputs, **weight})):
+        out = _build_and_run(mod, feed, params=params)
+        actual = ref.to_layout(out, data_layout, "NCHW").astype("float64")
+        tvm.testing.assert_allclose(actual, expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("data_layout,kernel_layout", [("NCHW", "OIHW"), ("NHWC", "HWOI")])
+def test_same_numbers_with_pass_disabled(data_layout, kernel_layout):
+    channels, mult = 6, 4
+    rng = np.random.default_rng(1)
+    data = rng.uniform(-1, 1, (1, channels, 10, 10)).astype("float32")
+    oihw = rng.uniform(-1, 1, (channels, mult, 3, 3)).astype("float32")
+    x = relay.var("x", shape=ref.to_layout(data, "NCHW", data_layout).shape)
+    w = relay.const(ref.to_layout(oihw, "OIHW", kernel_layout))
+    mod = tvm.IRModule.from_expr(
+        relay.Function([x], conv(x, w, channels, mult, data_layout, kernel_layout, padding=(1, 1)))
+    )
+    inputs = {"x": ref.to_layout(data, "NCHW", data_layout)}
+    expected = ref.depthwise_conv2d_nchw(data, ref.multiplier_to_canonical(oihw), padding=(1,) * 4)
+    on = _build_and_run(mod, inputs)
+    off = _build_and_run(mod, inputs, disabled_pass=["CanonicalizeDepthwise"])
+    for out in (on, off):
+        tvm.testing.assert_allclose(ref.to_layout(out, data_layout, "NCHW"), expected, rtol=1e-4,
+                                    atol=1e-4)
+
+
+def _multiplier_module():
+    x = relay.var("x", shape=(1, 4, 8, 8))
+    w = relay.const(np.ones((4, 2, 3, 3), "float32"))
+    return infer(relay.Function([x], conv(x, w, 4, 2, "NCHW", "OIHW")))
+
+
+def test_idempotent():
+    once = run_pass(_multiplier_module())
+    twice = run_pass(once)
+    tvm.ir.assert_structural_equal(once, twice)
+    assert not tvm.ir.structural_equal(once, _multiplier_module())
+
+
+def test_input_module_not_mutated():
+    mod = _multiplier_module()
+    copy = _multiplier_module()
+    run_pass(mod)
+    tvm.ir.assert_structural_equal(mod, copy)
+
+
+def _untouched_cases():
+    x4 = relay.var("x", shape=(1, 4, 8, 8))
+    ones = lambda *shape: relay.const(np.ones(shape, "float32"))  # noqa: E731
+    yield "m == 1", conv(x4, ones(4, 1, 3, 3), 4, 1, "NCHW", "OIHW")
+    yield "canonical m > 1", conv(x4, ones(8, 1, 3, 3), 4, 2, "NCHW", "OIHW")
+    yield "ordinary conv", relay.nn.conv2d(x4, ones(6, 4, 3, 3), channels=6, kernel_size=(3, 3))
+    yield "grouped conv", relay.nn.conv2d(
+        x4, ones(6, 2, 3, 3), channels=6, groups=2, kernel_size=(3, 3)
+    )
+    xs = relay.var("xs", shape=(1, relay.Any(), 8, 8))
+    yield "dynamic channels", relay.nn.conv2d(
+        xs, relay.var("ws"), channels=8, groups=4, kernel_size=(3, 3)
+    )
+
+
+@pytest.mark.parametrize("name,expr", list(_untouched_cases()), ids=lambda v: str(v)[:20])
+def test_untouched(name, expr):
+    del name
+    mod = infer(relay.Function(relay.analysis.free_vars(expr), expr))
+    tvm.ir.assert_structural_equal(run_pass(mod), mod)
+
+
+def test_every_function_not_only_main():
+    mod = _multiplier_module()
+    helper = relay.GlobalVar("helper")
+    mod[helper] = mod["main"]
+    x = relay.var("x", shape=(1, 4, 8, 8))
+    mod["main"] = relay.Function([x], relay.Call(helper, [x]))
+    mod = relay.transform.InferType()(mod)
+    out = run_pass(mod)
+    weight_shapes = []
+    relay.analysis.post_order_visit(
+        out["helper"],
+        lambda n: weight_shapes.append(tuple(n.data.shape)) if isinstance(n, relay.Constant) else 0,
+    )
+    assert weight_shapes == [(8, 1, 3, 3)]
+
+
+def test_external_codegen_functions_left_alone():
+    inner = _multiplier_module()["main"].with_attr("Compiler", "ccompiler")
+    inner = inner.with_attr("global_symbol", "ext")
+    mod = tvm.IRModule()
+    ext = relay.GlobalVar("ext")
+    mod[ext] = inner
+    x = relay.var("x", shape=(1, 4, 8, 8))
+    nested = _multiplier_module()["main"].with_attr("Compiler", "ccompiler")
+    mod["main"] = relay.Function([x], relay.add(relay.Call(ext, [x]), relay.Call(nested, [x])))
+    mod = relay.transform.InferType()(mod)
+    tvm.ir.assert_structural_equal(run_pass(mod), mod)
+
+
+def test_shared_weight_rewritten_once():
+    x = relay.var("x", shape=(1, 4, 8, 8))
+    w = relay.const(np.ones((4, 2, 3, 3), "float32"))
+    y = relay.add(conv(x, w, 4, 2, "NCHW", "OIHW"), conv(x, w, 4, 2, "NCHW", "OIHW", dilation=2))
+    out = run_pass(infer(relay.Function([x], y)))
+    constants = set()
+    relay.analysis.post_order_visit(
+        out["main"], lambda n: constants.add(n) if isinstance(n, relay.Constant) else None
+    )
+    assert len(constants) == 1
+
+
+def test_thousands_of_convs_in_a_chain():
+    channels, depth = 4, 1000
+    x = relay.var("x", shape=(1, channels, 6, 6))
+    w_dw = relay.const(np.full((channels, 2, 3, 3), 0.1, "float32"))
+    w_pw = relay.const(np.full((channels, channels * 2, 1, 1), 0.1, "float32"))
+    y = x
+    for _ in range(depth):
+        y = conv(y, w_dw, channels, 2, "NCHW", "OIHW", padding=(1, 1))
+        y = relay.nn.conv2d(y, w_pw, channels=channels, kernel_size=(1, 1))
+    out = run_pass(infer(relay.Function([x], y)))
+    kinds = []
+
+    def visit(node):
+        if isinstance(node, relay.Call) and node.attrs.groups == channels:
+            kinds.append(tuple(node.args[1].checked_type.shape))
+
+    relay.analysis.post_order_visit(out["main"], visit)
+    assert len(kinds) == depth
+    assert set(kinds) == {(channels * 2, 1, 3, 3)}
+
+
+def test_rewrites_and_skips_logged_at_debug(caplog):
+    caplog.set_level(logging.DEBUG, logger="tvm.relay.transform.canonicalize_depthwise")
+    run_pass(_multiplier_module())
+    messages = [r.getMessage() for r in caplog.records
+                if r.name == "tvm.relay.transform.canonicalize_depthwise"]
+    assert any("[4, 2, 3, 3] -> [8, 1, 3, 3]" in m for m in messages), messages
+
+
+def test_pass_info():
+    info = CanonicalizeDepthwise().info
+    assert (info.name, info.opt_level) == ("CanonicalizeDepthwise", 3)
+
+
+def test_usable_in_sequential_and_respects_opt_level():
+    seq = tvm.transform.Sequential([relay.transform.InferType(), CanonicalizeDepthwise()])
+    mod = _multiplier_module()
+    with tvm.transform.PassContext(opt_level=2):
+        tvm.ir.assert_structural_equal(seq(mod), mod)
+    with tvm.transform.PassContext(opt_level=2, required_pass=["CanonicalizeDepthwise"]):
+        assert not tvm.ir.structural_equal(seq(mod), mod)
+    with tvm.transform.PassContext(opt_level=3):
+        assert not tvm.ir.structural_equal(seq(mod), mod)
+    with tvm.transform.PassContext(opt_level=3, disabled_pass=["CanonicalizeDepthwise"]):
+        tvm.ir.assert_structural_equal(seq(mod), mod)
