@@ -209,7 +209,7 @@ def _untouched_cases():
     )
     xs = relay.var("xs", shape=(1, relay.Any(), 8, 8))
     yield "dynamic channels", relay.nn.conv2d(
-        xs, relay.var("ws"), channels=8, groups=4, kernel_size=(3, 3)
+        xs, relay.var("ws", shape=(8, 1, 3, 3)), channels=8, groups=4, kernel_size=(3, 3)
     )
 
 
@@ -252,7 +252,7 @@ def test_external_codegen_functions_left_alone():
 def test_shared_weight_rewritten_once():
     x = relay.var("x", shape=(1, 4, 8, 8))
     w = relay.const(np.ones((4, 2, 3, 3), "float32"))
-    y = relay.add(conv(x, w, 4, 2, "NCHW", "OIHW"), conv(x, w, 4, 2, "NCHW", "OIHW", dilation=2))
+    y = relay.add(conv(x, w, 4, 2, "NCHW", "OIHW"), conv(relay.nn.relu(x), w, 4, 2, "NCHW", "OIHW"))
     out = run_pass(infer(relay.Function([x], y)))
     constants = set()
     relay.analysis.post_order_visit(
