@@ -1,0 +1,176 @@
+"""CanonicalizeDepthwise runs inside relay.build and friends at opt_level 3, and dispatch follows."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import tvm
+import tvm.testing
+from tvm import relay
+from tvm.contrib import graph_executor
+from tvm.relay.backend import vm
+from tvm_canonicalize_depthwise import ENV_VAR
+from tvm_canonicalize_depthwise import reference as ref
+
+TARGET = tvm.target.Target(f"llvm -mcpu={tvm.target.codegen.llvm_get_system_cpu()}")
+ARM_TARGET = "llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon"
+CHANNELS, MULT = 4, 3
+
+
+@tvm.instrument.pass_instrument
+class PassNames:
+    """Records the name of every pass that runs."""
+
+    def __init__(self):
+        self.names = []
+
+    def run_before_pass(self, mod, info):
+        self.names.append(info.name)
+
+
+def _data():
+    return np.random.default_rng(0).uniform(-1, 1, (1, CHANNELS, 8, 8)).astype("float32")
+
+
+def _weight():
+    return np.random.default_rng(1).uniform(-1, 1, (CHANNELS, MULT, 3, 3)).astype("float32")
+
+
+def _expected():
+    conv = ref.depthwise_conv2d_nchw(_data(), ref.multiplier_to_canonical(_weight()),
+                                     padding=(1,) * 4)
+    return np.maximum(conv, 0)
+
+
+def _module(weight_as_param=False):
+    x = relay.var("x", shape=(1, CHANNELS, 8, 8))
+    w = relay.var("w", shape=(CHANNELS, MULT, 3, 3)) if weight_as_param else relay.const(_weight())
+    y = relay.nn.conv2d(x, w, channels=CHANNELS * MULT, groups=CHANNELS, kernel_size=(3, 3),
+                        padding=(1, 1))
+    params = [x, w] if weight_as_param else [x]
+    return tvm.IRModule.from_expr(relay.Function(params, relay.nn.relu(y)))
+
+
+def _ran(build, **ctx):
+    names = PassNames()
+    with tvm.transform.PassContext(instruments=[names], **ctx):
+        result = build()
+    return "CanonicalizeDepthwise" in names.names, result
+
+
+@pytest.mark.parametrize(
+    "ctx,expected",
+    [
+        ({"opt_level": 3}, True),
+        ({"opt_level": 2}, False),
+        ({"opt_level": 2, "required_pass": ["CanonicalizeDepthwise"]}, True),
+        ({"opt_level": 3, "disabled_pass": ["CanonicalizeDepthwise"]}, False),
+    ],
+)
+def test_relay_build_runs_pass_per_pass_context(ctx, expected):
+    ran, lib = _ran(lambda: relay.build(_module(), target=TARGET), **ctx)
+    assert ran == expected
+    module = graph_executor.GraphModule(lib["default"](tvm.cpu()))
+    module.run(x=_data())
+    tvm.testing.assert_allclose(module.get_output(0).numpy(), _expected(), rtol=1e-4, atol=1e-4)
+
+
+def test_env_var_turns_the_patch_off(monkeypatch):
+    monkeypatch.setenv(ENV_VAR, "0")
+    ran, _ = _ran(lambda: relay.build(_module(), target=TARGET), opt_level=3)
+    assert not ran
+
+
+def test_params_become_canonical_constants_without_runtime_reshape():
+    params = {"w": tvm.nd.array(_weight())}
+    before = params["w"].numpy().copy()
+    with tvm.transform.PassContext(opt_level=3):
+        lib = relay.build(_module(weight_as_param=True), target=TARGET, params=params)
+    ops = [node["attrs"]["func_name"] for node in json.loads(lib.get_graph_json())["nodes"]
+           if node["op"] == "tvm_op"]
+    assert len(ops) == 1 and "reshape" not in ops[0] and "layout_transform" not in ops[0], ops
+    assert list(params) == ["w"]
+    np.testing.assert_array_equal(params["w"].numpy(), before)
+    module = graph_executor.GraphModule(lib["default"](tvm.cpu()))
+    module.run(x=_data())
+    tvm.testing.assert_allclose(module.get_output(0).numpy(), _expected(), rtol=1e-4, atol=1e-4)
+
+
+def test_relay_optimize_runs_pass():
+    ran, (mod, _) = _ran(lambda: relay.optimize(_module(), target=TARGET), opt_level=3)
+    assert ran
+    shapes = []
+    relay.analysis.post_order_visit(
+        mod["main"], lambda n: shapes.append(tuple(n.data.shape))
+        if isinstance(n, relay.Constant) else None)
+    assert (CHANNELS * MULT, 1, 3, 3) in shapes or any(
+        len(s) == 6 and s[1] == 1 for s in shapes), shapes
+
+
+def test_vm_compile_runs_pass():
+    ran, exe = _ran(lambda: vm.compile(_module(), target=TARGET), opt_level=3)
+    assert ran
+    out = tvm.runtime.vm.VirtualMachine(exe, tvm.cpu()).invoke("main", _data())
+    tvm.testing.assert_allclose(out.numpy(), _expected(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["graph", "vm", "aot", "debug"])
+def test_create_executor_runs_pass(kind):
+    def evaluate():
+        executor = relay.create_executor(kind, mod=_module(), device=tvm.cpu(), target=TARGET)
+        return executor.evaluate()(_data())
+
+    ran, out = _ran(evaluate, opt_level=3)
+    assert ran
+    tvm.testing.assert_allclose(out.numpy(), _expected(), rtol=1e-4, atol=1e-4)
+
+
+def test_tvmc_compile_default_opt_level_runs_pass(tmp_path):
+    from tvm.driver import tvmc
+
+    path = tmp_path / "model.relay"
+    path.write_text(_module().astext(show_meta_data=True))
+    model = tvmc.load(str(path))
+    names = PassNames()
+    package = tvmc.compile(model, target=str(TARGET), package_path=str(tmp_path / "m.tar"),
+                           instruments=[names])
+    assert "CanonicalizeDepthwise" in names.names
+    module = graph_executor.create(package.graph, tvm.runtime.load_module(package.lib_path),
+                                   tvm.cpu())
+    module.load_params(package.params)
+    module.run(x=_data())
+    tvm.testing.assert_allclose(module.get_output(0).numpy(), _expected(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("data_layout,kernel_layout", [("NCHW", "OIHW"), ("NHWC", "HWOI"),
+                                                       ("NCHW", "OHWI")])
+def test_arm_cpu_compiles(data_layout, kernel_layout):
+    shape = ref.to_layout(_data(), "NCHW", data_layout).shape
+    x = relay.var("x", shape=shape)
+    w = relay.const(ref.to_layout(_weight(), "OIHW", kernel_layout))
+    y = relay.nn.conv2d(x, w, channels=CHANNELS * MULT, groups=CHANNELS, kernel_size=(3, 3),
+                        padding=(1, 1), data_layout=data_layout, kernel_layout=kernel_layout)
+    with tvm.transform.PassContext(opt_level=3):
+        lib = relay.build(tvm.IRModule.from_expr(relay.Function([x], y)), target=ARM_TARGET)
+    assert "depthwise_conv2d_canonical" in lib.get_lib().get_source("ll") or lib.get_graph_json()
+
+
+def test_dispatch_is_one_implementation_for_both_forms():
+    from tvm.relay.backend import te_compiler
+
+    names = set()
+    for weight in (_weight(), ref.multiplier_to_canonical(_weight())):
+        x = relay.var("x", shape=(1, CHANNELS, 8, 8))
+        y = relay.nn.conv2d(x, relay.const(weight), channels=CHANNELS * MULT, groups=CHANNELS,
+                            kernel_size=(3, 3), padding=(1, 1))
+        mod = tvm.IRModule.from_expr(relay.Function([x], y))
+        with tvm.transform.PassContext(opt_level=3):
+            mod = relay.transform.InferType()(relay.transform.CanonicalizeDepthwise()(mod))
+        call = mod["main"].body
+        data, kernel = (tvm.te.placeholder([int(e) for e in a.checked_type.shape])
+                        for a in call.args)
+        impl, _ = te_compiler.select_implementation(
+            call.op, call.attrs, [data, kernel], call.checked_type, TARGET)
+        names.add(impl.name)
+    assert names == {"depthwise_conv2d_canonical.x86"}
