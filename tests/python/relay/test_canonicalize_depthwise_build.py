@@ -131,7 +131,7 @@ def test_tvmc_compile_default_opt_level_runs_pass(tmp_path):
 
     path = tmp_path / "model.relay"
     path.write_text(_module().astext(show_meta_data=True))
-    model = tvmc.load(str(path))
+    model = tvmc.load(str(path), shape_dict={"x": [1, CHANNELS, 8, 8]})
     names = PassNames()
     package = tvmc.compile(model, target=str(TARGET), package_path=str(tmp_path / "m.tar"),
                            instruments=[names])
