@@ -236,6 +236,10 @@ def main(argv=None):
     args = _parse_args(sys.argv[1:] if argv is None else argv)
     try:
         enabled()
+    except ValueError as err:
+        print(f"canonicalize-depthwise: error: {err}", file=sys.stderr)
+        return 2
+    try:
         report = run(args)
     except Exception as err:  # pylint: disable=broad-except
         message = str(err).strip().splitlines()
