@@ -191,6 +191,12 @@ def test_idempotent():
     assert not tvm.ir.structural_equal(once, _multiplier_module())
 
 
+def test_env_var_zero_makes_the_pass_an_identity(monkeypatch):
+    monkeypatch.setenv("TVM_CANONICALIZE_DEPTHWISE", "0")
+    mod = _multiplier_module()
+    tvm.ir.assert_structural_equal(run_pass(mod), mod)
+
+
 def test_input_module_not_mutated():
     mod = _multiplier_module()
     copy = _multiplier_module()
@@ -288,6 +294,23 @@ def test_rewrites_and_skips_logged_at_debug(caplog):
     messages = [r.getMessage() for r in caplog.records
                 if r.name == "tvm.relay.transform.canonicalize_depthwise"]
     assert any("[4, 2, 3, 3] -> [8, 1, 3, 3]" in m for m in messages), messages
+
+
+def test_relay_to_relax_translation_still_works():
+    from tvm import relax
+    from tvm.relax.testing import relay_translator
+
+    rng = np.random.default_rng(3)
+    data = rng.uniform(-1, 1, (1, 4, 8, 8)).astype("float32")
+    oihw = rng.uniform(-1, 1, (4, 2, 3, 3)).astype("float32")
+    x = relay.var("x", shape=data.shape)
+    mod = infer(relay.Function([x], conv(x, relay.const(oihw), 4, 2, "NCHW", "OIHW")))
+    expected = ref.depthwise_conv2d_nchw(data, ref.multiplier_to_canonical(oihw))
+    for candidate in (mod, run_pass(mod)):
+        relax_mod = relay_translator.from_relay(candidate["main"], "llvm")
+        machine = relax.VirtualMachine(relax.build(relax_mod, "llvm"), tvm.cpu())
+        out = machine["main"](tvm.nd.array(data)).numpy()
+        tvm.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_pass_info():
