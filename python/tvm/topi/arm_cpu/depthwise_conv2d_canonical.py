@@ -1,8 +1,12 @@
 """ARM CPU schedule for depthwise convolution on canonical weights (any multiplier and layout)."""
-from tvm import autotvm, te, tir
+from tvm import autotvm
 
-from ..nn.depthwise_conv2d_canonical import depthwise_conv2d_canonical as _compute
-from ..utils import traverse_inline
+from ..x86.depthwise_conv2d_canonical import (
+    depthwise_conv2d_canonical_cpu,
+    schedule_depthwise_conv2d_canonical_cpu,
+)
+
+_NEON_32BIT_LANES = 4
 
 
 @autotvm.register_topi_compute("depthwise_conv2d_canonical.arm_cpu")
@@ -11,35 +15,12 @@ def depthwise_conv2d_canonical(
 ):
     """Compute of :func:`tvm.topi.nn.depthwise_conv2d_canonical`, as an AutoTVM template."""
     del cfg
-    return _compute(
+    return depthwise_conv2d_canonical_cpu(
         data, kernel, strides, padding, dilation, data_layout, kernel_layout, out_dtype
     )
 
 
 @autotvm.register_topi_schedule("depthwise_conv2d_canonical.arm_cpu")
 def schedule_depthwise_conv2d_canonical(cfg, outs):
-    """Parallel over the outer axes, vectorized along the innermost output axis."""
-    outs = [outs] if isinstance(outs, te.tensor.Tensor) else outs
-    sch = te.create_schedule([x.op for x in outs])
-
-    def _callback(op):
-        if op.tag != "depthwise_conv2d_canonical":
-            return
-        conv = op.output(0)
-        data_pad = op.input_tensors[0]
-        if isinstance(data_pad.op, te.ComputeOp) and "pad" in data_pad.op.tag:
-            sch[data_pad].compute_inline()
-        out = outs[0]
-        axes = list(sch[out].op.axis)
-        inner = axes[-1]
-        outer = sch[out].fuse(*axes[:-2])
-        sch[out].parallel(outer)
-        if conv.op != out.op:
-            sch[conv].compute_at(sch[out], outer)
-        lanes = 4 if int(inner.dom.extent) >= 4 else 1
-        if lanes > 1:
-            _, vec = sch[out].split(inner, factor=lanes)
-            sch[out].vectorize(vec)
-
-    traverse_inline(sch, outs[0].op, _callback)
-    return sch
+    """The CPU schedule of the x86 template with 128-bit NEON vectors (32 registers)."""
+    return schedule_depthwise_conv2d_canonical_cpu(cfg, outs, _NEON_32BIT_LANES)

@@ -1,8 +1,86 @@
 """x86 schedule for depthwise convolution on canonical weights (any multiplier and layout)."""
 from tvm import autotvm, te, tir
+from tvm.autotvm.task.space import OtherOptionEntity, SplitEntity
+from tvm.target.x86 import get_simd_32bit_lanes
 
 from ..nn.depthwise_conv2d_canonical import depthwise_conv2d_canonical as _compute
-from ..utils import traverse_inline
+from ..nn.pad import pad
+from ..nn.utils import get_pad_tuple
+from ..utils import get_const_tuple, traverse_inline
+
+_TAG = "depthwise_conv2d_canonical"
+_UPSAMPLE_TAG = "depthwise_channel_upsample"
+_PAD_TAG = "depthwise_pad"
+
+
+def _pad(data, layout, pads):
+    """Zero padding of the rows and columns, its guards marked ``likely`` (the border is rare)."""
+    n_pos, c_pos, h_pos, w_pos = (layout.index_of(axis) for axis in "NCHW")
+    del n_pos, c_pos
+    pad_top, pad_left, pad_bottom, pad_right = pads
+    shape = list(data.shape)
+    height, width = shape[h_pos], shape[w_pos]
+    shape[h_pos] = height + pad_top + pad_bottom
+    shape[w_pos] = width + pad_left + pad_right
+
+    def _padded(*index):
+        y, x = index[h_pos], index[w_pos]
+        inside = [
+            tir.likely(cond)
+            for cond, needed in (
+                (y >= pad_top, pad_top),
+                (y < height + pad_top, pad_bottom),
+                (x >= pad_left, pad_left),
+                (x < width + pad_left, pad_right),
+            )
+            if needed
+        ]
+        source = list(index)
+        source[h_pos], source[w_pos] = y - pad_top, x - pad_left
+        zero = tir.const(0, data.dtype)
+        return tir.if_then_else(tir.all(*inside), data[tuple(source)], zero)
+
+    return te.compute(shape, _padded, name="data_pad", tag=_PAD_TAG)
+
+
+def depthwise_conv2d_canonical_cpu(
+    data, kernel, strides, padding, dilation, data_layout, kernel_layout, out_dtype
+):
+    """:func:`tvm.topi.nn.depthwise_conv2d_canonical` in the form the CPU schedules take.
+
+    The input is padded here, so that the schedule places the padding itself, and the
+    compute runs unpadded on it. With channels innermost and a multiplier ``m > 1``, output
+    channel ``o`` reading input channel ``o // m`` would make a vector of output channels
+    gather its input: the padded input is then also upsampled along channels (input channel
+    ``c`` repeated ``m`` times, computed per task by the schedule, never as a whole), and the
+    compute runs with ``m == 1`` on it. The weight is read in place either way.
+    """
+    layout = tir.layout(data_layout)
+    c_pos, w_pos = layout.index_of("C"), layout.index_of("W")
+    kernel_axes = tir.layout(kernel_layout)
+    kernel_shape = get_const_tuple(kernel.shape)
+    out_channels = kernel_shape[kernel_axes.index_of("O")]
+    in_channels = get_const_tuple(data.shape)[c_pos]
+    multiplier = out_channels // in_channels if out_channels % in_channels == 0 else 1
+    dilation_h, dilation_w = (dilation, dilation) if isinstance(dilation, int) else dilation
+    kernel_h = kernel_shape[kernel_axes.index_of("H")]
+    kernel_w = kernel_shape[kernel_axes.index_of("W")]
+    pads = get_pad_tuple(
+        padding, ((kernel_h - 1) * dilation_h + 1, (kernel_w - 1) * dilation_w + 1)
+    )
+    if any(pads):
+        data = _pad(data, layout, pads)
+    if multiplier > 1 and c_pos > w_pos:
+        shape = list(data.shape)
+        shape[c_pos] = out_channels
+
+        def _upsample(*index):
+            index = list(index)
+            index[c_pos] = index[c_pos] // multiplier
+            return data[tuple(index)]
+
+        data = te.compute(shape, _upsample, name="data_upsampled", tag=_UPSAMPLE_TAG)
+    return _compute(data, kernel, strides, 0, dilation, data_layout, kernel_layout, out_dtype)
 
 
 @autotvm.register_topi_compute("depthwise_conv2d_canonical.x86")
@@ -11,35 +89,179 @@ def depthwise_conv2d_canonical(
 ):
     """Compute of :func:`tvm.topi.nn.depthwise_conv2d_canonical`, as an AutoTVM template."""
     del cfg
-    return _compute(
+    return depthwise_conv2d_canonical_cpu(
         data, kernel, strides, padding, dilation, data_layout, kernel_layout, out_dtype
     )
 
 
 @autotvm.register_topi_schedule("depthwise_conv2d_canonical.x86")
 def schedule_depthwise_conv2d_canonical(cfg, outs):
-    """Parallel over the outer axes, vectorized along the innermost output axis."""
+    """Vectorized, register-blocked schedule; the vector width comes from the target."""
+    return schedule_depthwise_conv2d_canonical_cpu(cfg, outs, get_simd_32bit_lanes())
+
+
+def _largest_divisor(extent, limit):
+    """The largest divisor of ``extent`` that is at most ``limit`` (at least 1)."""
+    for factor in range(min(extent, max(limit, 1)), 0, -1):
+        if extent % factor == 0:
+            return factor
+    return 1
+
+
+def _vector_factor(extent, lanes):
+    """Lanes to vectorize an axis of ``extent`` with: a divisor, whole vectors when possible."""
+    if extent <= lanes:
+        return extent
+    if extent % lanes == 0:
+        return lanes
+    return _largest_divisor(extent, lanes)
+
+
+def _register_block(extent, limit):
+    """A divisor of ``extent`` near ``limit`` for the unrolled register block."""
+    block = _largest_divisor(extent, limit)
+    if 2 * block <= limit and extent <= 2 * limit:
+        # prime-ish extents: one block over the whole axis beats blocks of 1
+        block = extent
+    return block
+
+
+def _define_knobs(cfg, conv, lanes, accumulators):
+    """Knobs of the template and, when nothing is tuned, the fallback chosen from the shape."""
+    layout = tir.layout(conv.op.attrs["data_layout"])
+    n_pos, c_pos, h_pos, w_pos = (layout.index_of(axis) for axis in "NCHW")
+    shape = get_const_tuple(conv.shape)
+    out_c, out_h, out_w = shape[c_pos], shape[h_pos], shape[w_pos]
+    channels_last = c_pos > w_pos
+    del n_pos
+    cfg.define_split("tile_c", out_c, num_outputs=2)
+    cfg.define_split("tile_h", out_h, num_outputs=2, max_factor=16)
+    cfg.define_split("tile_w", out_w, num_outputs=3 if not channels_last else 2)
+    cfg.define_knob("unroll_kernel", [1, 0])
+    if not cfg.is_fallback:
+        return
+    if channels_last:
+        vec = _vector_factor(out_c, lanes)
+        cfg["tile_c"] = SplitEntity([-1, vec])
+        # an upsampled input is built per task: tall tasks rebuild fewer of its rows
+        upsampled = conv.op.input_tensors[0].op.tag == _UPSAMPLE_TAG
+        cfg["tile_h"] = SplitEntity([-1, _register_block(out_h, 8) if upsampled else 1])
+        cfg["tile_w"] = SplitEntity([-1, _register_block(out_w, accumulators)])
+    else:
+        cfg["tile_c"] = SplitEntity([-1, 1])
+        vec = _vector_factor(out_w, lanes)
+        # a block of rows of one column strip: the padded rows of a task are read
+        # (rows + kernel - 1) / rows times, so tall blocks
+        rows = _register_block(out_h, accumulators)
+        cfg["tile_h"] = SplitEntity([-1, rows])
+        cfg["tile_w"] = SplitEntity([-1, 1, vec])
+    cfg["unroll_kernel"] = OtherOptionEntity(1)
+
+
+def schedule_depthwise_conv2d_canonical_cpu(cfg, outs, lanes, accumulators=8):
+    """Schedule :func:`tvm.topi.nn.depthwise_conv2d_canonical` for a CPU with SIMD.
+
+    Shared by the x86 and ARM templates. Channels-last data (NHWC) is vectorized along the
+    output channels and register-blocked along the output width; channels-first data (NCHW)
+    is vectorized along the output width and blocked along width and rows. The accumulators
+    of a block stay in registers over the unrolled kernel window. Channels-last reads the
+    padding through a guard (it never depends on the vector lanes); channels-first pads only
+    the rows of one task into a small buffer. Injective consumers (bias, activation) are
+    fused into the store of the block.
+
+    Parameters
+    ----------
+    cfg : ConfigEntity
+        Knobs ``tile_c``, ``tile_h``, ``tile_w`` (splits) and ``unroll_kernel``.
+    outs : te.Tensor or list of te.Tensor
+        The output of the (possibly fused) operator.
+    lanes : int
+        32-bit SIMD lanes of the target (16 for AVX-512, 8 for AVX2, 4 for NEON).
+    accumulators : int
+        Vector accumulators a register block may use.
+
+    Returns
+    -------
+    sch : te.Schedule
+    """
     outs = [outs] if isinstance(outs, te.tensor.Tensor) else outs
     sch = te.create_schedule([x.op for x in outs])
 
     def _callback(op):
-        if op.tag != "depthwise_conv2d_canonical":
+        if op.tag != _TAG:
             return
-        conv = op.output(0)
-        data_pad = op.input_tensors[0]
-        if isinstance(data_pad.op, te.ComputeOp) and "pad" in data_pad.op.tag:
-            sch[data_pad].compute_inline()
-        out = outs[0]
-        axes = list(sch[out].op.axis)
-        inner = axes[-1]
-        outer = sch[out].fuse(*axes[:-2])
-        sch[out].parallel(outer)
-        if conv.op != out.op:
-            sch[conv].compute_at(sch[out], outer)
-        lanes = 16 if int(inner.dom.extent) >= 16 else 1
-        if lanes > 1:
-            _, vec = sch[out].split(inner, factor=lanes)
-            sch[out].vectorize(vec)
+        _schedule_block(sch, cfg, op.output(0), outs[0], lanes, accumulators)
 
     traverse_inline(sch, outs[0].op, _callback)
     return sch
+
+
+def _schedule_block(sch, cfg, conv, out, lanes, accumulators):
+    _define_knobs(cfg, conv, lanes, accumulators)
+    layout = tir.layout(conv.op.attrs["data_layout"])
+    n_pos, c_pos, h_pos, w_pos = (layout.index_of(axis) for axis in "NCHW")
+    channels_last = c_pos > w_pos
+    data_pad = conv.op.input_tensors[0]
+    upsampled = None
+    if isinstance(data_pad.op, te.ComputeOp) and data_pad.op.tag == _UPSAMPLE_TAG:
+        upsampled, data_pad = data_pad, data_pad.op.input_tensors[0]
+    if not (isinstance(data_pad.op, te.ComputeOp) and data_pad.op.tag == _PAD_TAG):
+        data_pad = None
+    elif channels_last or upsampled is not None:
+        # the guards depend on rows and columns, never on the vector lanes (channels)
+        sch[data_pad].compute_inline()
+        data_pad = None
+    if conv.op == out.op:
+        acc = sch.cache_write(conv, "local")
+        out = conv
+    else:
+        acc = conv
+        sch[conv].set_scope("local")
+
+    axes = sch[out].op.axis
+    n, c, h, w = (axes[p] for p in (n_pos, c_pos, h_pos, w_pos))
+    c_outer, c_inner = cfg["tile_c"].apply(sch, out, c)
+    h_outer, h_inner = cfg["tile_h"].apply(sch, out, h)
+    if channels_last:
+        w_outer, w_inner = cfg["tile_w"].apply(sch, out, w)
+        sch[out].reorder(n, h_outer, c_outer, w_outer, h_inner, w_inner, c_inner)
+        vector = c_inner
+        block = [h_inner, w_inner]
+        parallel = sch[out].fuse(n, h_outer, c_outer)
+    else:
+        w_outer, w_block, w_inner = cfg["tile_w"].apply(sch, out, w)
+        sch[out].reorder(n, c_outer, h_outer, w_outer, c_inner, h_inner, w_block, w_inner)
+        vector = w_inner
+        block = [c_inner, h_inner, w_block]
+        parallel = sch[out].fuse(n, c_outer, h_outer)
+    sch[out].parallel(parallel)
+    for axis in block:
+        sch[out].unroll(axis)
+    sch[out].vectorize(vector)
+    sch[acc].compute_at(sch[out], w_outer)
+    if data_pad is not None:
+        # a guard on the columns would scalarize the vectors along them: pad the rows of a
+        # task into a small buffer instead
+        sch[data_pad].compute_at(sch[out], parallel)
+    if upsampled is not None:
+        sch[upsampled].compute_at(sch[out], parallel)
+        sch[upsampled].vectorize(sch[upsampled].op.axis[c_pos])
+
+    acc_axes = sch[acc].op.axis
+    a_n, a_c, a_h, a_w = (acc_axes[p] for p in (n_pos, c_pos, h_pos, w_pos))
+    ry, rx = sch[acc].op.reduce_axis
+    if channels_last:
+        sch[acc].reorder(a_n, ry, rx, a_h, a_w, a_c)
+        a_vector = a_c
+    else:
+        sch[acc].reorder(a_n, a_c, ry, rx, a_h, a_w)
+        a_vector = a_w
+        a_w_block, a_vector = sch[acc].split(a_w, nparts=cfg["tile_w"].size[1])
+        sch[acc].unroll(a_w_block)
+    sch[acc].unroll(a_h)
+    if channels_last:
+        sch[acc].unroll(a_w)
+    if cfg["unroll_kernel"].val:
+        sch[acc].unroll(ry)
+        sch[acc].unroll(rx)
+    sch[acc].vectorize(a_vector)

@@ -1,0 +1,232 @@
+"""The CPU templates of depthwise conv2d on canonical weights: numerics, fallback, tuning, ARM."""
+import os
+
+os.environ["TOPHUB_LOCATION"] = "NONE"
+
+# pylint: disable=wrong-import-position
+import numpy as np
+import pytest
+
+import tvm
+import tvm.relay  # activates the patch's import hook before the project's topi modules load
+from tvm import autotvm, relay, te
+from tvm.contrib import graph_executor
+from tvm_canonicalize_depthwise import reference as ref
+
+from tvm.topi.nn.utils import get_pad_tuple
+from tvm.topi.x86 import depthwise_conv2d_canonical as x86_dw
+
+TARGET = tvm.target.Target(f"llvm -mcpu={tvm.target.codegen.llvm_get_system_cpu()}")
+AVX2_TARGET = tvm.target.Target("llvm -mcpu=haswell")
+ARM_TARGET = tvm.target.Target("llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon")
+
+
+def _inputs(channels, height, width, multiplier, kernel, dtype):
+    rng = np.random.default_rng(channels * 131 + multiplier * 7 + height)
+    kernel_h, kernel_w = kernel
+    if dtype == "int8":
+        data = rng.integers(-128, 128, (1, channels, height, width)).astype(dtype)
+        weight = rng.integers(-128, 128, (channels * multiplier, 1, kernel_h, kernel_w))
+        return data, weight.astype(dtype)
+    data = rng.uniform(-1, 1, (1, channels, height, width)).astype(dtype)
+    weight = rng.uniform(-1, 1, (channels * multiplier, 1, kernel_h, kernel_w)).astype(dtype)
+    return data, weight
+
+
+def _check(
+    data_layout,
+    kernel_layout,
+    channels,
+    size,
+    multiplier,
+    kernel=(3, 3),
+    strides=(1, 1),
+    padding=(1, 1, 1, 1),
+    dilation=(1, 1),
+    dtype="float32",
+    out_dtype=None,
+    target=TARGET,
+):
+    """Build the x86 template (fallback config) with te and compare it with NumPy."""
+    out_dtype = out_dtype or dtype
+    data_nchw, weight_oihw = _inputs(channels, *size, multiplier, kernel, dtype)
+    data_np = ref.to_layout(data_nchw, "NCHW", data_layout)
+    weight_np = ref.to_layout(weight_oihw, "OIHW", kernel_layout)
+    data = te.placeholder(data_np.shape, dtype, name="data")
+    weight = te.placeholder(weight_np.shape, dtype, name="weight")
+    with target:
+        out = x86_dw.depthwise_conv2d_canonical(
+            data, weight, strides, padding, dilation, data_layout, kernel_layout, out_dtype
+        )
+        sch = x86_dw.schedule_depthwise_conv2d_canonical([out])
+        func = tvm.build(sch, [data, weight, out], target)
+    dev = tvm.cpu()
+    result = tvm.nd.empty(tuple(int(e) for e in out.shape), out_dtype, dev)
+    func(tvm.nd.array(data_np, dev), tvm.nd.array(weight_np, dev), result)
+    if isinstance(padding, str):
+        padding = tuple(
+            int(e) for e in get_pad_tuple(padding, tuple(int(e) for e in weight_oihw.shape[2:]))
+        )
+    expected = ref.depthwise_conv2d_nchw(
+        data_nchw, weight_oihw, strides, padding, dilation, out_dtype=out_dtype
+    )
+    tolerance = {"float16": 2e-2, "float32": 1e-5}.get(out_dtype, 0)
+    np.testing.assert_allclose(
+        ref.to_layout(result.numpy(), data_layout, "NCHW"),
+        expected,
+        rtol=tolerance,
+        atol=tolerance,
+    )
+
+
+LAYOUTS = [
+    ("NCHW", "OIHW"),
+    ("NCHW", "OHWI"),
+    ("NCHW", "IOHW"),
+    ("NHWC", "HWOI"),
+    ("NHWC", "HWIO"),
+    ("NHWC", "OHWI"),
+]
+
+
+@pytest.mark.parametrize("data_layout,kernel_layout", LAYOUTS)
+@pytest.mark.parametrize("multiplier", [1, 2, 3, 8])
+def test_layouts_and_multipliers(data_layout, kernel_layout, multiplier):
+    _check(data_layout, kernel_layout, 5, (9, 10), multiplier)
+
+
+@pytest.mark.parametrize("data_layout,kernel_layout", [("NCHW", "OIHW"), ("NHWC", "HWOI")])
+@pytest.mark.parametrize(
+    "strides,padding,dilation,kernel",
+    [
+        ((2, 2), (1, 1, 1, 1), (1, 1), (3, 3)),
+        ((1, 2), (0, 1, 2, 0), (1, 1), (3, 3)),
+        ((1, 1), (2, 2, 2, 2), (2, 2), (3, 3)),
+        ((2, 2), (2, 2, 2, 2), (1, 1), (5, 5)),
+        ((1, 1), (0, 0, 0, 0), (1, 1), (11, 1)),
+        ((1, 1), "SAME", (1, 1), (3, 3)),
+    ],
+)
+@pytest.mark.parametrize("multiplier", [1, 3])
+def test_strides_padding_dilation(data_layout, kernel_layout, strides, padding, dilation, kernel,
+                                  multiplier):
+    _check(data_layout, kernel_layout, 4, (11, 12), multiplier, kernel, strides, padding, dilation)
+
+
+@pytest.mark.parametrize("data_layout,kernel_layout", [("NCHW", "OIHW"), ("NHWC", "HWOI")])
+@pytest.mark.parametrize("dtype,out_dtype", [("float16", None), ("int8", "int32")])
+@pytest.mark.parametrize("multiplier", [1, 2])
+def test_dtypes(data_layout, kernel_layout, dtype, out_dtype, multiplier):
+    _check(data_layout, kernel_layout, 6, (7, 8), multiplier, dtype=dtype, out_dtype=out_dtype)
+
+
+@pytest.mark.parametrize("data_layout,kernel_layout", [("NCHW", "OIHW"), ("NHWC", "HWOI")])
+@pytest.mark.parametrize("channels", [3, 5, 7])
+@pytest.mark.parametrize("size", [(1, 1), (2, 3)])
+@pytest.mark.parametrize("multiplier", [1, 2, 16])
+def test_fallback_odd_channels_tiny_sizes(data_layout, kernel_layout, channels, size, multiplier):
+    _check(data_layout, kernel_layout, channels, size, multiplier)
+
+
+@pytest.mark.parametrize("data_layout,kernel_layout", [("NCHW", "OIHW"), ("NHWC", "HWOI")])
+def test_avx2_vector_width(data_layout, kernel_layout):
+    _check(data_layout, kernel_layout, 12, (9, 9), 2, target=AVX2_TARGET)
+
+
+def _task(data_layout="NHWC", kernel_layout="HWOI", channels=16, size=8, multiplier=1):
+    data_shape = (1, size, size, channels) if data_layout == "NHWC" else (1, channels, size, size)
+    weight_shape = (3, 3, channels * multiplier, 1) if kernel_layout == "HWOI" else None
+    data = te.placeholder(data_shape, "float32", name="data")
+    weight = te.placeholder(weight_shape, "float32", name="weight")
+    args = (data, weight, (1, 1), (1, 1, 1, 1), (1, 1), data_layout, kernel_layout, "float32")
+    return autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=TARGET)
+
+
+def _parallel_extent(task):
+    with TARGET:
+        sch, args = task.func(*task.args)
+    text = tvm.lower(sch, args, simple_mode=True).script()
+    marker = "T.parallel("
+    start = text.index(marker) + len(marker)
+    return int(text[start: text.index(")", start)])
+
+
+def test_fallback_config_is_chosen_from_workload():
+    task = _task()
+    assert task.config_space.space_map.keys() >= {"tile_c", "tile_h", "tile_w"}
+    # 16 channels are one AVX-512 vector, one task per row
+    assert _parallel_extent(task) == 8
+
+
+def test_tuned_config_from_log_is_used(tmp_path):
+    task = _task()
+    space = task.config_space
+    wanted = next(
+        index
+        for index in range(len(space))
+        if space.get(index)["tile_h"].size[-1] == 4 and space.get(index)["tile_c"].size[-1] == 8
+    )
+    config = space.get(wanted)
+    log = tmp_path / "tuned.log"
+    result = autotvm.MeasureResult((1e-5,), 0, 0.1, 0)
+    with open(log, "w") as stream:
+        stream.write(autotvm.record.encode(autotvm.MeasureInput(TARGET, task, config), result))
+        stream.write("\n")
+    with autotvm.apply_history_best(str(log)):
+        # 8 rows in blocks of 4, 16 channels in vectors of 8: 2 * 2 tasks
+        assert _parallel_extent(task) == 4
+    assert _parallel_extent(task) == 8
+
+
+def _conv_module(data_layout, kernel_layout, channels, multiplier, dtype="float32"):
+    data_shape = (1, 8, 8, channels) if data_layout == "NHWC" else (1, channels, 8, 8)
+    weight_oihw = np.random.default_rng(0).uniform(-1, 1, (channels, multiplier, 3, 3))
+    weight = ref.to_layout(weight_oihw.astype(dtype), "OIHW", kernel_layout)
+    data = relay.var("data", shape=data_shape, dtype=dtype)
+    conv = relay.nn.conv2d(
+        data,
+        relay.const(weight),
+        padding=(1, 1),
+        groups=channels,
+        channels=channels * multiplier,
+        kernel_size=(3, 3),
+        data_layout=data_layout,
+        kernel_layout=kernel_layout,
+    )
+    return tvm.IRModule.from_expr(relay.Function([data], relay.nn.relu(conv)))
+
+
+def test_relay_extracts_the_template_and_fuses_relu():
+    mod = _conv_module("NHWC", "HWOI", 4, 2)
+    tasks = autotvm.task.extract_from_program(mod, params={}, target=TARGET)
+    assert [task.name for task in tasks] == ["depthwise_conv2d_canonical.x86"]
+    with tvm.transform.PassContext(opt_level=3):
+        lib = relay.build(mod, target=TARGET)
+    module = graph_executor.GraphModule(lib["default"](tvm.cpu()))
+    data = np.random.default_rng(1).uniform(-1, 1, (1, 8, 8, 4)).astype("float32")
+    module.set_input("data", data)
+    module.run()
+    weight = mod["main"].body.args[0].args[1].data.numpy()  # HWOI [3, 3, C, m]
+    canonical = ref.multiplier_to_canonical(ref.to_layout(weight, "HWOI", "OIHW"))
+    expected = ref.depthwise_conv2d_nchw(
+        ref.to_layout(data, "NHWC", "NCHW"), canonical, padding=(1, 1, 1, 1)
+    )
+    np.testing.assert_allclose(
+        ref.to_layout(module.get_output(0).numpy(), "NHWC", "NCHW"),
+        np.maximum(expected, 0),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+@pytest.mark.parametrize(
+    "data_layout,kernel_layout,multiplier",
+    [("NCHW", "OIHW", 1), ("NCHW", "OIHW", 3), ("NHWC", "HWOI", 1), ("NHWC", "HWOI", 4)],
+)
+def test_arm_cpu_compiles(data_layout, kernel_layout, multiplier):
+    mod = _conv_module(data_layout, kernel_layout, 6, multiplier)
+    tasks = autotvm.task.extract_from_program(mod, params={}, target=ARM_TARGET)
+    assert [task.name for task in tasks] == ["depthwise_conv2d_canonical.arm_cpu"]
+    with tvm.transform.PassContext(opt_level=3):
+        lib = relay.build(mod, target=ARM_TARGET)
+    assert "fmla" in lib.get_lib().get_source("asm")
