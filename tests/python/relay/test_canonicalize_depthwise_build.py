@@ -181,3 +181,43 @@ def test_dispatch_is_one_implementation_for_both_forms(data_layout, kernel_layou
         for weight in (_weight(), ref.multiplier_to_canonical(_weight()))
     }
     assert names == {"depthwise_conv2d_canonical.x86"}
+
+
+def _altered_ops(mod):
+    with tvm.transform.PassContext(opt_level=3):
+        optimized, _ = relay.optimize(mod, target=TARGET)
+    ops = []
+    relay.analysis.post_order_visit(
+        optimized["main"],
+        lambda n: ops.append((n.op.name, n.attrs.kernel_layout))
+        if isinstance(n, relay.Call) and "conv2d" in getattr(n.op, "name", "") else None,
+    )
+    return ops
+
+
+@pytest.mark.parametrize("mult,stride,height", [(2, 2, 16), (1, 2, 16), (3, 1, 8)])
+def test_alter_layout_packs_canonical_depthwise_as_depthwise(mult, stride, height):
+    channels = 16
+    rng = np.random.default_rng(mult)
+    data = rng.uniform(-1, 1, (1, channels, height, height)).astype("float32")
+    canonical = rng.uniform(-1, 1, (channels * mult, 1, 3, 3)).astype("float32")
+    x = relay.var("x", shape=data.shape)
+    y = relay.nn.conv2d(x, relay.const(canonical), channels=channels * mult, groups=channels,
+                        kernel_size=(3, 3), padding=(1, 1), strides=(stride, stride))
+    mod = tvm.IRModule.from_expr(relay.Function([x], relay.nn.relu(y)))
+    assert _altered_ops(mod) == [("nn.contrib_depthwise_conv2d_NCHWc", "OIHW1i16o")]
+    with tvm.transform.PassContext(opt_level=3):
+        lib = relay.build(mod, target=TARGET)
+    module = graph_executor.GraphModule(lib["default"](tvm.cpu()))
+    module.run(x=data)
+    expected = np.maximum(ref.depthwise_conv2d_nchw(data, canonical, (stride,) * 2, (1,) * 4), 0)
+    tvm.testing.assert_allclose(module.get_output(0).numpy(), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_alter_layout_stock_with_patch_off(monkeypatch):
+    monkeypatch.setenv(ENV_VAR, "0")
+    x = relay.var("x", shape=(1, 16, 16, 16))
+    y = relay.nn.conv2d(x, relay.const(np.ones((32, 1, 3, 3), "float32")), channels=32,
+                        groups=16, kernel_size=(3, 3), padding=(1, 1), strides=(2, 2))
+    ops = _altered_ops(tvm.IRModule.from_expr(relay.Function([x], y)))
+    assert ops and ops[0][0] != "nn.contrib_depthwise_conv2d_NCHWc", ops

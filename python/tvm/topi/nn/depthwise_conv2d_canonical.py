@@ -6,11 +6,6 @@ from .pad import pad
 from .utils import get_pad_tuple
 
 
-def _axis_positions(layout, axes):
-    layout = tir.layout(layout)
-    return [layout.index_of(axis) for axis in axes]
-
-
 def depthwise_conv2d_canonical(
     data, kernel, strides, padding, dilation, data_layout, kernel_layout, out_dtype=None
 ):
@@ -23,9 +18,10 @@ def depthwise_conv2d_canonical(
     Parameters
     ----------
     data : te.Tensor
-        4-D input in ``data_layout`` (any order of N, C, H, W, such as NCHW or NHWC).
+        Input in ``data_layout``: any order of N, C, H, W (NCHW, NHWC), or packed (NCHW16c).
     kernel : te.Tensor
-        4-D weight in ``kernel_layout`` (any order of O, I, H, W) with ``I == 1``, ``O == C*m``.
+        Weight in ``kernel_layout`` (OIHW, HWOI, HWIO, OHWI, ..., or packed OIHW1i16o), with
+        ``I == 1`` and ``O == C*m`` in OIHW terms.
     strides, dilation : int or (int, int)
     padding : int, str, or tuple of 2 or 4 ints
         As for ``topi.nn.conv2d``: (top, left, bottom, right) when four.
@@ -37,21 +33,22 @@ def depthwise_conv2d_canonical(
     Returns
     -------
     output : te.Tensor
-        4-D output in ``data_layout`` with ``C*m`` channels.
+        Output in ``data_layout`` with ``C*m`` channels.
     """
     out_dtype = out_dtype or data.dtype
     stride_h, stride_w = (strides, strides) if isinstance(strides, int) else strides
     dilation_h, dilation_w = (dilation, dilation) if isinstance(dilation, int) else dilation
-    n_pos, c_pos, h_pos, w_pos = _axis_positions(data_layout, "NCHW")
-    o_pos, i_pos, kh_pos, kw_pos = _axis_positions(kernel_layout, "OIHW")
-    data_shape = get_const_tuple(data.shape)
-    kernel_shape = get_const_tuple(kernel.shape)
-    in_channels, height, width = data_shape[c_pos], data_shape[h_pos], data_shape[w_pos]
-    out_channels, kernel_h, kernel_w = (kernel_shape[p] for p in (o_pos, kh_pos, kw_pos))
-    if kernel_shape[i_pos] != 1 or out_channels % in_channels:
+    # Every index goes through NCHW / OIHW, so packed layouts (NCHW16c, OIHW1i16o) work too.
+    data_to_nchw = tir.bijective_layout(data_layout, "NCHW")
+    kernel_to_oihw = tir.bijective_layout(kernel_layout, "OIHW")
+    batch, in_channels, height, width = get_const_tuple(data_to_nchw.forward_shape(data.shape))
+    out_channels, kernel_i, kernel_h, kernel_w = get_const_tuple(
+        kernel_to_oihw.forward_shape(kernel.shape)
+    )
+    if kernel_i != 1 or out_channels % in_channels:
         raise ValueError(
             f"depthwise_conv2d_canonical needs a [C*m, 1, kH, kW] weight for C={in_channels}, "
-            f"got {kernel_shape} in {kernel_layout}"
+            f"got {get_const_tuple(kernel.shape)} in {kernel_layout}"
         )
     multiplier = out_channels // in_channels
 
@@ -62,39 +59,31 @@ def depthwise_conv2d_canonical(
     out_w = (width + pad_left + pad_right - (kernel_w - 1) * dilation_w - 1) // stride_w + 1
 
     if pad_top or pad_left or pad_bottom or pad_right:
-        before, after = [0] * 4, [0] * 4
-        before[h_pos], before[w_pos] = pad_top, pad_left
-        after[h_pos], after[w_pos] = pad_bottom, pad_right
+        layout = tir.layout(data_layout)
+        before, after = [0] * len(layout), [0] * len(layout)
+        before[layout.index_of("H")], before[layout.index_of("W")] = pad_top, pad_left
+        after[layout.index_of("H")], after[layout.index_of("W")] = pad_bottom, pad_right
         data = pad(data, before, after, name="data_pad")
 
-    out_shape = [0] * 4
-    for pos, extent in zip((n_pos, c_pos, h_pos, w_pos), (data_shape[n_pos], out_channels, out_h, out_w)):
-        out_shape[pos] = extent
+    out_shape = data_to_nchw.backward_shape([batch, out_channels, out_h, out_w])
     ry = te.reduce_axis((0, kernel_h), name="ry")
     rx = te.reduce_axis((0, kernel_w), name="rx")
 
-    def _at(positions, values):
-        index = [0] * 4
-        for pos, value in zip(positions, values):
-            index[pos] = value
-        return index
-
     def _compute(*index):
-        batch, channel, y, x = (index[p] for p in (n_pos, c_pos, h_pos, w_pos))
+        n, channel, y, x = data_to_nchw.forward_index(index)
         pixel = data[
             tuple(
-                _at(
-                    (n_pos, c_pos, h_pos, w_pos),
-                    (
-                        batch,
+                data_to_nchw.backward_index(
+                    [
+                        n,
                         channel // multiplier,
                         y * stride_h + ry * dilation_h,
                         x * stride_w + rx * dilation_w,
-                    ),
+                    ]
                 )
             )
         ]
-        weight = kernel[tuple(_at((o_pos, i_pos, kh_pos, kw_pos), (channel, 0, ry, rx)))]
+        weight = kernel[tuple(kernel_to_oihw.backward_index([channel, 0, ry, rx]))]
         return te.sum(pixel.astype(out_dtype) * weight.astype(out_dtype), axis=[ry, rx])
 
     return te.compute(

@@ -13,6 +13,16 @@ _UPSAMPLE_TAG = "depthwise_channel_upsample"
 _PAD_TAG = "depthwise_pad"
 
 
+def is_packed(layout):
+    """True for a layout with a split channel axis, such as ``NCHW16c``."""
+    return layout.index_of("c") >= 0
+
+
+def vectorized_along_channels(layout):
+    """Channels-last (NHWC) and packed (NCHW16c) layouts vectorize along output channels."""
+    return is_packed(layout) or layout.index_of("C") > layout.index_of("W")
+
+
 def _pad(data, layout, pads):
     """Zero padding of the rows and columns, its guards marked ``likely`` (the border is rare)."""
     n_pos, c_pos, h_pos, w_pos = (layout.index_of(axis) for axis in "NCHW")
@@ -56,30 +66,32 @@ def depthwise_conv2d_canonical_cpu(
     compute runs with ``m == 1`` on it. The weight is read in place either way.
     """
     layout = tir.layout(data_layout)
-    c_pos, w_pos = layout.index_of("C"), layout.index_of("W")
-    kernel_axes = tir.layout(kernel_layout)
-    kernel_shape = get_const_tuple(kernel.shape)
-    out_channels = kernel_shape[kernel_axes.index_of("O")]
-    in_channels = get_const_tuple(data.shape)[c_pos]
+    to_nchw = tir.bijective_layout(data_layout, "NCHW")
+    in_channels = get_const_tuple(to_nchw.forward_shape(data.shape))[1]
+    out_channels, _, kernel_h, kernel_w = get_const_tuple(
+        tir.bijective_layout(kernel_layout, "OIHW").forward_shape(kernel.shape)
+    )
     multiplier = out_channels // in_channels if out_channels % in_channels == 0 else 1
     dilation_h, dilation_w = (dilation, dilation) if isinstance(dilation, int) else dilation
-    kernel_h = kernel_shape[kernel_axes.index_of("H")]
-    kernel_w = kernel_shape[kernel_axes.index_of("W")]
     pads = get_pad_tuple(
         padding, ((kernel_h - 1) * dilation_h + 1, (kernel_w - 1) * dilation_w + 1)
     )
     if any(pads):
         data = _pad(data, layout, pads)
-    if multiplier > 1 and c_pos > w_pos:
-        shape = list(data.shape)
-        shape[c_pos] = out_channels
+    if multiplier > 1 and vectorized_along_channels(layout):
+        batch, _, height, width = get_const_tuple(to_nchw.forward_shape(data.shape))
+        source = data
 
         def _upsample(*index):
-            index = list(index)
-            index[c_pos] = index[c_pos] // multiplier
-            return data[tuple(index)]
+            n, channel, y, x = to_nchw.forward_index(index)
+            return source[tuple(to_nchw.backward_index([n, channel // multiplier, y, x]))]
 
-        data = te.compute(shape, _upsample, name="data_upsampled", tag=_UPSAMPLE_TAG)
+        data = te.compute(
+            to_nchw.backward_shape([batch, out_channels, height, width]),
+            _upsample,
+            name="data_upsampled",
+            tag=_UPSAMPLE_TAG,
+        )
     return _compute(data, kernel, strides, 0, dilation, data_layout, kernel_layout, out_dtype)
 
 
@@ -132,7 +144,7 @@ def _define_knobs(cfg, conv, lanes, accumulators):
     n_pos, c_pos, h_pos, w_pos = (layout.index_of(axis) for axis in "NCHW")
     shape = get_const_tuple(conv.shape)
     out_c, out_h, out_w = shape[c_pos], shape[h_pos], shape[w_pos]
-    channels_last = c_pos > w_pos
+    channels_last = vectorized_along_channels(layout)
     del n_pos
     cfg.define_split("tile_c", out_c, num_outputs=2)
     cfg.define_split("tile_h", out_h, num_outputs=2, max_factor=16)
@@ -141,7 +153,8 @@ def _define_knobs(cfg, conv, lanes, accumulators):
     if not cfg.is_fallback:
         return
     if channels_last:
-        vec = _vector_factor(out_c, lanes)
+        # packed layouts vectorize their inner channel block, and split only the outer one
+        vec = 1 if is_packed(layout) else _vector_factor(out_c, lanes)
         cfg["tile_c"] = SplitEntity([-1, vec])
         # an upsampled input is built per task: tall tasks rebuild fewer of its rows
         upsampled = conv.op.input_tensors[0].op.tag == _UPSAMPLE_TAG
@@ -200,7 +213,9 @@ def _schedule_block(sch, cfg, conv, out, lanes, accumulators):
     _define_knobs(cfg, conv, lanes, accumulators)
     layout = tir.layout(conv.op.attrs["data_layout"])
     n_pos, c_pos, h_pos, w_pos = (layout.index_of(axis) for axis in "NCHW")
-    channels_last = c_pos > w_pos
+    channels_last = vectorized_along_channels(layout)
+    # the vector axis along channels: the inner block of a packed layout, else C itself
+    lane_pos = layout.index_of("c") if is_packed(layout) else c_pos
     data_pad = conv.op.input_tensors[0]
     upsampled = None
     if isinstance(data_pad.op, te.ComputeOp) and data_pad.op.tag == _UPSAMPLE_TAG:
@@ -222,7 +237,14 @@ def _schedule_block(sch, cfg, conv, out, lanes, accumulators):
     n, c, h, w = (axes[p] for p in (n_pos, c_pos, h_pos, w_pos))
     c_outer, c_inner = cfg["tile_c"].apply(sch, out, c)
     h_outer, h_inner = cfg["tile_h"].apply(sch, out, h)
-    if channels_last:
+    if is_packed(layout):
+        w_outer, w_inner = cfg["tile_w"].apply(sch, out, w)
+        lanes_axis = axes[lane_pos]
+        sch[out].reorder(n, c_outer, h_outer, w_outer, c_inner, h_inner, w_inner, lanes_axis)
+        vector = lanes_axis
+        block = [c_inner, h_inner, w_inner]
+        parallel = sch[out].fuse(n, c_outer, h_outer)
+    elif channels_last:
         w_outer, w_inner = cfg["tile_w"].apply(sch, out, w)
         sch[out].reorder(n, h_outer, c_outer, w_outer, h_inner, w_inner, c_inner)
         vector = c_inner
@@ -245,12 +267,16 @@ def _schedule_block(sch, cfg, conv, out, lanes, accumulators):
         sch[data_pad].compute_at(sch[out], parallel)
     if upsampled is not None:
         sch[upsampled].compute_at(sch[out], parallel)
-        sch[upsampled].vectorize(sch[upsampled].op.axis[c_pos])
+        sch[upsampled].vectorize(sch[upsampled].op.axis[lane_pos])
 
     acc_axes = sch[acc].op.axis
     a_n, a_c, a_h, a_w = (acc_axes[p] for p in (n_pos, c_pos, h_pos, w_pos))
     ry, rx = sch[acc].op.reduce_axis
-    if channels_last:
+    if is_packed(layout):
+        a_vector = acc_axes[lane_pos]
+        sch[acc].reorder(a_n, a_c, ry, rx, a_h, a_w, a_vector)
+        sch[acc].unroll(a_c)
+    elif channels_last:
         sch[acc].reorder(a_n, ry, rx, a_h, a_w, a_c)
         a_vector = a_c
     else:

@@ -13,12 +13,18 @@ from tvm.topi.arm_cpu import depthwise_conv2d_canonical as _arm_cpu_depthwise
 from tvm.topi.nn.depthwise_conv2d_canonical import depthwise_conv2d_canonical
 from tvm.topi.nn.depthwise_form import is_depthwise
 from tvm.topi.x86 import depthwise_conv2d_canonical as _x86_depthwise
+from tvm.topi.x86 import depthwise_conv2d_canonical_alter_op  # pylint: disable=unused-import
 
 from tvm_canonicalize_depthwise import enabled
 from .. import op as _op
 from . import arm_cpu as _stock_arm_cpu
 from . import x86 as _stock_x86
-from .generic import conv2d_strategy, wrap_compute_conv2d, wrap_topi_schedule
+from .generic import (
+    conv2d_strategy,
+    depthwise_conv2d_NCHWc_strategy,
+    wrap_compute_conv2d,
+    wrap_topi_schedule,
+)
 
 
 def _compute(topi_compute):
@@ -86,9 +92,17 @@ _STOCK_CONV2D_STRATEGIES = {
 
 
 def register():
-    """Put the depthwise dispatch in front of the stock conv2d strategies (idempotent)."""
+    """Put the depthwise dispatch in front of the stock conv2d strategies (idempotent).
+
+    ``nn.contrib_depthwise_conv2d_NCHWc`` is what x86 alter-layout packs depthwise
+    convolutions into (``topi/x86/depthwise_conv2d_canonical_alter_op.py``); its canonical
+    depthwise calls get the same strategy.
+    """
     for key, stock in _STOCK_CONV2D_STRATEGIES.items():
         conv2d_strategy.register(key, _dispatching(stock), override=True)
+    depthwise_conv2d_NCHWc_strategy.register(
+        "cpu", _dispatching(_stock_x86.depthwise_conv2d_NCHWc_strategy_cpu), override=True
+    )
     conv2d_strategy.generic_func_node.set_default(
         _dispatching(conv2d_strategy.fdefault), allow_override=True
     )
