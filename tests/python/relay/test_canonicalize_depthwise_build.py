@@ -174,6 +174,20 @@ def test_arm_cpu_compiles(data_layout, kernel_layout):
     assert "aarch64" in lib.get_lib().get_source("ll")
 
 
+def test_generic_fallback_for_other_targets():
+    target = "llvm -keys=generic"
+    mod = _conv_module(_weight(), "NHWC", "HWOI")
+    assert _implementation_name(mod, target) == "depthwise_conv2d_canonical.generic"
+    with tvm.transform.PassContext(opt_level=3):
+        lib = relay.build(mod, target=target)
+    module = graph_executor.GraphModule(lib["default"](tvm.cpu()))
+    module.run(x=ref.to_layout(_data(), "NCHW", "NHWC"))
+    out = ref.to_layout(module.get_output(0).numpy(), "NHWC", "NCHW")
+    expected = ref.depthwise_conv2d_nchw(_data(), ref.multiplier_to_canonical(_weight()),
+                                         padding=(1,) * 4)
+    tvm.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("data_layout,kernel_layout", [("NCHW", "OIHW"), ("NHWC", "HWOI")])
 def test_dispatch_is_one_implementation_for_both_forms(data_layout, kernel_layout):
     names = {

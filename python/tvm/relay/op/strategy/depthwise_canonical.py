@@ -31,40 +31,45 @@ def _compute(topi_compute):
     return wrap_compute_conv2d(topi_compute, need_data_layout=True, need_kernel_layout=True)
 
 
+def _implementation(topi_compute, topi_schedule, name):
+    def strategy(attrs, inputs, out_type, target):
+        strategy = _op.OpStrategy()
+        strategy.add_implementation(
+            _compute(topi_compute), wrap_topi_schedule(topi_schedule), name=name
+        )
+        return strategy
+
+    strategy.__doc__ = f"Depthwise conv2d with canonical weights: {name}."
+    return strategy
+
+
 @generic_func
 def depthwise_conv2d_canonical_strategy(attrs, inputs, out_type, target):
     """Depthwise conv2d with canonical weights: the target-independent fallback."""
-    strategy = _op.OpStrategy()
-    strategy.add_implementation(
-        _compute(depthwise_conv2d_canonical),
-        wrap_topi_schedule(topi.generic.default.default_schedule),
-        name="depthwise_conv2d_canonical.generic",
-    )
-    return strategy
+    return _implementation(
+        depthwise_conv2d_canonical,
+        topi.generic.schedule_depthwise_conv2d_nchw,  # the default schedule, any layout
+        "depthwise_conv2d_canonical.generic",
+    )(attrs, inputs, out_type, target)
 
 
-@depthwise_conv2d_canonical_strategy.register("cpu")
-def depthwise_conv2d_canonical_strategy_cpu(attrs, inputs, out_type, target):
-    """Depthwise conv2d with canonical weights on x86."""
-    strategy = _op.OpStrategy()
-    strategy.add_implementation(
-        _compute(_x86_depthwise.depthwise_conv2d_canonical),
-        wrap_topi_schedule(_x86_depthwise.schedule_depthwise_conv2d_canonical),
-        name="depthwise_conv2d_canonical.x86",
-    )
-    return strategy
-
-
-@depthwise_conv2d_canonical_strategy.register("arm_cpu")
-def depthwise_conv2d_canonical_strategy_arm_cpu(attrs, inputs, out_type, target):
-    """Depthwise conv2d with canonical weights on ARM CPUs."""
-    strategy = _op.OpStrategy()
-    strategy.add_implementation(
-        _compute(_arm_cpu_depthwise.depthwise_conv2d_canonical),
-        wrap_topi_schedule(_arm_cpu_depthwise.schedule_depthwise_conv2d_canonical),
-        name="depthwise_conv2d_canonical.arm_cpu",
-    )
-    return strategy
+# One registration per target: an AutoTVM template with its schedule.
+depthwise_conv2d_canonical_strategy.register(
+    "cpu",
+    _implementation(
+        _x86_depthwise.depthwise_conv2d_canonical,
+        _x86_depthwise.schedule_depthwise_conv2d_canonical,
+        "depthwise_conv2d_canonical.x86",
+    ),
+)
+depthwise_conv2d_canonical_strategy.register(
+    "arm_cpu",
+    _implementation(
+        _arm_cpu_depthwise.depthwise_conv2d_canonical,
+        _arm_cpu_depthwise.schedule_depthwise_conv2d_canonical,
+        "depthwise_conv2d_canonical.arm_cpu",
+    ),
+)
 
 
 def is_depthwise_call(attrs, inputs):
