@@ -209,9 +209,7 @@ def _altered_ops(mod):
     return ops
 
 
-@pytest.mark.parametrize("mult,stride,height", [(2, 2, 16), (1, 2, 16), (3, 1, 8)])
-def test_alter_layout_packs_canonical_depthwise_as_depthwise(mult, stride, height):
-    channels = 16
+def _canonical_module(channels, mult, height, stride):
     rng = np.random.default_rng(mult)
     data = rng.uniform(-1, 1, (1, channels, height, height)).astype("float32")
     canonical = rng.uniform(-1, 1, (channels * mult, 1, 3, 3)).astype("float32")
@@ -219,13 +217,46 @@ def test_alter_layout_packs_canonical_depthwise_as_depthwise(mult, stride, heigh
     y = relay.nn.conv2d(x, relay.const(canonical), channels=channels * mult, groups=channels,
                         kernel_size=(3, 3), padding=(1, 1), strides=(stride, stride))
     mod = tvm.IRModule.from_expr(relay.Function([x], relay.nn.relu(y)))
-    assert _altered_ops(mod) == [("nn.contrib_depthwise_conv2d_NCHWc", "OIHW1i16o")]
+    expected = np.maximum(ref.depthwise_conv2d_nchw(data, canonical, (stride,) * 2, (1,) * 4), 0)
+    return mod, data, expected
+
+
+def _check_build(mod, data, expected):
     with tvm.transform.PassContext(opt_level=3):
         lib = relay.build(mod, target=TARGET)
     module = graph_executor.GraphModule(lib["default"](tvm.cpu()))
     module.run(x=data)
-    expected = np.maximum(ref.depthwise_conv2d_nchw(data, canonical, (stride,) * 2, (1,) * 4), 0)
     tvm.testing.assert_allclose(module.get_output(0).numpy(), expected, rtol=1e-4, atol=1e-4)
+
+
+PACKED = [("nn.contrib_depthwise_conv2d_NCHWc", "OIHW1i16o")]
+
+
+@pytest.mark.parametrize("height,stride,packed", [(16, 2, True), (12, 1, True), (40, 1, False)])
+def test_alter_layout_packs_untuned_by_workload(height, stride, packed):
+    mod, data, expected = _canonical_module(16, 1, height, stride)
+    assert (_altered_ops(mod) == PACKED) == packed
+    _check_build(mod, data, expected)
+
+
+@pytest.mark.parametrize("mult,pack", [(2, 1), (3, 1), (1, 0)])
+def test_alter_layout_follows_tuned_knob_and_packs_any_multiplier_as_depthwise(
+    tmp_path, mult, pack
+):
+    from tvm import autotvm
+
+    mod, data, expected = _canonical_module(16, mult, 12, 1)
+    (task,) = autotvm.task.extract_from_program(mod["main"], params={}, target=TARGET)
+    assert task.name == "depthwise_conv2d_canonical.x86"
+    space = task.config_space
+    index = next(i for i in range(len(space)) if space.get(i)["pack_channels"].val == pack)
+    log = tmp_path / "tuned.log"
+    result = autotvm.MeasureResult((1e-5,), 0, 0.1, 0)
+    log.write_text(autotvm.record.encode(autotvm.MeasureInput(TARGET, task, space.get(index)),
+                                         result) + "\n")
+    with autotvm.apply_history_best(str(log)):
+        assert (_altered_ops(mod) == PACKED) == bool(pack)
+        _check_build(mod, data, expected)
 
 
 def test_alter_layout_stock_with_patch_off(monkeypatch):

@@ -112,6 +112,19 @@ def schedule_depthwise_conv2d_canonical(cfg, outs):
     return schedule_depthwise_conv2d_canonical_cpu(cfg, outs, get_simd_32bit_lanes())
 
 
+def prefers_packed_channels(in_channels, multiplier, strides, out_width, lanes):
+    """Whether an NCHW depthwise convolution runs faster packed into NCHW{lanes}c.
+
+    The NCHW schedule vectorizes along output width, which wastes lanes on narrow outputs and
+    loads strided vectors at stride > 1; the packed schedule vectorizes along channels but pays
+    for the layout transforms and, for ``m > 1``, for upsampling channels, which measured slower
+    than the NCHW schedule in every multiplier workload. Whole channel blocks are required.
+    """
+    if in_channels % lanes or multiplier != 1:
+        return False
+    return max(strides) > 1 or out_width <= lanes
+
+
 def _largest_divisor(extent, limit):
     """The largest divisor of ``extent`` that is at most ``limit`` (at least 1)."""
     for factor in range(min(extent, max(limit, 1)), 0, -1):
@@ -150,6 +163,9 @@ def _define_knobs(cfg, conv, lanes, accumulators):
     cfg.define_split("tile_h", out_h, num_outputs=2, max_factor=16)
     cfg.define_split("tile_w", out_w, num_outputs=3 if not channels_last else 2)
     cfg.define_knob("unroll_kernel", [1, 0])
+    if not (channels_last or is_packed(layout)):
+        # read by x86 alter-layout only: pack this NCHW convolution into NCHW{lanes}c
+        cfg.define_knob("pack_channels", [0, 1])
     if not cfg.is_fallback:
         return
     if channels_last:
