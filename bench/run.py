@@ -1,0 +1,559 @@
+"""Depthwise-convolution benchmark: stock TVM vs the project vs XNNPACK, ONNX Runtime and a copy.
+
+The one command (from the repository root, in a venv holding TVM 0.19, the project and
+``bench/requirements.txt``)::
+
+    python bench/run.py                      # all 30 workloads, about 9 minutes on 2 cores
+    python bench/run.py --quick              # a 5-workload smoke run, under a minute
+    python bench/run.py --workloads m4_16x56,mnv1_32x112 --repeat 30
+
+It starts ``bench/tvm_worker.py`` twice, with ``TVM_CANONICALIZE_DEPTHWISE=0`` ("stock") and
+``=1`` ("project"), and for each workload in turn asks both workers for their three TVM inputs
+(multiplier form, canonical form, TFLite frontend), then measures in this process XNNPACK
+through LiteRT, ONNX Runtime and a memory floor (a copy of as many bytes as input + weight +
+output). The machine is noisy, so a workload's engines are timed side by side: in each of
+``--repeat`` rounds every engine runs for about 20 ms (in alternating order, each after the
+last one's threads went idle), and an engine's time is its median over the rounds. Every output is checked against the NumPy reference.
+Every engine uses 2 threads (the copy uses one).
+
+Writes ``docs/benchmark.md`` (tables), ``docs/benchmark.png`` (ratio chart) and
+``docs/benchmark.json`` (raw); the workers' stderr goes to ``bench/logs/``.
+"""
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from reference import check, reference_output  # noqa: E402
+from timing import settle, slice_timer  # noqa: E402
+from workloads import QUICK, WORKLOADS, select  # noqa: E402
+
+DOCS = os.path.join(ROOT, "docs")
+LOGS = os.path.join(HERE, "logs")
+MODELS = os.path.join(HERE, "models")
+THREADS = 2
+SLICE_MS = 20  # one timing of one engine runs it for about this long
+SWITCH = "TVM_CANONICALIZE_DEPTHWISE"
+MODES = {"stock": "0", "project": "1"}
+KINDS = ("mult", "canon", "tflite")
+PEERS = ("xnnpack", "ort", "copy")
+
+
+# ---------------------------------------------------------------------------------------------
+# TVM workers
+class Worker:
+    """A tvm_worker.py subprocess for one mode, restarted if it dies."""
+
+    def __init__(self, mode):
+        self.mode = mode
+        self.env = dict(os.environ, TOPHUB_LOCATION="NONE", TVM_NUM_THREADS=str(THREADS))
+        self.env[SWITCH] = MODES[mode]
+        self.log_path = os.path.join(LOGS, f"worker-{mode}.log")
+        self.log = open(self.log_path, "w")
+        self.proc = None
+        self.died = None  # why the worker died while handling the current workload
+        self.hello = self._start()
+
+    def _start(self):
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "tvm_worker.py")], env=self.env, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, bufsize=1)
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.mode} TVM worker did not start; see {self.log_path}")
+        return json.loads(line)
+
+    def _ask(self, request):
+        """The worker's answer, or None if it died (it is then restarted)."""
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if line:
+            return json.loads(line)
+        self.died = f"TVM worker died (exit code {self.proc.wait()}); see {self.log_path}"
+        self._start()
+        return None
+
+    def build(self, name):
+        """Build and check the workload's inputs: ``{kind: {ok, err, build_s, error}}``."""
+        self.log.write(f"=== {name}\n")
+        self.log.flush()
+        self.died = None
+        answer = self._ask({"op": "build", "name": name, "slice_ms": SLICE_MS})
+        return {k: answer[k] if answer else _failed(self.died) for k in KINDS}
+
+    def time(self):
+        """One timing of each built input: ``{kind: ms or None}``."""
+        answer = None if self.died else self._ask({"op": "time"})
+        return answer or dict.fromkeys(KINDS)
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+        self.log.close()
+
+
+def _failed(error):
+    return {"ok": False, "err": None, "error": error}
+
+
+# ---------------------------------------------------------------------------------------------
+# engines measured in this process
+@contextlib.contextmanager
+def _stderr_to(path):
+    """Send file descriptor 2 (where native libraries log) to ``path`` for a while."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "a") as f:
+        os.dup2(f.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def litert_xnnpack(wl):
+    """``(run, output)`` for LiteRT on the .tflite model with its default XNNPACK delegate."""
+    from ai_edge_litert.interpreter import Interpreter
+    with _stderr_to(os.path.join(LOGS, "litert.log")):  # LiteRT prints INFO lines there
+        interp = Interpreter(model_path=os.path.join(MODELS, f"{wl.name}.tflite"),
+                             num_threads=THREADS)
+        interp.allocate_tensors()
+    if "DELEGATE" not in [op["op_name"] for op in interp._get_ops_details()]:
+        raise RuntimeError("LiteRT did not apply the XNNPACK delegate")
+    interp.set_tensor(interp.get_input_details()[0]["index"], wl.input_nhwc())
+    out_index = interp.get_output_details()[0]["index"]
+    return interp.invoke, lambda: interp.get_tensor(out_index).transpose(0, 3, 1, 2)
+
+
+def onnx_runtime(wl):
+    """``(run, output)`` for ONNX Runtime on a Conv(group=C) with the canonical weight."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+    oh, ow = wl.out_hw
+    out_shape = [1, wl.C * wl.m, oh, ow]
+    node = helper.make_node("Conv", ["x", "w"], ["y"], group=wl.C, kernel_shape=[wl.kh, wl.kw],
+                            pads=list(wl.pads), strides=[wl.stride] * 2,
+                            dilations=[wl.dilation] * 2)
+    graph = helper.make_graph(
+        [node], wl.name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, wl.C, wl.H, wl.W])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
+        initializer=[numpy_helper.from_array(wl.weight_canonical(), "w")])
+    # IR version 10 explicitly: onnx's default can be newer than onnxruntime accepts
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = THREADS
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    sess = ort.InferenceSession(model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+    x = wl.input_nchw()
+    y = np.empty(out_shape, np.float32)
+    binding = sess.io_binding()  # preallocated input and output: no per-run allocation
+    binding.bind_cpu_input("x", x)
+    binding.bind_output("y", "cpu", 0, np.float32, out_shape, y.ctypes.data)
+
+    def run():
+        # the binding points into x and y without owning them: this closure keeps them alive
+        sess.run_with_iobinding(binding)
+        return x, y
+    return run, (lambda: y)
+
+
+def copy_floor(wl):
+    """``(run, None)``: np.copyto of input + weight + output bytes."""
+    src = np.random.default_rng(0).integers(0, 255, wl.nbytes, dtype=np.uint8)
+    dst = np.empty_like(src)
+    return (lambda: np.copyto(dst, src)), None
+
+
+ENGINES = {"xnnpack": litert_xnnpack, "ort": onnx_runtime, "copy": copy_floor}
+
+
+def setup_peer(make, wl, expected):
+    """``(result dict, timer or None)`` for one in-process engine, its output checked."""
+    try:
+        run, output = make(wl)
+        ok, err = True, None
+        if output is not None:
+            run()
+            ok, err = check(output(), expected)
+        return {"ok": ok, "err": err, "error": None}, slice_timer(run, SLICE_MS)
+    except Exception as exc:  # one failing engine must not stop the run
+        return _failed(" ".join(f"{type(exc).__name__}: {exc}".split())[:400]), None
+
+
+def measure(wl, workers, repeat):
+    """One workload's record: every engine's check result and the median of ``repeat``
+    timings, taken in rounds (each round times every engine once, in alternating order)."""
+    expected = reference_output(wl)
+    rec = {"name": wl.name, "shape": wl.describe(), "m": wl.m,
+           "large": wl.m == 1 and wl.C * wl.H * wl.W >= LARGE_LAYER_ELEMENTS}
+    for mode, worker in workers.items():
+        rec[mode] = worker.build(wl.name)
+    timers = {}
+    for peer, make in ENGINES.items():
+        rec[peer], timers[peer] = setup_peer(make, wl, expected)
+    settle()
+    units = list(workers) + list(ENGINES)
+    samples = {col: [] for col in COLUMNS}
+    for r in range(repeat):
+        for unit in units if r % 2 == 0 else reversed(units):
+            if unit in workers:
+                for kind, ms in workers[unit].time().items():
+                    samples[(unit, kind)].append(ms)
+            elif timers[unit]:
+                samples[(unit, None)].append(timers[unit]())
+                settle()  # the workers settle themselves
+    for (mode, kind), values in samples.items():
+        entry = rec[mode][kind] if kind else rec[mode]
+        values = [v for v in values if v is not None]
+        entry["ms"] = float(np.median(values)) if values else None
+        entry["samples"] = values
+    return summarize(rec)
+
+
+# ---------------------------------------------------------------------------------------------
+# summary
+def _good(entry):
+    return entry["ms"] if entry and entry["ok"] and entry["ms"] is not None else None
+
+
+def summarize(rec):
+    """Add ratio columns (project time / other time: below 1 means the project is faster)."""
+    stock = [_good(rec["stock"][k]) for k in KINDS]
+    proj = [_good(rec["project"][k]) for k in KINDS]
+    peers = [v for v in (_good(rec["xnnpack"]), _good(rec["ort"])) if v is not None]
+    copy = _good(rec["copy"])
+
+    def best(v):
+        v = [t for t in v if t is not None]
+        return min(v) if v else None
+
+    def worst(v):
+        return None if None in v else max(v)
+
+    def ratio(a, b):
+        return a / b if a is not None and b is not None else None
+
+    rec["ratios"] = {
+        "worst_vs_stock_best": ratio(worst(proj), best(stock)),
+        "best_vs_stock_best": ratio(best(proj), best(stock)),
+        "worst_vs_faster_peer": ratio(worst(proj), best(peers)),
+        "best_vs_faster_peer": ratio(best(proj), best(peers)),
+        "worst_vs_copy": ratio(worst(proj), copy),
+        "best_vs_copy": ratio(best(proj), copy),
+    }
+    return rec
+
+
+COLUMNS = [("stock", k) for k in KINDS] + [("project", k) for k in KINDS] \
+    + [(p, None) for p in PEERS]
+RATIOS = {
+    "worst_vs_stock_best": "project worst ÷ stock best",
+    "best_vs_stock_best": "project best ÷ stock best",
+    "worst_vs_faster_peer": "project worst ÷ faster peer",
+    "best_vs_faster_peer": "project best ÷ faster peer",
+    "worst_vs_copy": "project worst ÷ copy floor",
+    "best_vs_copy": "project best ÷ copy floor",
+}
+# m = 1 layers with at least this many input elements are "large" (the copy-floor target)
+LARGE_LAYER_ELEMENTS = 56 * 56 * 96
+# the project's targets: (ratio, what it is checked on, bound, how)
+TARGETS = [
+    ("worst_vs_stock_best", "every workload, every input form", 1.0, "each"),
+    ("worst_vs_faster_peer", "geometric mean, every input form", 1.0, "geomean"),
+    ("best_vs_faster_peer", "geometric mean, best input form", 1.0, "geomean"),
+    ("worst_vs_faster_peer", "every workload, every input form", 1.25, "each"),
+    ("best_vs_faster_peer", "every workload, best input form", 1.25, "each"),
+    ("worst_vs_copy", "large m = 1 layers, every input form", 1.5, "large"),
+    ("best_vs_copy", "large m = 1 layers, best input form", 1.5, "large"),
+]
+
+
+def targets(records):
+    """Markdown lines: each target, whether this run met it, and the workloads that missed."""
+    lines = ["| target | bound | met | missed by |", "| --- | ---: | --- | --- |"]
+    for key, scope, bound, how in TARGETS:
+        group = [r for r in records if how != "large" or r["large"]]
+        values = [(r["name"], r["ratios"][key]) for r in group if r["ratios"][key] is not None]
+        if how == "geomean":
+            value = geomean([v for _, v in values])
+            met, missed = value is not None and value <= bound, f"geomean {_fmt(value)}"
+        else:
+            over = [f"`{name}` {_fmt(v)}" for name, v in values if v > bound]
+            met = not over and len(values) == len(group)
+            missed = ", ".join(over) or "-"
+        lines.append(f"| {RATIOS[key]}: {scope} | {bound} | {'yes' if met else '**no**'} | "
+                     f"{missed} |")
+    return "\n".join(lines)
+
+
+def _cell(rec, col):
+    mode, kind = col
+    entry = rec[mode][kind] if kind else rec[mode]
+    if entry["error"]:
+        return "ERROR"
+    if not entry["ok"]:
+        return f"WRONG {_ms(entry['ms'])}"
+    return _ms(entry["ms"])
+
+
+def _ms(v):
+    """A time in ms to 3 significant digits, never in exponent notation."""
+    if v is None:
+        return "–"
+    return f"{v:.{max(0, 2 - int(np.floor(np.log10(v))))}f}"
+
+
+def geomean(values):
+    values = [v for v in values if v is not None]
+    return float(np.exp(np.mean(np.log(values)))) if values else None
+
+
+def _fmt(v, digits=2):
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+def _problem(entry):
+    if entry["error"]:
+        return entry["error"]
+    if entry["err"] is None:
+        return "output has the wrong shape"
+    return f"output differs from the reference (max abs error {entry['err']:.3g})"
+
+
+def markdown(meta, records):
+    head = ["workload", "shape"] + [f"{m} {k}" if k else m for m, k in COLUMNS] \
+        + list(RATIOS.values())
+    rows = [head, ["---"] * 2 + ["---:"] * (len(head) - 2)]
+    for rec in records:
+        rows.append([f"`{rec['name']}`", rec["shape"]] + [_cell(rec, c) for c in COLUMNS]
+                    + [_fmt(rec["ratios"][r]) for r in RATIOS])
+    groups = [("all", records), ("m = 1", [r for r in records if r["m"] == 1]),
+              ("m > 1", [r for r in records if r["m"] > 1])]
+    for label, group in groups:
+        if not group:
+            continue
+        times = [_ms(geomean([_good(r[m][k] if k else r[m]) for r in group]))
+                 for m, k in COLUMNS]
+        ratios = [_fmt(geomean([r["ratios"][k] for r in group])) for k in RATIOS]
+        rows.append([f"**geomean, {label}**", f"{len(group)} workloads"] + times + ratios)
+    table = "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+    problems = [f"- `{r['name']}` {m}{' ' + k if k else ''}: " + _problem(e)
+                for r in records for m, k in COLUMNS
+                for e in [r[m][k] if k else r[m]] if e["error"] or not e["ok"]]
+
+    project = meta["workers"]["project"]
+    project_note = (f"installed, version {project['project']}" if project["project"]
+                    else "**not installed**: the stock and project columns are both stock TVM")
+    stock, versions = meta["workers"]["stock"], meta["versions"]
+    header = "\n".join([
+        f"- Date: {meta['date']} (run took {meta['wall_s'] / 60:.1f} min)",
+        f"- Command: `{meta['command']}`",
+        f"- Machine: {meta['machine']}",
+        f"- TVM {stock['tvm']}, target `{stock['target']}`; project {project_note}",
+        f"- Peers: LiteRT {versions['ai_edge_litert']} (XNNPACK delegate), ONNX Runtime "
+        f"{versions['onnxruntime']}; NumPy {versions['numpy']}, Python {versions['python']}",
+        f"- {THREADS} threads for every engine (the copy floor uses one); times in ms are "
+        f"medians over {meta['repeat']} rounds; in each round every engine runs for about "
+        f"{SLICE_MS} ms",
+    ])
+    problems = "\n".join(problems) or \
+        "None: every engine built and matched the reference on every workload."
+    return f"""# Depthwise convolution benchmark
+
+{header}
+
+## How to run
+
+```sh
+# once: a venv with TVM 0.19 + the project, plus the bench dependencies
+python3 -m venv .venv && .venv/bin/pip install -e . -r bench/requirements.txt
+# the benchmark (all workloads, about 9 min on 2 cores); --quick for a smoke run,
+# --workloads NAME,... for some, --repeat N for the number of timing rounds
+.venv/bin/python bench/run.py
+# only when bench/workloads.py changes: regenerate bench/models/*.tflite (TensorFlow, own venv)
+python3 -m venv /tmp/tfvenv && /tmp/tfvenv/bin/pip install tensorflow-cpu==2.21.0 numpy
+/tmp/tfvenv/bin/python bench/make_tflite_models.py
+```
+
+## What is measured
+
+One depthwise convolution per workload, float32, batch 1, TensorFlow 'SAME' padding (the
+`k22x1` workload: 'VALID'). `shape` is C, H×W, kernel, stride, channel multiplier m.
+
+- **stock** is TVM with `{SWITCH}=0`, **project** with `=1`, each in a worker process;
+  both build with `relay.build` at `opt_level=3` and run with the graph executor. Their inputs:
+  **mult**, NCHW `nn.conv2d` with the multiplier-form weight `[C, m, kh, kw]`;
+  **canon**, the same with the canonical weight `[C*m, 1, kh, kw]`;
+  **tflite**, `relay.frontend.from_tflite` of `bench/models/<name>.tflite` (NHWC).
+- **xnnpack**: LiteRT's interpreter on the same .tflite file, XNNPACK delegate (its default).
+- **ort**: ONNX Runtime, CPU provider, a `Conv` with `group = C` and the canonical weight, NCHW.
+- **copy**: `np.copyto` of as many bytes as input + weight + output, a memory-traffic floor.
+
+Every output is checked against a NumPy reference (rtol = atol = 1e-4). Ratio columns divide a
+project time by another time, so **below 1 means the project is faster**: *best* and *worst*
+are the fastest and slowest of the project's (or stock's) three inputs; the *faster peer* is
+the faster of XNNPACK and ONNX Runtime. Geometric means are over the workloads with a value.
+
+The machine is small and shared, so absolute times drift from run to run (and a run made while
+something else was busy reads slower throughout). The engines of a workload are timed in
+alternating rounds, so the ratios are the robust part.
+
+## Targets
+
+{targets(records)}
+
+## Results (ms)
+
+{table}
+
+![ratios](benchmark.png)
+
+## Errors and wrong outputs
+
+{problems}
+"""
+
+
+def chart(records, path):
+    """Horizontal log-scale bars of the ratio columns, one group per workload."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+    names = [r["name"] for r in records]
+    height = 0.8 / len(RATIOS)
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.42 * len(names)))
+    for i, (key, label) in enumerate(RATIOS.items()):
+        ys = [j + (i - (len(RATIOS) - 1) / 2) * height for j in range(len(names))]
+        vals = [r["ratios"][key] or np.nan for r in records]
+        ax.barh(ys, vals, height=height, label=label)
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="black", linewidth=1)
+    lo, hi = ax.get_xlim()
+    ax.set_xticks([t for t in (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50) if lo <= t <= hi])
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_ylim(len(names) - 0.5, -0.5)
+    ax.set_xlabel("time ratio, log scale (below 1: the project is faster)")
+    ax.grid(axis="x", which="both", alpha=0.3)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=9, frameon=False)
+    fig.suptitle("Depthwise conv: project TVM vs stock TVM, peers and a copy floor")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def machine():
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}"
+
+
+# ---------------------------------------------------------------------------------------------
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true",
+                    help=f"smoke run: {', '.join(QUICK)}; 7 rounds unless --repeat")
+    ap.add_argument("--workloads", help="comma-separated workload names (see bench/workloads.py)")
+    ap.add_argument("--repeat", type=int, help="timing rounds per workload (default 25)")
+    args = ap.parse_args(argv)
+    names = args.workloads.split(",") if args.workloads else QUICK if args.quick else \
+        [w.name for w in WORKLOADS]
+    try:
+        args.selected = select([n.strip() for n in names if n.strip()])
+    except ValueError as exc:
+        ap.error(str(exc))
+    if args.repeat is None:
+        args.repeat = 7 if args.quick else 25
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
+    return args
+
+
+def check_setup(workloads):
+    missing = [m for m in ("tvm", "tflite", "ai_edge_litert", "onnx", "onnxruntime", "tqdm",
+                           "matplotlib") if not _importable(m)]
+    if missing:
+        sys.exit(f"error: missing Python packages {', '.join(missing)} in {sys.executable}; "
+                 "install TVM (pip install -e .) and pip install -r bench/requirements.txt")
+    absent = [w.name for w in workloads
+              if not os.path.exists(os.path.join(MODELS, f"{w.name}.tflite"))]
+    if absent:
+        sys.exit(f"error: no .tflite model for {', '.join(absent)}; "
+                 "run bench/make_tflite_models.py (see its docstring)")
+
+
+def _importable(name):
+    import importlib.util
+    return importlib.util.find_spec(name) is not None
+
+
+def main(argv):
+    args = parse_args(argv)
+    check_setup(args.selected)
+    from tqdm import tqdm
+    import ai_edge_litert
+    import onnxruntime
+
+    os.makedirs(LOGS, exist_ok=True)
+    start = time.time()
+    workers = {mode: Worker(mode) for mode in MODES}
+    records = []
+    bar = tqdm(args.selected, unit="workload", dynamic_ncols=True)
+    for wl in bar:
+        bar.set_postfix_str(wl.name)
+        records.append(measure(wl, workers, args.repeat))
+    for worker in workers.values():
+        worker.close()
+
+    meta = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python " + " ".join(shlex.quote(a) for a in
+                                        [os.path.relpath(__file__, ROOT)] + list(argv)),
+        "machine": machine(), "repeat": args.repeat, "slice_ms": SLICE_MS,
+        "threads": THREADS, "wall_s": time.time() - start,
+        "workers": {mode: w.hello for mode, w in workers.items()},
+        "versions": {"ai_edge_litert": getattr(ai_edge_litert, "__version__", "?"),
+                     "onnxruntime": onnxruntime.__version__, "numpy": np.__version__,
+                     "python": platform.python_version()},
+    }
+    os.makedirs(DOCS, exist_ok=True)
+    with open(os.path.join(DOCS, "benchmark.json"), "w") as f:
+        json.dump({"meta": meta, "records": records}, f, indent=1)
+    with open(os.path.join(DOCS, "benchmark.md"), "w") as f:
+        f.write(markdown(meta, records))
+    chart(records, os.path.join(DOCS, "benchmark.png"))
+
+    print(f"wrote docs/benchmark.md, .png, .json in {meta['wall_s'] / 60:.1f} min")
+    for key, label in RATIOS.items():
+        print(f"  geomean {label}: {_fmt(geomean([r['ratios'][key] for r in records]))}")
+    bad = sum(1 for r in records for m, k in COLUMNS if not (r[m][k] if k else r[m])["ok"])
+    if bad:
+        print(f"  {bad} failed or wrong measurements: see docs/benchmark.md")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,188 @@
+"""Builds, checks and times each workload's depthwise conv with TVM Relay; run as a subprocess.
+
+For a workload it builds three inputs with ``relay.build`` at ``opt_level=3`` on
+``llvm -mcpu=<host cpu>`` and runs them with the graph executor:
+
+* ``mult``:   NCHW ``nn.conv2d``, multiplier-form weight ``[C, m, kh, kw]`` as a constant;
+* ``canon``:  the same with the canonical weight ``[C*m, 1, kh, kw]``;
+* ``tflite``: ``relay.frontend.from_tflite`` of ``bench/models/<name>.tflite`` (NHWC).
+
+Each output is checked against the NumPy reference. Whether the project's pass is active is
+up to the environment (``TVM_CANONICALIZE_DEPTHWISE=0`` gives stock TVM); this file does not
+look at the project. Set ``TOPHUB_LOCATION=NONE`` and ``TVM_NUM_THREADS=2`` (run.py does).
+
+Protocol with run.py, one JSON object per line: the first stdout line is a ``hello`` (versions,
+target). Then, read from stdin,
+
+* ``{"op": "build", "name": NAME, "slice_ms": T}`` builds and checks NAME's three inputs and
+  answers ``{"name": NAME, "mult": {"ok", "err", "build_s", "error"}, "canon": ..., ...}``;
+* ``{"op": "time"}`` times each built input once for about T ms (``time_evaluator``), waits
+  until its thread pool is idle, and answers ``{"mult": ms, "canon": ms, "tflite": ms}``
+  (null for an input that failed).
+
+run.py alternates ``time`` requests with the other engines, so all engines of a workload see
+the same machine noise. Standalone, ``python bench/tvm_worker.py NAME [NAME ...]`` prints
+each workload's build result with medians of 15 timings.
+"""
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from reference import check, reference_output  # noqa: E402
+from timing import settle  # noqa: E402
+from workloads import BY_NAME  # noqa: E402
+
+MODELS_DIR = os.path.join(HERE, "models")
+KINDS = ("mult", "canon", "tflite")
+
+
+def relay_conv(wl, weight):
+    """IRModule of an NCHW depthwise ``nn.conv2d`` with ``weight`` as a constant."""
+    from tvm import IRModule, relay
+    data = relay.var("data", shape=(1, wl.C, wl.H, wl.W), dtype="float32")
+    out = relay.nn.conv2d(data, relay.const(weight), strides=(wl.stride, wl.stride),
+                          padding=wl.pads, dilation=(wl.dilation, wl.dilation),
+                          groups=wl.C, channels=wl.C * wl.m, kernel_size=(wl.kh, wl.kw))
+    return IRModule.from_expr(relay.Function([data], out))
+
+
+def tflite_module(wl):
+    """``(mod, params, input_name)`` from the workload's .tflite file."""
+    import tflite
+    from tvm import relay
+    path = os.path.join(MODELS_DIR, f"{wl.name}.tflite")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} is missing: run bench/make_tflite_models.py")
+    with open(path, "rb") as f:
+        model = tflite.Model.GetRootAsModel(f.read(), 0)
+    graph = model.Subgraphs(0)
+    name = graph.Tensors(graph.Inputs(0)).Name().decode()
+    mod, params = relay.frontend.from_tflite(
+        model, shape_dict={name: (1, wl.H, wl.W, wl.C)}, dtype_dict={name: "float32"})
+    return mod, params, name
+
+
+def build(kind, wl, target, expected, slice_ms):
+    """Build and check one input: ``(result dict, timer)``; the timer returns ms per run."""
+    import tvm
+    from tvm import relay
+    from tvm.contrib import graph_executor
+    if kind == "tflite":
+        mod, params, input_name = tflite_module(wl)
+        x = wl.input_nhwc()
+    else:
+        weight = wl.weight_multiplier() if kind == "mult" else wl.weight_canonical()
+        mod, params, input_name, x = relay_conv(wl, weight), None, "data", wl.input_nchw()
+
+    relay.backend.te_compiler.get().clear()  # no kernel reused from an earlier build
+    start = time.perf_counter()
+    with tvm.transform.PassContext(opt_level=3):
+        lib = relay.build(mod, target=target, params=params)
+    build_s = time.perf_counter() - start
+
+    dev = tvm.cpu(0)
+    gmod = graph_executor.GraphModule(lib["default"](dev))
+    gmod.set_input(input_name, x)
+    gmod.run()
+    out = gmod.get_output(0).numpy()
+    if kind == "tflite":
+        out = out.transpose(0, 3, 1, 2)
+    ok, err = check(out, expected)
+
+    probe = gmod.module.time_evaluator("run", dev, number=10, repeat=3)
+    number = max(1, int(slice_ms / max(min(probe().results) * 1e3, 1e-4)))
+    timer = gmod.module.time_evaluator("run", dev, number=number, repeat=1)
+    result = {"ok": ok, "err": err, "build_s": round(build_s, 2), "error": None}
+    return result, (lambda: timer().mean * 1e3)
+
+
+def short_error(exc):
+    """The telling part of a (TVM) exception: its last non-empty lines, trimmed."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = " | ".join(lines[-3:]) if lines else ""
+    return f"{type(exc).__name__}: {text}"[:400]
+
+
+class Session:
+    """The inputs of the workload built last, and their timers."""
+
+    def __init__(self, target):
+        self.target = target
+        self.timers = {}
+
+    def build(self, name, slice_ms=20):
+        wl = BY_NAME.get(name)
+        if wl is None:
+            return {"name": name, **{k: _failed(f"unknown workload {name!r}") for k in KINDS}}
+        expected = reference_output(wl)
+        self.timers = {}
+        result = {"name": name}
+        for kind in KINDS:
+            try:
+                result[kind], self.timers[kind] = build(kind, wl, self.target, expected,
+                                                        slice_ms)
+            except Exception as exc:  # one failing input must not stop the run
+                logging.error("%s/%s failed:\n%s", name, kind, traceback.format_exc())
+                result[kind] = _failed(short_error(exc))
+        settle()
+        return result
+
+    def time(self):
+        times = {kind: self.timers[kind]() if kind in self.timers else None for kind in KINDS}
+        settle()  # TVM's thread pool spins for a while: let it sleep before the next engine
+        return times
+
+
+def _failed(error):
+    return {"ok": False, "err": None, "build_s": None, "error": error}
+
+
+def main(argv):
+    # stdout carries the protocol; anything TVM or LLVM prints goes to stderr
+    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TOPHUB_LOCATION", "NONE")
+
+    import tvm
+    from importlib import metadata
+    try:  # metadata only, for the report header
+        project = metadata.version("tvm-canonicalize-depthwise")
+    except metadata.PackageNotFoundError:
+        project = None
+    session = Session("llvm -mcpu=" + tvm.target.codegen.llvm_get_system_cpu())
+    proto.write(json.dumps({
+        "hello": True, "tvm": tvm.__version__, "target": session.target, "project": project,
+        "switch": os.environ.get("TVM_CANONICALIZE_DEPTHWISE"),
+        "threads": os.environ.get("TVM_NUM_THREADS"),
+    }) + "\n")
+
+    if argv:  # standalone
+        for name in argv:
+            result = session.build(name)
+            samples = [session.time() for _ in range(15)]
+            for kind in session.timers:
+                result[kind]["ms"] = float(np.median([s[kind] for s in samples]))
+            proto.write(json.dumps(result) + "\n")
+        return
+    for line in sys.stdin:
+        req = json.loads(line)
+        if req["op"] == "build":
+            answer = session.build(req["name"], req.get("slice_ms", 20))
+        elif req["op"] == "time":
+            answer = session.time()
+        else:
+            answer = {"error": f"unknown op {req['op']!r}"}
+        proto.write(json.dumps(answer) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
