@@ -232,7 +232,8 @@ def _check_build(mod, data, expected):
 PACKED = [("nn.contrib_depthwise_conv2d_NCHWc", "OIHW1i16o")]
 
 
-@pytest.mark.parametrize("height,stride,packed", [(16, 2, True), (12, 1, True), (40, 1, False)])
+@pytest.mark.parametrize("height,stride,packed", [(16, 2, True), (12, 1, True), (40, 1, False),
+                                                  (64, 2, False)])
 def test_alter_layout_packs_untuned_by_workload(height, stride, packed):
     mod, data, expected = _canonical_module(16, 1, height, stride)
     assert (_altered_ops(mod) == PACKED) == packed

@@ -91,5 +91,9 @@ def depthwise_conv2d_canonical(
         _compute,
         name="depthwise_conv2d_canonical",
         tag="depthwise_conv2d_canonical",
-        attrs={"data_layout": data_layout, "kernel_layout": kernel_layout},
+        attrs={
+            "data_layout": data_layout,
+            "kernel_layout": kernel_layout,
+            "strides": [stride_h, stride_w],
+        },
     )

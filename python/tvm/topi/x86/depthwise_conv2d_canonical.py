@@ -112,17 +112,19 @@ def schedule_depthwise_conv2d_canonical(cfg, outs):
     return schedule_depthwise_conv2d_canonical_cpu(cfg, outs, get_simd_32bit_lanes())
 
 
-def prefers_packed_channels(in_channels, multiplier, strides, out_width, lanes):
+def prefers_packed_channels(in_channels, multiplier, strides, kernel_width, out_width, lanes):
     """Whether an NCHW depthwise convolution runs faster packed into NCHW{lanes}c.
 
-    The NCHW schedule vectorizes along output width, which wastes lanes on narrow outputs and
-    loads strided vectors at stride > 1; the packed schedule vectorizes along channels but pays
-    for the layout transforms and, for ``m > 1``, for upsampling channels, which measured slower
-    than the NCHW schedule in every multiplier workload. Whole channel blocks are required.
+    The NCHW schedule vectorizes along output width, which wastes lanes on narrow outputs, and
+    reads strided columns at stride > 1, which costs most with wide kernels; the packed schedule
+    vectorizes along channels but pays for the layout transforms and, for ``m > 1``, for
+    upsampling channels. Measured on the benchmark's workloads, packing wins for ``m == 1``
+    with outputs at most one vector wide, or strided with kernels 5 wide and more, and loses
+    for every multiplier workload. Whole channel blocks are required.
     """
     if in_channels % lanes or multiplier != 1:
         return False
-    return max(strides) > 1 or out_width <= lanes
+    return out_width <= lanes or (max(strides) > 1 and kernel_width >= 5)
 
 
 def _largest_divisor(extent, limit):
@@ -178,7 +180,10 @@ def _define_knobs(cfg, conv, lanes, accumulators):
         cfg["tile_w"] = SplitEntity([-1, _register_block(out_w, accumulators)])
     else:
         cfg["tile_c"] = SplitEntity([-1, 1])
-        vec = _vector_factor(out_w, lanes)
+        # Strided columns make TVM's vectors gathers; left scalar, LLVM vectorizes them with
+        # wide loads and shuffles (measured 1.7-2.2x faster at stride 2).
+        strided = int(conv.op.attrs["strides"][1]) > 1
+        vec = 1 if strided else _vector_factor(out_w, lanes)
         # a block of rows of one column strip: the padded rows of a task are read
         # (rows + kernel - 1) / rows times, so tall blocks
         rows = _register_block(out_h, accumulators)
