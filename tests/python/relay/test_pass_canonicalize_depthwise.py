@@ -234,7 +234,8 @@ def test_every_function_not_only_main():
     assert weight_shapes == [(8, 1, 3, 3)]
 
 
-def test_external_codegen_functions_left_alone():
+def test_external_codegen_functions_left_alone(caplog):
+    caplog.set_level(logging.DEBUG, logger="tvm.relay.transform.canonicalize_depthwise")
     inner = _multiplier_module()["main"].with_attr("Compiler", "ccompiler")
     inner = inner.with_attr("global_symbol", "ext")
     mod = tvm.IRModule()
@@ -245,6 +246,9 @@ def test_external_codegen_functions_left_alone():
     mod["main"] = relay.Function([x], relay.add(relay.Call(ext, [x]), relay.Call(nested, [x])))
     mod = relay.transform.InferType()(mod)
     tvm.ir.assert_structural_equal(run_pass(mod), mod)
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "function ext skipped: marked Compiler" in messages
+    assert "inside a function for an external codegen" in messages
 
 
 def test_shared_weight_rewritten_once():

@@ -78,7 +78,7 @@ def canonical_weight(weight, kernel_shape, kernel_layout, multiplier):
     return _canonical_expr(weight, kernel_shape, kernel_layout, multiplier)
 
 
-def _skip_reason(call, form):
+def _skip_reason(call):
     """Why a multiplier-form convolution is left as it is, or None to rewrite it."""
     if not is_primal_layout(call.attrs.kernel_layout):
         return f"packed kernel layout {call.attrs.kernel_layout}"
@@ -100,13 +100,13 @@ class _MultiplierFormRewrite(DFPatternCallback):
         self.count = 0
 
     def callback(self, pre, post, node_map):
-        if pre in self.external_calls:
-            return post
         form = conv2d_call_form(pre)
         if form.kind != MULTIPLIER:
             return post
         span = f"nn.conv2d {pre.attrs.data_layout}/{pre.attrs.kernel_layout}"
-        reason = _skip_reason(pre, form)
+        reason = "inside a function for an external codegen" if pre in self.external_calls else (
+            _skip_reason(pre)
+        )
         if reason is not None:
             logger.debug("%s: multiplier form left as is: %s", span, reason)
             return post
