@@ -141,6 +141,10 @@ def _vector_factor(extent, lanes):
         return extent
     if extent % lanes == 0:
         return lanes
+    # half a register of whole lanes beats an odd-sized vector (56 wide: 8 lanes, not 14)
+    half = lanes // 2
+    if half > 1 and extent % half == 0:
+        return half
     return _largest_divisor(extent, lanes)
 
 
