@@ -102,9 +102,3 @@ def is_depthwise(data_shape, data_layout, kernel_shape, kernel_layout, groups):
         CANONICAL
     )
 
-
-def is_multiplier_form(data_shape, data_layout, kernel_shape, kernel_layout, groups):
-    """True for a depthwise convolution with its weight in the channel-multiplier form."""
-    return conv2d_form(data_shape, data_layout, kernel_shape, kernel_layout, groups).kind == (
-        MULTIPLIER
-    )
