@@ -35,13 +35,65 @@ def depthwise_conv2d_canonical(
     output : te.Tensor
         Output in ``data_layout`` with ``C*m`` channels.
     """
-    out_dtype = out_dtype or data.dtype
+    stride_h, stride_w = (strides, strides) if isinstance(strides, int) else strides
+    dilation_h, dilation_w = (dilation, dilation) if isinstance(dilation, int) else dilation
+    data_to_nchw = tir.bijective_layout(data_layout, "NCHW")
+    in_shape = get_const_tuple(data_to_nchw.forward_shape(data.shape))
+    _, _, kernel_h, kernel_w = get_const_tuple(
+        tir.bijective_layout(kernel_layout, "OIHW").forward_shape(kernel.shape)
+    )
+    pads = get_pad_tuple(
+        padding, ((kernel_h - 1) * dilation_h + 1, (kernel_w - 1) * dilation_w + 1)
+    )
+    if any(pads):
+        layout = tir.layout(data_layout)
+        before, after = [0] * len(layout), [0] * len(layout)
+        before[layout.index_of("H")], before[layout.index_of("W")] = pads[0], pads[1]
+        after[layout.index_of("H")], after[layout.index_of("W")] = pads[2], pads[3]
+        data = pad(data, before, after, name="data_pad")
+
+    def _read(n, channel, y, ry, x, rx):
+        row = y * stride_h + ry * dilation_h
+        column = x * stride_w + rx * dilation_w
+        return data[tuple(data_to_nchw.backward_index([n, channel, row, column]))]
+
+    return depthwise_conv2d_canonical_reading(
+        _read, in_shape, pads, data.dtype, kernel, strides, dilation, data_layout,
+        kernel_layout, out_dtype,
+    )
+
+
+def depthwise_conv2d_canonical_reading(
+    read, in_shape, pads, in_dtype, kernel, strides, dilation, data_layout, kernel_layout,
+    out_dtype=None,
+):
+    """:func:`depthwise_conv2d_canonical` on an input given by a function.
+
+    Schedules that stage the (padded) input in their own arrangement, such as columns split
+    by phase for strided convolutions, pass a ``read`` that finds a pixel in it; the
+    arithmetic of the convolution stays here.
+
+    Parameters
+    ----------
+    read : callable
+        ``read(n, channel, y, ry, x, rx)``: the input pixel that output position ``(y, x)``
+        meets at kernel tap ``(ry, rx)`` in input channel ``channel``, that is the padded
+        input at row ``y * stride_h + ry * dilation_h`` and the column likewise.
+    in_shape : tuple of int
+        ``(N, C, H, W)`` of the unpadded input.
+    pads : tuple of 4 int
+        (top, left, bottom, right) padding the reader provides.
+    in_dtype : str
+    kernel, strides, dilation, data_layout, kernel_layout, out_dtype
+        As for :func:`depthwise_conv2d_canonical`.
+    """
+    out_dtype = out_dtype or in_dtype
     stride_h, stride_w = (strides, strides) if isinstance(strides, int) else strides
     dilation_h, dilation_w = (dilation, dilation) if isinstance(dilation, int) else dilation
     # Every index goes through NCHW / OIHW, so packed layouts (NCHW16c, OIHW1i16o) work too.
     data_to_nchw = tir.bijective_layout(data_layout, "NCHW")
     kernel_to_oihw = tir.bijective_layout(kernel_layout, "OIHW")
-    batch, in_channels, height, width = get_const_tuple(data_to_nchw.forward_shape(data.shape))
+    batch, in_channels, height, width = in_shape
     out_channels, kernel_i, kernel_h, kernel_w = get_const_tuple(
         kernel_to_oihw.forward_shape(kernel.shape)
     )
@@ -51,19 +103,9 @@ def depthwise_conv2d_canonical(
             f"got {get_const_tuple(kernel.shape)} in {kernel_layout}"
         )
     multiplier = out_channels // in_channels
-
-    pad_top, pad_left, pad_bottom, pad_right = get_pad_tuple(
-        padding, ((kernel_h - 1) * dilation_h + 1, (kernel_w - 1) * dilation_w + 1)
-    )
+    pad_top, pad_left, pad_bottom, pad_right = pads
     out_h = (height + pad_top + pad_bottom - (kernel_h - 1) * dilation_h - 1) // stride_h + 1
     out_w = (width + pad_left + pad_right - (kernel_w - 1) * dilation_w - 1) // stride_w + 1
-
-    if pad_top or pad_left or pad_bottom or pad_right:
-        layout = tir.layout(data_layout)
-        before, after = [0] * len(layout), [0] * len(layout)
-        before[layout.index_of("H")], before[layout.index_of("W")] = pad_top, pad_left
-        after[layout.index_of("H")], after[layout.index_of("W")] = pad_bottom, pad_right
-        data = pad(data, before, after, name="data_pad")
 
     out_shape = data_to_nchw.backward_shape([batch, out_channels, out_h, out_w])
     ry = te.reduce_axis((0, kernel_h), name="ry")
@@ -71,18 +113,7 @@ def depthwise_conv2d_canonical(
 
     def _compute(*index):
         n, channel, y, x = data_to_nchw.forward_index(index)
-        pixel = data[
-            tuple(
-                data_to_nchw.backward_index(
-                    [
-                        n,
-                        channel // multiplier,
-                        y * stride_h + ry * dilation_h,
-                        x * stride_w + rx * dilation_w,
-                    ]
-                )
-            )
-        ]
+        pixel = read(n, channel // multiplier, y, ry, x, rx)
         weight = kernel[tuple(kernel_to_oihw.backward_index([channel, 0, ry, rx]))]
         return te.sum(pixel.astype(out_dtype) * weight.astype(out_dtype), axis=[ry, rx])
 
