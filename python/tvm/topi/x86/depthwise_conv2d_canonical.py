@@ -11,6 +11,8 @@ from ..utils import get_const_tuple, traverse_inline
 _TAG = "depthwise_conv2d_canonical"
 _UPSAMPLE_TAG = "depthwise_channel_upsample"
 _PAD_TAG = "depthwise_pad"
+# multiply-adds below which a layer runs on one thread
+_PARALLEL_WORK = 1 << 16
 
 
 def is_packed(layout):
@@ -249,6 +251,7 @@ def _define_knobs(cfg, conv, lanes, accumulators):
     cfg.define_split("tile_h", out_h, num_outputs=rows_split, max_factor=16)
     cfg.define_split("tile_w", out_w, num_outputs=3 if not channels_last else 2)
     cfg.define_knob("unroll_kernel", [1, 0])
+    cfg.define_knob("parallel", [1, 0])
     if not (channels_last or is_packed(layout)):
         # read by x86 alter-layout only: pack this NCHW convolution into NCHW{lanes}c
         cfg.define_knob("pack_channels", [0, 1])
@@ -284,6 +287,15 @@ def _define_knobs(cfg, conv, lanes, accumulators):
         cfg["tile_h"] = SplitEntity([-1, rows])
         cfg["tile_w"] = SplitEntity([-1, 1, vec])
     cfg["unroll_kernel"] = OtherOptionEntity(1)
+    # Starting the thread pool costs about a microsecond: a layer with less work than that
+    # (such as a 22x1 kernel over one output row) runs on one thread.
+    taps = 1
+    for axis in conv.op.reduce_axis:
+        taps *= int(axis.dom.extent)
+    work = taps
+    for extent in shape:
+        work *= extent
+    cfg["parallel"] = OtherOptionEntity(int(work >= _PARALLEL_WORK))
 
 
 def schedule_depthwise_conv2d_canonical_cpu(cfg, outs, lanes, accumulators=8):
@@ -300,7 +312,7 @@ def schedule_depthwise_conv2d_canonical_cpu(cfg, outs, lanes, accumulators=8):
     Parameters
     ----------
     cfg : ConfigEntity
-        Knobs ``tile_c``, ``tile_h``, ``tile_w`` (splits) and ``unroll_kernel``.
+        Knobs ``tile_c``, ``tile_h``, ``tile_w`` (splits), ``unroll_kernel`` and ``parallel``.
     outs : te.Tensor or list of te.Tensor
         The output of the (possibly fused) operator.
     lanes : int
@@ -372,7 +384,8 @@ def _schedule_block(sch, cfg, conv, out, lanes, accumulators):
         vector = w_inner
         block = [c_inner, h_inner, w_block]
         parallel = sch[out].fuse(n, c_outer, h_outer)
-    sch[out].parallel(parallel)
+    if cfg["parallel"].val:
+        sch[out].parallel(parallel)
     for axis in block:
         sch[out].unroll(axis)
     sch[out].vectorize(vector)
@@ -387,13 +400,19 @@ def _schedule_block(sch, cfg, conv, out, lanes, accumulators):
             sch[data_pad].reorder(column, phase)
             sch[data_pad].unroll(phase)
     if upsampled is not None:
-        sch[upsampled].compute_at(sch[out], parallel)
-        # vectors of the m copies of one input channel are broadcasts of one scalar load;
-        # a vector across several input channels would gather element by element
         source = upsampled.op.input_tensors[0]
         multiplier = int(upsampled.shape[lane_pos]) // int(source.shape[lane_pos])
-        _, copies = sch[upsampled].split(sch[upsampled].op.axis[lane_pos], factor=multiplier)
-        sch[upsampled].vectorize(copies)
+        if multiplier % cfg["tile_c"].size[-1] == 0:
+            # a vector of output channels reads one input channel: a broadcast, no copy
+            sch[upsampled].compute_inline()
+        else:
+            sch[upsampled].compute_at(sch[out], parallel)
+            # vectors of the m copies of one input channel are broadcasts of one scalar
+            # load; a vector across several input channels would gather element by element
+            _, copies = sch[upsampled].split(
+                sch[upsampled].op.axis[lane_pos], factor=multiplier
+            )
+            sch[upsampled].vectorize(copies)
 
     acc_axes = sch[acc].op.axis
     a_n, a_c, a_h, a_w = (acc_axes[p] for p in (n_pos, c_pos, h_pos, w_pos))
