@@ -105,6 +105,8 @@ def test_layouts_and_multipliers(data_layout, kernel_layout, multiplier):
         ((2, 2), (2, 2, 2, 2), (1, 1), (5, 5)),
         ((1, 1), (0, 0, 0, 0), (1, 1), (11, 1)),
         ((1, 1), "SAME", (1, 1), (3, 3)),
+        ((2, 3), (1, 2, 0, 1), (2, 2), (3, 3)),
+        ((2, 2), (0, 0, 0, 0), (1, 1), (3, 3)),
     ],
 )
 @pytest.mark.parametrize("multiplier", [1, 3])
@@ -143,28 +145,68 @@ def _task(data_layout="NHWC", kernel_layout="HWOI", channels=16, size=8, multipl
 
 
 def _parallel_extent(task):
+    """Tasks of the parallel loop; 1 when the layer runs on one thread."""
     with TARGET:
         sch, args = task.func(*task.args)
     text = tvm.lower(sch, args, simple_mode=True).script()
     marker = "T.parallel("
+    if marker not in text:
+        return 1
     start = text.index(marker) + len(marker)
     return int(text[start: text.index(")", start)])
 
 
 def test_fallback_config_is_chosen_from_workload():
-    task = _task()
-    assert task.config_space.space_map.keys() >= {"tile_c", "tile_h", "tile_w"}
+    task = _task(size=32)
+    assert task.config_space.space_map.keys() >= {"tile_c", "tile_h", "tile_w", "parallel"}
     # 16 channels are one AVX-512 vector, one task per row
-    assert _parallel_extent(task) == 8
+    assert _parallel_extent(task) == 32
+
+
+def test_fallback_runs_tiny_layers_on_one_thread():
+    # 16 x 8 x 8 outputs x 9 taps: less work than starting the thread pool is worth
+    assert _parallel_extent(_task(size=8)) == 1
+    assert _parallel_extent(_task(size=8, multiplier=16)) > 1
+
+
+def _lowered(task):
+    with TARGET:
+        sch, args = task.func(*task.args)
+    return tvm.lower(sch, args, simple_mode=True).script()
+
+
+def test_strided_nchw_reads_columns_at_unit_stride():
+    data = te.placeholder((1, 32, 64, 64), "float32", name="data")
+    weight = te.placeholder((32, 1, 3, 3), "float32", name="weight")
+    args = (data, weight, (2, 2), (1, 1, 1, 1), (1, 1), "NCHW", "OIHW", "float32")
+    text = _lowered(autotvm.task.create("depthwise_conv2d_canonical.x86", args=args,
+                                        target=TARGET))
+    assert "float32x16" in text  # 32 output columns in vectors
+    assert "T.Ramp(" not in text  # every vector load a plain slice, no stride-2 gather
+
+
+@pytest.mark.parametrize("multiplier,upsample_lanes", [(2, 2), (4, 4), (16, None)])
+def test_nhwc_multiplier_upsample_is_broadcasts(multiplier, upsample_lanes):
+    text = _lowered(_task(size=32, channels=64 // multiplier, multiplier=multiplier))
+    if upsample_lanes is None:
+        # a vector of 16 output channels reads one input channel: no upsampled copy at all
+        assert "data_upsampled" not in text
+    else:
+        # the copies of one input channel are stored as one broadcast vector
+        assert f"] = T.Broadcast(T.if_then_else(" in text
+        assert f", {upsample_lanes})\n" in text
+        assert "T.Ramp(0, 1, 16) //" not in text  # no element-by-element gather
 
 
 def test_tuned_config_from_log_is_used(tmp_path):
-    task = _task()
+    task = _task(size=32)
     space = task.config_space
     wanted = next(
         index
         for index in range(len(space))
-        if space.get(index)["tile_h"].size[-1] == 4 and space.get(index)["tile_c"].size[-1] == 8
+        if space.get(index)["tile_h"].size[1:] == [8, 1]
+        and space.get(index)["tile_c"].size[-1] == 8
+        and space.get(index)["parallel"].val == 1
     )
     config = space.get(wanted)
     log = tmp_path / "tuned.log"
@@ -173,9 +215,9 @@ def test_tuned_config_from_log_is_used(tmp_path):
         stream.write(autotvm.record.encode(autotvm.MeasureInput(TARGET, task, config), result))
         stream.write("\n")
     with autotvm.apply_history_best(str(log)):
-        # 8 rows in blocks of 4, 16 channels in vectors of 8: 2 * 2 tasks
-        assert _parallel_extent(task) == 4
-    assert _parallel_extent(task) == 8
+        # 32 rows in 4 tasks, 16 channels in vectors of 8: 4 * 2 tasks
+        assert _parallel_extent(task) == 8
+    assert _parallel_extent(task) == 32
 
 
 def _conv_module(data_layout, kernel_layout, channels, multiplier, dtype="float32"):
