@@ -16,8 +16,9 @@ target). Then, read from stdin,
 
 * ``{"op": "build", "name": NAME, "slice_ms": T}`` builds and checks NAME's three inputs and
   answers ``{"name": NAME, "mult": {"ok", "err", "build_s", "error"}, "canon": ..., ...}``;
-* ``{"op": "time"}`` times each built input once for about T ms (``time_evaluator``), waits
-  until its thread pool is idle, and answers ``{"mult": ms, "canon": ms, "tflite": ms}``
+* ``{"op": "time"}`` times each built input once for about T ms (``time_evaluator``; the
+  input timed first rotates from request to request), waits until its thread pool is idle,
+  and answers ``{"mult": ms, "canon": ms, "tflite": ms}``
   (null for an input that failed).
 
 run.py alternates ``time`` requests with the other engines, so all engines of a workload see
@@ -116,6 +117,7 @@ class Session:
     def __init__(self, target):
         self.target = target
         self.timers = {}
+        self.rounds = 0
 
     def build(self, name, slice_ms=20):
         wl = BY_NAME.get(name)
@@ -135,7 +137,12 @@ class Session:
         return result
 
     def time(self):
-        times = {kind: self.timers[kind]() if kind in self.timers else None for kind in KINDS}
+        # the inputs take turns at going first, so none always follows another engine
+        start = self.rounds % len(KINDS)
+        self.rounds += 1
+        order = KINDS[start:] + KINDS[:start]
+        times = {kind: self.timers[kind]() if kind in self.timers else None for kind in order}
+        times = {kind: times[kind] for kind in KINDS}
         settle()  # TVM's thread pool spins for a while: let it sleep before the next engine
         return times
 
