@@ -402,7 +402,11 @@ def _schedule_block(sch, cfg, conv, out, lanes, accumulators):
     if upsampled is not None:
         source = upsampled.op.input_tensors[0]
         multiplier = int(upsampled.shape[lane_pos]) // int(source.shape[lane_pos])
-        if multiplier % cfg["tile_c"].size[-1] == 0:
+        if is_packed(layout):
+            # the packed channel block indexes its source through the outer block too
+            sch[upsampled].compute_at(sch[out], parallel)
+            sch[upsampled].vectorize(sch[upsampled].op.axis[lane_pos])
+        elif multiplier % cfg["tile_c"].size[-1] == 0:
             # a vector of output channels reads one input channel: a broadcast, no copy
             sch[upsampled].compute_inline()
         else:
