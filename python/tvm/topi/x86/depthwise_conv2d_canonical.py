@@ -354,11 +354,11 @@ def _schedule_block(sch, cfg, conv, out, lanes, accumulators):
         sch[data_pad].compute_inline()
         data_pad = None
     if conv.op == out.op:
-        acc = sch.cache_write(conv, "local")
+        acc = sch.cache_write(conv, "global")
         out = conv
     else:
         acc = conv
-        sch[conv].set_scope("local")
+        sch[conv].set_scope("global")
 
     axes = sch[out].op.axis
     n, c, h, w = (axes[p] for p in (n_pos, c_pos, h_pos, w_pos))
