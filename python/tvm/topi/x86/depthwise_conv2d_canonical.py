@@ -1,4 +1,5 @@
 """x86 schedule for depthwise convolution on canonical weights (any multiplier and layout)."""
+import tvm
 from tvm import autotvm, te, tir
 from tvm.autotvm.task.space import OtherOptionEntity, SplitEntity
 from tvm.target.x86 import get_simd_32bit_lanes
@@ -13,6 +14,10 @@ _UPSAMPLE_TAG = "depthwise_channel_upsample"
 _PAD_TAG = "depthwise_pad"
 # multiply-adds below which a layer runs on one thread
 _PARALLEL_WORK = 1 << 16
+# parallel tasks wanted before a task takes several blocks of rows
+_MIN_TASKS = 16
+# bytes of staged input rows a task may hold (half an L1 data cache)
+_STAGE_BYTES = 24 * 1024
 
 
 def is_packed(layout):
@@ -247,7 +252,7 @@ def _define_knobs(cfg, conv, lanes, accumulators):
     del n_pos
     cfg.define_split("tile_c", out_c, num_outputs=2)
     # channels-last: task rows, then the rows of a register block
-    rows_split = 3 if channels_last and not is_packed(layout) else 2
+    rows_split = 2 if is_packed(layout) else 3
     cfg.define_split("tile_h", out_h, num_outputs=rows_split, max_factor=16)
     cfg.define_split("tile_w", out_w, num_outputs=3 if not channels_last else 2)
     cfg.define_knob("unroll_kernel", [1, 0])
@@ -284,7 +289,25 @@ def _define_knobs(cfg, conv, lanes, accumulators):
         # a block of rows of one column strip: the padded rows of a task are read
         # (rows + kernel - 1) / rows times, so tall blocks
         rows = _register_block(out_h, accumulators)
-        cfg["tile_h"] = SplitEntity([-1, rows])
+        # A task takes several blocks of rows when there are enough tasks: its padded rows
+        # are then staged once, not again for every block, in one buffer per task, which
+        # should stay in L1.
+        channel_tasks = out_c // cfg["tile_c"].size[-1]
+        blocks = 1
+        if channel_tasks >= _MIN_TASKS:
+            staged_width = 1
+            for extent in get_const_tuple(staged.shape)[len(shape) - 1 :]:
+                staged_width *= extent
+            kernel_h = int(conv.op.reduce_axis[0].dom.extent)
+            stride_h = int(conv.op.attrs["strides"][0])
+            row_bytes = staged_width * tvm.DataType(staged.dtype).bits // 8
+            row_bytes *= cfg["tile_c"].size[-1]
+            for count in range(out_h // rows, 0, -1):
+                staged_rows = (count * rows - 1) * stride_h + kernel_h
+                if (out_h // rows) % count == 0 and staged_rows * row_bytes <= _STAGE_BYTES:
+                    blocks = count
+                    break
+        cfg["tile_h"] = SplitEntity([-1, blocks, rows])
         cfg["tile_w"] = SplitEntity([-1, 1, vec])
     cfg["unroll_kernel"] = OtherOptionEntity(1)
     # Starting the thread pool costs about a microsecond: a layer with less work than that
@@ -380,7 +403,9 @@ def _schedule_block(sch, cfg, conv, out, lanes, accumulators):
         parallel = sch[out].fuse(n, h_outer, c_outer)
     else:
         w_outer, w_block, w_inner = cfg["tile_w"].apply(sch, out, w)
-        sch[out].reorder(n, c_outer, h_outer, w_outer, c_inner, h_inner, w_block, w_inner)
+        sch[out].reorder(
+            n, c_outer, h_outer, h_mid, w_outer, c_inner, h_inner, w_block, w_inner
+        )
         vector = w_inner
         block = [c_inner, h_inner, w_block]
         parallel = sch[out].fuse(n, c_outer, h_outer)
