@@ -209,15 +209,19 @@ def _altered_ops(mod):
     return ops
 
 
-def _canonical_module(channels, mult, height, stride):
+def _canonical_module(channels, mult, height, stride, kernel=3):
     rng = np.random.default_rng(mult)
     data = rng.uniform(-1, 1, (1, channels, height, height)).astype("float32")
-    canonical = rng.uniform(-1, 1, (channels * mult, 1, 3, 3)).astype("float32")
+    canonical = rng.uniform(-1, 1, (channels * mult, 1, kernel, kernel)).astype("float32")
+    pad = kernel // 2
     x = relay.var("x", shape=data.shape)
     y = relay.nn.conv2d(x, relay.const(canonical), channels=channels * mult, groups=channels,
-                        kernel_size=(3, 3), padding=(1, 1), strides=(stride, stride))
+                        kernel_size=(kernel, kernel), padding=(pad, pad),
+                        strides=(stride, stride))
     mod = tvm.IRModule.from_expr(relay.Function([x], relay.nn.relu(y)))
-    expected = np.maximum(ref.depthwise_conv2d_nchw(data, canonical, (stride,) * 2, (1,) * 4), 0)
+    expected = np.maximum(
+        ref.depthwise_conv2d_nchw(data, canonical, (stride,) * 2, (pad,) * 4), 0
+    )
     return mod, data, expected
 
 
@@ -232,10 +236,12 @@ def _check_build(mod, data, expected):
 PACKED = [("nn.contrib_depthwise_conv2d_NCHWc", "OIHW1i16o")]
 
 
-@pytest.mark.parametrize("height,stride,packed", [(16, 2, True), (12, 1, True), (40, 1, False),
-                                                  (64, 2, False)])
-def test_alter_layout_packs_untuned_by_workload(height, stride, packed):
-    mod, data, expected = _canonical_module(16, 1, height, stride)
+@pytest.mark.parametrize(
+    "height,stride,kernel,packed",
+    [(16, 2, 5, True), (12, 1, 5, True), (40, 1, 5, False), (64, 2, 3, False), (12, 1, 3, False)],
+)
+def test_alter_layout_packs_untuned_by_workload(height, stride, kernel, packed):
+    mod, data, expected = _canonical_module(16, 1, height, stride, kernel)
     assert (_altered_ops(mod) == PACKED) == packed
     _check_build(mod, data, expected)
 

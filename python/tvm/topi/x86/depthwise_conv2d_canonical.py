@@ -200,16 +200,17 @@ def schedule_depthwise_conv2d_canonical(cfg, outs):
 def prefers_packed_channels(in_channels, multiplier, strides, kernel_width, out_width, lanes):
     """Whether an NCHW depthwise convolution runs faster packed into NCHW{lanes}c.
 
-    The NCHW schedule vectorizes along output width, which wastes lanes on narrow outputs, and
-    reads strided columns at stride > 1, which costs most with wide kernels; the packed schedule
-    vectorizes along channels but pays for the layout transforms and, for ``m > 1``, for
-    upsampling channels. Measured on the benchmark's workloads, packing wins for ``m == 1``
-    with outputs at most one vector wide, or strided with kernels 5 wide and more, and loses
-    for every multiplier workload. Whole channel blocks are required.
+    The NCHW schedule vectorizes along output width, which wastes lanes on narrow outputs; the
+    packed schedule vectorizes along channels but pays for two layout transforms (each about
+    as long as the convolution on 14x14 planes) and, for ``m > 1``, for upsampling channels.
+    Measured end to end on the benchmark's workloads, packing wins only where the kernel is 5
+    wide or more and the output is at most one vector wide or strided (1.1-1.5x), loses
+    1.1-1.7x on 3x3 kernels at 7x7 to 28x28, and loses for every multiplier workload. Whole
+    channel blocks are required.
     """
-    if in_channels % lanes or multiplier != 1:
+    if in_channels % lanes or multiplier != 1 or kernel_width < 5:
         return False
-    return out_width <= lanes or (max(strides) > 1 and kernel_width >= 5)
+    return out_width <= lanes or max(strides) > 1
 
 
 def _largest_divisor(extent, limit):
