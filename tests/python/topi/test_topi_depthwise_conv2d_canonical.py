@@ -198,6 +198,16 @@ def test_nhwc_multiplier_upsample_is_broadcasts(multiplier, upsample_lanes):
         assert "T.Ramp(0, 1, 16) //" not in text  # no element-by-element gather
 
 
+def test_nhwc_multiplier_without_reuse_broadcasts_the_input():
+    # a 22x1 kernel over 22 rows reads each input pixel once: no upsampled copy
+    data = te.placeholder((1, 22, 32, 8), "float32", name="data")
+    weight = te.placeholder((22, 1, 32, 1), "float32", name="weight")
+    args = (data, weight, (1, 1), (0, 0, 0, 0), (1, 1), "NHWC", "HWOI", "float32")
+    task = autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=TARGET)
+    assert "data_upsampled" not in _lowered(task)
+    _check("NHWC", "HWOI", 8, (22, 32), 4, kernel=(22, 1), padding=(0, 0, 0, 0))
+
+
 def test_tuned_config_from_log_is_used(tmp_path):
     task = _task(size=32)
     space = task.config_space

@@ -266,6 +266,19 @@ def _define_knobs(cfg, conv, lanes, accumulators):
     if channels_last:
         # packed layouts vectorize their inner channel block, and split only the outer one
         vec = 1 if is_packed(layout) else _vector_factor(out_c, lanes)
+        staged = conv.op.input_tensors[0]
+        if staged.op.tag == _UPSAMPLE_TAG and not is_packed(layout):
+            # An upsampled pixel pays off when several outputs read it; read about once (a
+            # 22x1 kernel over 22 rows), it is cheaper to broadcast the input pixel itself
+            # into vectors of m lanes or fewer (measured 1.3 to 0.8 us on that layer).
+            staged_shape = get_const_tuple(staged.shape)
+            taps = 1
+            for axis in conv.op.reduce_axis:
+                taps *= int(axis.dom.extent)
+            reads = out_h * out_w * taps / (staged_shape[h_pos] * staged_shape[w_pos])
+            if reads < 2:
+                multiplier = out_c // int(staged.op.input_tensors[0].shape[c_pos])
+                vec = _largest_divisor(multiplier, lanes)
         cfg["tile_c"] = SplitEntity([-1, vec])
         # an upsampled input is built per task: tall tasks rebuild fewer of its rows, while
         # a register block stays one row of columns
