@@ -246,24 +246,52 @@ def test_alter_layout_packs_untuned_by_workload(height, stride, kernel, packed):
     _check_build(mod, data, expected)
 
 
-@pytest.mark.parametrize("mult,pack", [(2, 1), (3, 1), (1, 0)])
-def test_alter_layout_follows_tuned_knob_and_packs_any_multiplier_as_depthwise(
-    tmp_path, mult, pack
+@pytest.mark.parametrize("packed_faster", [True, False])
+@pytest.mark.parametrize("mult", [1, 2, 3])
+def test_alter_layout_follows_tuned_costs_and_packs_any_multiplier_as_depthwise(
+    tmp_path, mult, packed_faster
 ):
     from tvm import autotvm
+    from tvm.topi.x86.depthwise_conv2d_canonical_alter_op import _packed_workload
 
     mod, data, expected = _canonical_module(16, mult, 12, 1)
     (task,) = autotvm.task.extract_from_program(mod["main"], params={}, target=TARGET)
     assert task.name == "depthwise_conv2d_canonical.x86"
-    space = task.config_space
-    index = next(i for i in range(len(space)) if space.get(i)["pack_channels"].val == pack)
+    (_, (_, data_shape, dtype), (_, kernel_shape, _), strides, padding, dilation, _, _,
+     out_dtype) = task.workload
+    packed_args = (
+        ("TENSOR", (1, data_shape[1] // 16, *data_shape[2:], 16), dtype),
+        ("TENSOR", (kernel_shape[0] // 16, 1, *kernel_shape[2:], 1, 16), dtype),
+        strides, padding, dilation, "NCHW16c", "OIHW1i16o", out_dtype,
+    )
+    packed_task = autotvm.task.create(task.name, args=packed_args, target=TARGET)
+    assert packed_task.workload == _packed_workload(task.workload, 16)
+    # a log measuring both: the faster one decides (untuned, this workload stays NCHW)
     log = tmp_path / "tuned.log"
-    result = autotvm.MeasureResult((1e-5,), 0, 0.1, 0)
-    log.write_text(autotvm.record.encode(autotvm.MeasureInput(TARGET, task, space.get(index)),
-                                         result) + "\n")
+    records = []
+    for each, cost in ((task, 2e-5 if packed_faster else 1e-5),
+                       (packed_task, 1e-5 if packed_faster else 2e-5)):
+        result = autotvm.MeasureResult((cost,), 0, 0.1, 0)
+        records.append(autotvm.record.encode(
+            autotvm.MeasureInput(TARGET, each, each.config_space.get(0)), result))
+    log.write_text("\n".join(records) + "\n")
+    assert _altered_ops(mod) != PACKED
     with autotvm.apply_history_best(str(log)):
-        assert (_altered_ops(mod) == PACKED) == bool(pack)
+        assert (_altered_ops(mod) == PACKED) == packed_faster
         _check_build(mod, data, expected)
+
+
+def test_alter_layout_ignores_a_log_with_one_side(tmp_path):
+    from tvm import autotvm
+
+    mod, _, _ = _canonical_module(16, 1, 12, 1, kernel=5)  # untuned: packs
+    (task,) = autotvm.task.extract_from_program(mod["main"], params={}, target=TARGET)
+    log = tmp_path / "tuned.log"
+    log.write_text(autotvm.record.encode(
+        autotvm.MeasureInput(TARGET, task, task.config_space.get(0)),
+        autotvm.MeasureResult((1e-6,), 0, 0.1, 0)) + "\n")
+    with autotvm.apply_history_best(str(log)):
+        assert _altered_ops(mod) == PACKED
 
 
 def test_alter_layout_stock_with_patch_off(monkeypatch):

@@ -258,9 +258,6 @@ def _define_knobs(cfg, conv, lanes, accumulators):
     cfg.define_split("tile_w", out_w, num_outputs=3 if not channels_last else 2)
     cfg.define_knob("unroll_kernel", [1, 0])
     cfg.define_knob("parallel", [1, 0])
-    if not (channels_last or is_packed(layout)):
-        # read by x86 alter-layout only: pack this NCHW convolution into NCHW{lanes}c
-        cfg.define_knob("pack_channels", [0, 1])
     if not cfg.is_fallback:
         return
     if channels_last:
