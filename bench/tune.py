@@ -157,7 +157,6 @@ def main(argv=None):
         f"- Target `{target}`, 2 threads; random tuner, AutoTVM local builder and runner",
         "- Both builds checked against the NumPy reference; times are medians of 15"
         " alternating rounds of 200 runs each (graph executor, whole module)",
-        "",
         "- The log holds the fallback config's measurement too (column *fallback in log*),"
         " so the tuned choice is the best AutoTVM measured among it and the random trials",
         "",
