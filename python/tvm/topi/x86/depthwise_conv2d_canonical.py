@@ -202,15 +202,18 @@ def prefers_packed_channels(in_channels, multiplier, strides, kernel_width, out_
 
     The NCHW schedule vectorizes along output width, which wastes lanes on narrow outputs; the
     packed schedule vectorizes along channels but pays for two layout transforms (each about
-    as long as the convolution on 14x14 planes) and, for ``m > 1``, for upsampling channels.
-    Measured end to end on the benchmark's workloads, packing wins only where the kernel is 5
-    wide or more and the output is at most one vector wide or strided (1.1-1.5x), loses
-    1.1-1.7x on 3x3 kernels at 7x7 to 28x28, and loses for every multiplier workload. Whole
-    channel blocks are required.
+    as long as the convolution on small planes) and, for ``m > 1``, for upsampling channels.
+    Measured end to end with ``bench/pack_choice.py``, packing wins (1.1-2x) where the kernel
+    is 5 wide or more and the output is at most one vector wide or strided, and (1.25x) at
+    stride 1 on outputs at most half a vector wide (7x7 planes); it loses 1.1-1.5x on the other
+    3x3 layers from 7x7 strided to 28x28, and on every multiplier workload. Whole channel
+    blocks are required.
     """
-    if in_channels % lanes or multiplier != 1 or kernel_width < 5:
+    if in_channels % lanes or multiplier != 1:
         return False
-    return out_width <= lanes or max(strides) > 1
+    if kernel_width >= 5:
+        return out_width <= lanes or max(strides) > 1
+    return max(strides) == 1 and 2 * out_width <= lanes
 
 
 def _largest_divisor(extent, limit):
