@@ -67,8 +67,8 @@ def _stage_rows(data, layout, pads, extent, stride):
     buffer the schedule places per task. At column stride ``s > 1`` the padded columns are
     also split into their ``s`` phases: padded column ``phase + s * column`` is staged at
     ``[phase, column]``, so the convolution reads each phase at unit stride instead of
-    gathering every ``s``-th column (measured 1.3-2.5x faster than leaving strided columns
-    to LLVM).
+    gathering every ``s``-th column (faster than leaving strided columns to LLVM; the
+    measurements are in ``docs/design.md``).
 
     Returns the stage and ``read(index, x, tap)``: the pixel of the row at ``index`` (the
     position in the layout but for the width) that output column ``x`` meets at the kernel
@@ -128,7 +128,7 @@ def depthwise_conv2d_canonical_cpu(
       channel ``o // m`` would make a vector of output channels gather its input: the padded
       input is then also upsampled along channels (input channel ``c`` repeated ``m`` times,
       computed per task by the schedule, never as a whole);
-    * with the width innermost, the rows are staged with aligned padding, or split by
+    * with the width innermost, the rows of a task are staged zero padded, and split by
       column phase when strided (see :func:`_stage_rows`).
 
     The weight is read in place either way.
@@ -254,8 +254,11 @@ def _define_knobs(cfg, conv, lanes, accumulators):
     out_c, out_h, out_w = shape[c_pos], shape[h_pos], shape[w_pos]
     channels_last = vectorized_along_channels(layout)
     del n_pos
+    taps = 1
+    for axis in conv.op.reduce_axis:
+        taps *= int(axis.dom.extent)
     cfg.define_split("tile_c", out_c, num_outputs=2)
-    # channels-last: task rows, then the rows of a register block
+    # unpacked layouts: rows of a task, blocks of rows within it, rows of a register block
     rows_split = 2 if is_packed(layout) else 3
     cfg.define_split("tile_h", out_h, num_outputs=rows_split, max_factor=16)
     cfg.define_split("tile_w", out_w, num_outputs=3 if not channels_last else 2)
@@ -272,9 +275,6 @@ def _define_knobs(cfg, conv, lanes, accumulators):
             # 22x1 kernel over 22 rows), it is cheaper to broadcast the input pixel itself
             # into vectors of m lanes or fewer (measured 1.3 to 0.8 us on that layer).
             staged_shape = get_const_tuple(staged.shape)
-            taps = 1
-            for axis in conv.op.reduce_axis:
-                taps *= int(axis.dom.extent)
             reads = out_h * out_w * taps / (staged_shape[h_pos] * staged_shape[w_pos])
             if reads < 2:
                 multiplier = out_c // int(staged.op.input_tensors[0].shape[c_pos])
@@ -326,9 +326,6 @@ def _define_knobs(cfg, conv, lanes, accumulators):
     cfg["unroll_kernel"] = OtherOptionEntity(1)
     # Starting the thread pool costs about a microsecond: a layer with less work than that
     # (such as a 22x1 kernel over one output row) runs on one thread.
-    taps = 1
-    for axis in conv.op.reduce_axis:
-        taps *= int(axis.dom.extent)
     work = taps
     for extent in shape:
         work *= extent

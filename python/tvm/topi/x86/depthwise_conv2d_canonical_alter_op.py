@@ -16,9 +16,11 @@ from .depthwise_conv2d_canonical import prefers_packed_channels
 def _packed_workload(workload, lanes):
     """The workload of the same convolution packed into NCHW{lanes}c / OIHW1i{lanes}o."""
     name, (_, data_shape, data_dtype), (_, kernel_shape, kernel_dtype), *rest = workload
+    strides, padding, dilation, _, kernel_layout, out_dtype = rest
     batch, channels, height, width = data_shape
-    out_channels, _, kernel_h, kernel_w = kernel_shape
-    strides, padding, dilation, _, _, out_dtype = rest
+    out_channels, _, kernel_h, kernel_w = get_const_tuple(
+        tvm.tir.bijective_layout(kernel_layout, "OIHW").forward_shape(kernel_shape)
+    )
     return (
         name,
         ("TENSOR", (batch, channels // lanes, height, width, lanes), data_dtype),
