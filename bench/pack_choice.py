@@ -3,9 +3,10 @@
     python bench/pack_choice.py [NAME ...]
 
 The measurement behind ``prefers_packed_channels``, the untuned x86 alter-layout rule. For
-each workload, builds the canonical NCHW input twice in this process, with alter-layout forced
-to pack (layout transforms included) and forced not to, checks both against the NumPy
-reference and prints the medians of 7 alternating rounds (2 threads).
+each workload, builds the canonical NCHW input twice in this process (the benchmark worker's
+``build``, which checks it against the NumPy reference), with alter-layout forced to pack
+(layout transforms included) and forced not to, and prints the medians of 7 alternating
+rounds (2 threads).
 """
 import os
 import sys
@@ -13,12 +14,11 @@ import sys
 os.environ.setdefault("TVM_NUM_THREADS", "2")
 os.environ.setdefault("TOPHUB_LOCATION", "NONE")
 
-import numpy as np  # noqa: E402
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from reference import check, reference_output  # noqa: E402
-from tvm_worker import relay_conv  # noqa: E402
+from reference import reference_output  # noqa: E402
+from timing import alternating_medians  # noqa: E402
+from tvm_worker import build  # noqa: E402
 from workloads import BY_NAME  # noqa: E402
 
 DEFAULT = [
@@ -34,8 +34,6 @@ def main(argv):
     if unknown:
         sys.exit(f"pack_choice.py: unknown workloads {unknown}")
     import tvm
-    from tvm import relay
-    from tvm.contrib import graph_executor
     import tvm.topi.x86.depthwise_conv2d_canonical_alter_op as alter
 
     target = "llvm -mcpu=" + tvm.target.codegen.llvm_get_system_cpu()
@@ -43,29 +41,19 @@ def main(argv):
     try:
         for name in names:
             wl = BY_NAME[name]
+            expected = reference_output(wl)
             timers = {}
             for packed in (True, False):
                 alter.prefers_packed_channels = lambda *args, packed=packed: packed
-                relay.backend.te_compiler.get().clear()
-                with tvm.transform.PassContext(opt_level=3):
-                    lib = relay.build(relay_conv(wl, wl.weight_canonical()), target=target)
-                gmod = graph_executor.GraphModule(lib["default"](tvm.cpu()))
-                gmod.set_input("data", wl.input_nchw())
-                gmod.run()
-                ok, err = check(gmod.get_output(0).numpy(), reference_output(wl))
-                if not ok:
-                    sys.exit(f"{name}: wrong output (max error {err})")
-                timers[packed] = gmod.module.time_evaluator("run", tvm.cpu(), number=200,
-                                                            repeat=1)
-            times = {packed: [] for packed in timers}
-            for _ in range(7):
-                for packed, timer in timers.items():
-                    times[packed].append(timer().mean * 1e3)
-            packed_ms, nchw_ms = (float(np.median(times[p])) for p in (True, False))
-            choice = "pack" if rule(wl.C, wl.m, (wl.stride, wl.stride), wl.kw, wl.out_hw[1], 16) \
-                else "nchw"
+                result, timers[packed] = build("canon", wl, target, expected, slice_ms=20)
+                if not result["ok"]:
+                    sys.exit(f"{name}: wrong output (max error {result['err']})")
+            times = alternating_medians(timers, 7)
+            packed_ms, nchw_ms = times[True], times[False]
+            pack = rule(wl.C, wl.m, (wl.stride, wl.stride), wl.kw, wl.out_hw[1], 16)
             print(f"{name:22s} packed {packed_ms:.4f} ms  nchw {nchw_ms:.4f} ms  "
-                  f"packed/nchw {packed_ms / nchw_ms:.2f}  rule: {choice}", flush=True)
+                  f"packed/nchw {packed_ms / nchw_ms:.2f}  rule: {'pack' if pack else 'nchw'}",
+                  flush=True)
     finally:
         alter.prefers_packed_channels = rule
 

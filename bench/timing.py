@@ -31,3 +31,14 @@ def slice_timer(fn, slice_ms):
     one_ms = min(mean_ms(10) for _ in range(3))
     number = max(1, int(slice_ms / max(one_ms, 1e-4)))
     return lambda: mean_ms(number)
+
+
+def alternating_medians(timers, rounds):
+    """Medians over ``rounds`` rounds of ``{label: timer()}``, each round calling every timer
+    once in turn, so that all of them see the same machine noise."""
+    import statistics
+    samples = {label: [] for label in timers}
+    for _ in range(rounds):
+        for label, timer in timers.items():
+            samples[label].append(timer())
+    return {label: statistics.median(values) for label, values in samples.items()}

@@ -5,9 +5,10 @@
 For each workload, extracts the ``depthwise_conv2d_canonical.x86`` task from the Relay module
 (``canon``: NCHW with the canonical weight; ``tflite``: the .tflite model, NHWC), tunes it with
 AutoTVM's random tuner for ``--trials`` configurations plus the analytic fallback's config
-(measured with AutoTVM's local builder and runner), then builds the module twice in this process, untuned (the analytic
-fallback) and under ``autotvm.apply_history_best`` of the log, checks both against the NumPy
-reference and times them in alternating rounds (2 threads). Writes ``docs/tuning.md``.
+(measured with AutoTVM's local builder and runner), then builds the module twice in this
+process, untuned (the analytic fallback) and under ``autotvm.apply_history_best`` of the log,
+with the benchmark worker's ``build``, which checks each against the NumPy reference, and
+times them in alternating rounds (2 threads). Writes ``docs/tuning.md``.
 """
 import argparse
 import os
@@ -18,12 +19,11 @@ import time
 os.environ.setdefault("TVM_NUM_THREADS", "2")
 os.environ.setdefault("TOPHUB_LOCATION", "NONE")
 
-import numpy as np  # noqa: E402
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from reference import check, reference_output  # noqa: E402
-from tvm_worker import relay_conv, tflite_module  # noqa: E402
+from reference import reference_output  # noqa: E402
+from timing import alternating_medians  # noqa: E402
+from tvm_worker import build, relay_conv, tflite_module  # noqa: E402
 from workloads import BY_NAME  # noqa: E402
 
 DEFAULT = "mnv1_256x28_s2,mnv2_960x7,m16_32x28,m8_64x14"
@@ -31,27 +31,18 @@ TEMPLATE = "depthwise_conv2d_canonical.x86"
 
 
 def _module(wl, kind):
+    """``(mod, params)`` of the workload's input ``kind`` (``canon`` or ``tflite``)."""
     if kind == "tflite":
-        mod, params, name = tflite_module(wl)
-        return mod, params, name, wl.input_nhwc()
-    return relay_conv(wl, wl.weight_canonical()), {}, "data", wl.input_nchw()
-
-
-def _build(mod, params, target, log=None):
-    import tvm
-    from tvm import autotvm, relay
-    relay.backend.te_compiler.get().clear()
-    with tvm.transform.PassContext(opt_level=3):
-        if log is None:
-            return relay.build(mod, target=target, params=params)
-        with autotvm.apply_history_best(log):
-            return relay.build(mod, target=target, params=params)
+        mod, params, _ = tflite_module(wl)
+        return mod, params
+    return relay_conv(wl, wl.weight_canonical()), {}
 
 
 def tune(wl, kind, trials, target, log):
-    """Tune the workload's template task; returns (tasks tuned, best measured ms)."""
+    """Tune the workload's template tasks into ``log``; returns how many got the fallback
+    config measured into the log as well."""
     from tvm import autotvm
-    mod, params, _, _ = _module(wl, kind)
+    mod, params = _module(wl, kind)
     tasks = [t for t in autotvm.task.extract_from_program(mod["main"], target=target,
                                                           params=params)
              if t.name == TEMPLATE]
@@ -99,26 +90,17 @@ def _fallback_point(task):
 
 def compare(wl, kind, target, log, rounds=15):
     """Fallback and tuned builds of the workload: their ms per run (medians), both checked."""
-    import tvm
-    from tvm.contrib import graph_executor
-    mod, params, name, x = _module(wl, kind)
+    import contextlib
+    from tvm import autotvm
     expected = reference_output(wl)
-    modules = {}
-    for label, use_log in (("fallback", None), ("tuned", log)):
-        lib = _build(mod, params, target, use_log)
-        gmod = graph_executor.GraphModule(lib["default"](tvm.cpu()))
-        gmod.set_input(name, x)
-        gmod.run()
-        out = gmod.get_output(0).numpy()
-        ok, err = check(out.transpose(0, 3, 1, 2) if kind == "tflite" else out, expected)
-        if not ok:
-            raise RuntimeError(f"{wl.name} {label}: wrong output (max error {err})")
-        modules[label] = gmod.module.time_evaluator("run", tvm.cpu(), number=200, repeat=1)
-    times = {label: [] for label in modules}
-    for _ in range(rounds):
-        for label, timer in modules.items():
-            times[label].append(timer().mean * 1e3)
-    return {label: float(np.median(v)) for label, v in times.items()}
+    timers = {}
+    for label, context in (("fallback", contextlib.nullcontext()),
+                           ("tuned", autotvm.apply_history_best(log))):
+        with context:
+            result, timers[label] = build(kind, wl, target, expected, slice_ms=20)
+        if not result["ok"]:
+            raise RuntimeError(f"{wl.name} {label}: wrong output (max error {result['err']})")
+    return alternating_medians(timers, rounds)
 
 
 def main(argv=None):
@@ -156,7 +138,7 @@ def main(argv=None):
         f" --workloads {','.join(names)}` ({minutes:.1f} min)",
         f"- Target `{target}`, 2 threads; random tuner, AutoTVM local builder and runner",
         "- Both builds checked against the NumPy reference; times are medians of 15"
-        " alternating rounds of 200 runs each (graph executor, whole module)",
+        " alternating rounds of about 20 ms each (graph executor, whole module)",
         "- The log holds the fallback config's measurement too (column *fallback in log*),"
         " so the tuned choice is the best AutoTVM measured among it and the random trials",
         "",

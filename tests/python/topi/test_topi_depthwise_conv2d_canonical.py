@@ -144,11 +144,15 @@ def _task(data_layout="NHWC", kernel_layout="HWOI", channels=16, size=8, multipl
     return autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=TARGET)
 
 
-def _parallel_extent(task):
-    """Tasks of the parallel loop; 1 when the layer runs on one thread."""
+def _lowered(task):
     with TARGET:
         sch, args = task.func(*task.args)
-    text = tvm.lower(sch, args, simple_mode=True).script()
+    return tvm.lower(sch, args, simple_mode=True).script()
+
+
+def _parallel_extent(task):
+    """Tasks of the parallel loop; 1 when the layer runs on one thread."""
+    text = _lowered(task)
     marker = "T.parallel("
     if marker not in text:
         return 1
@@ -167,12 +171,6 @@ def test_fallback_runs_tiny_layers_on_one_thread():
     # 16 x 8 x 8 outputs x 9 taps: less work than starting the thread pool is worth
     assert _parallel_extent(_task(size=8)) == 1
     assert _parallel_extent(_task(size=8, multiplier=16)) > 1
-
-
-def _lowered(task):
-    with TARGET:
-        sch, args = task.func(*task.args)
-    return tvm.lower(sch, args, simple_mode=True).script()
 
 
 def test_strided_nchw_reads_columns_at_unit_stride():
