@@ -239,7 +239,7 @@ PACKED = [("nn.contrib_depthwise_conv2d_NCHWc", "OIHW1i16o")]
 @pytest.mark.parametrize(
     "height,stride,kernel,packed",
     [(16, 2, 5, True), (12, 1, 5, True), (40, 1, 5, False), (64, 2, 3, False), (12, 1, 3, False),
-     (7, 1, 3, True), (14, 2, 3, False)],
+     (7, 1, 3, True), (14, 2, 3, False), (56, 2, 5, False)],
 )
 def test_alter_layout_packs_untuned_by_workload(height, stride, kernel, packed):
     mod, data, expected = _canonical_module(16, 1, height, stride, kernel)

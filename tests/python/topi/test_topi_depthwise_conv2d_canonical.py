@@ -183,6 +183,72 @@ def test_strided_nchw_reads_columns_at_unit_stride():
     assert "T.Ramp(" not in text  # every vector load a plain slice, no stride-2 gather
 
 
+def _strided_nchw_task(channels, size, padding=(1, 1, 1, 1), stride=2):
+    data = te.placeholder((1, channels, size, size), "float32", name="data")
+    weight = te.placeholder((channels, 1, 3, 3), "float32", name="weight")
+    args = (data, weight, (stride, stride), padding, (1, 1), "NCHW", "OIHW", "float32")
+    return autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=TARGET)
+
+
+@pytest.mark.parametrize("size,stride", [(14, 2), (28, 2), (112, 2), (28, 1)])
+def test_staged_rows_start_on_cache_lines(size, stride):
+    task = _strided_nchw_task(64, size, stride=stride)
+    with TARGET:
+        sch, args = task.func(*task.args)
+    # without common subexpressions, so that every store index is a sum over the loops
+    with tvm.transform.PassContext(config={"tir.disable_cse_tir": True}):
+        func = tvm.lower(sch, args)["main"]
+    loops, stores = [], []
+
+    def _visit(node):
+        if isinstance(node, tvm.tir.For):
+            loops.append(node.loop_var)
+        elif (
+            isinstance(node, tvm.tir.BufferStore)
+            and node.buffer.name.startswith("data_pad")
+            and node.value.dtype == "float32"  # the staging copy; the block's sums are vectors
+        ):
+            stores.append(node.indices[0])
+
+    tvm.tir.stmt_functor.post_order_visit(func.body, _visit)
+    assert stores
+    line = 64 // 4  # float32 elements of a cache line
+    for index in stores:
+        *coefficients, offset = (int(e) for e in tvm.arith.detect_linear_equation(index, loops))
+        # rows, channels and phases step by whole cache lines; only the column steps by 1
+        assert all(c % line == 0 for c in coefficients if c not in (0, 1)), index
+        assert coefficients.count(1) == 1 and offset % line == 0, index
+
+
+@pytest.mark.parametrize("size,padding", [(14, (1, 1, 1, 1)), (112, (0, 0, 1, 1))])
+def test_phase_split_loop_order_knob(size, padding):
+    task = _strided_nchw_task(16, size, padding)
+    assert "phases_outer" in task.config_space.space_map
+    fallback = autotvm.task.space.FallbackConfigEntity()
+    with TARGET, autotvm.task.ApplyConfig(fallback):
+        task.func(*task.args)
+    # short rows (8 columns a phase) split phase by phase, long ones (57) column by column
+    assert fallback["phases_outer"].val == (size == 14)
+    data_nchw, weight_oihw = _inputs(16, size, size, 1, (3, 3), "float32")
+    expected = ref.depthwise_conv2d_nchw(data_nchw, weight_oihw, (2, 2), padding, (1, 1))
+    space = task.config_space
+    for outer in (0, 1):
+        index = next(i for i in range(len(space)) if space.get(i)["phases_outer"].val == outer)
+        with TARGET, autotvm.task.ApplyConfig(space.get(index)):
+            sch, args = task.func(*task.args)
+            func = tvm.build(sch, args, TARGET)
+        dev = tvm.cpu()
+        result = tvm.nd.empty(expected.shape, "float32", dev)
+        # the template's arguments: output, weight, data
+        func(result, tvm.nd.array(weight_oihw, dev), tvm.nd.array(data_nchw, dev))
+        np.testing.assert_allclose(result.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_phase_split_knob_only_where_columns_are_split():
+    assert "phases_outer" not in _strided_nchw_task(16, 28, stride=1).config_space.space_map
+    assert "phases_outer" not in _task(size=32).config_space.space_map
+
+
 @pytest.mark.parametrize("multiplier,upsample_lanes", [(2, 2), (4, 4), (16, None)])
 def test_nhwc_multiplier_upsample_is_broadcasts(multiplier, upsample_lanes):
     text = _lowered(_task(size=32, channels=64 // multiplier, multiplier=multiplier))

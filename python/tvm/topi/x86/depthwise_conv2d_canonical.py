@@ -18,6 +18,8 @@ _PARALLEL_WORK = 1 << 16
 _MIN_TASKS = 16
 # bytes of staged input rows a task may hold (half an L1 data cache)
 _STAGE_BYTES = 24 * 1024
+# Staged rows start on a cache line: a vector load crossing two lines costs about two loads
+_LINE_BYTES = 64
 
 
 def is_packed(layout):
@@ -203,16 +205,16 @@ def prefers_packed_channels(in_channels, multiplier, strides, kernel_width, out_
     The NCHW schedule vectorizes along output width, which wastes lanes on narrow outputs; the
     packed schedule vectorizes along channels but pays for two layout transforms (each about
     as long as the convolution on small planes) and, for ``m > 1``, for upsampling channels.
-    Measured end to end with ``bench/pack_choice.py``, packing wins (1.1-2x) where the kernel
-    is 5 wide or more and the output is at most one vector wide or strided, and (1.25x) at
-    stride 1 on outputs at most half a vector wide (7x7 planes); it loses 1.1-1.5x on the other
-    3x3 layers from 7x7 strided to 28x28, and on every multiplier workload. Whole channel
-    blocks are required.
+    Measured end to end with ``bench/pack_choice.py``, packing wins (1.05-2x) where the kernel
+    is 5 wide or more and the output at most one vector wide, and (1.2x) at stride 1 on outputs
+    at most half a vector wide (7x7 planes); it loses 1.3-1.7x on the other 3x3 layers from 7x7
+    strided to 28x28, 1.3x on a 5x5 stride-2 layer with 28 output columns, and on every
+    multiplier workload. Whole channel blocks are required.
     """
     if in_channels % lanes or multiplier != 1:
         return False
     if kernel_width >= 5:
-        return out_width <= lanes or max(strides) > 1
+        return out_width <= lanes
     return max(strides) == 1 and 2 * out_width <= lanes
 
 
@@ -264,12 +266,16 @@ def _define_knobs(cfg, conv, lanes, accumulators):
     cfg.define_split("tile_w", out_w, num_outputs=3 if not channels_last else 2)
     cfg.define_knob("unroll_kernel", [1, 0])
     cfg.define_knob("parallel", [1, 0])
+    staged = conv.op.input_tensors[0]
+    phase_split = staged.op.tag == _PAD_TAG and len(staged.shape) > len(shape)
+    if phase_split:
+        # loop order of the phase split: phases outer, or columns outer with phases inner
+        cfg.define_knob("phases_outer", [1, 0])
     if not cfg.is_fallback:
         return
     if channels_last:
         # packed layouts vectorize their inner channel block, and split only the outer one
         vec = 1 if is_packed(layout) else _vector_factor(out_c, lanes)
-        staged = conv.op.input_tensors[0]
         if staged.op.tag == _UPSAMPLE_TAG and not is_packed(layout):
             # An upsampled pixel pays off when several outputs read it; read about once (a
             # 22x1 kernel over 22 rows), it is cheaper to broadcast the input pixel itself
@@ -290,7 +296,6 @@ def _define_knobs(cfg, conv, lanes, accumulators):
         # Strided columns make TVM's vectors gathers. The staged input of a width-innermost
         # layout splits them by phase; in any other layout they are left scalar, and LLVM
         # vectorizes them with wide loads and shuffles.
-        staged = conv.op.input_tensors[0]
         strided = int(conv.op.attrs["strides"][1]) > 1 and len(staged.shape) == len(shape)
         # Small planes give a task too little work to pay for its launch: give a task several
         # channels (measured 1.3-2x faster on 14x14 to 32x32 planes).
@@ -309,12 +314,13 @@ def _define_knobs(cfg, conv, lanes, accumulators):
         channel_tasks = out_c // cfg["tile_c"].size[-1]
         blocks = 1
         if channel_tasks >= _MIN_TASKS:
-            staged_width = 1
-            for extent in get_const_tuple(staged.shape)[len(shape) - 1 :]:
-                staged_width *= extent
+            staged_shape = get_const_tuple(staged.shape)
+            phases = staged_shape[-2] if phase_split else 1
             kernel_h = int(conv.op.reduce_axis[0].dom.extent)
             stride_h = int(conv.op.attrs["strides"][0])
-            row_bytes = staged_width * tvm.DataType(staged.dtype).bits // 8
+            # each phase of a staged row starts on a cache line
+            phase_bytes = staged_shape[-1] * tvm.DataType(staged.dtype).bits // 8
+            row_bytes = phases * -(-phase_bytes // _LINE_BYTES) * _LINE_BYTES
             row_bytes *= cfg["tile_c"].size[-1]
             for count in range(out_h // rows, 0, -1):
                 staged_rows = (count * rows - 1) * stride_h + kernel_h
@@ -324,6 +330,11 @@ def _define_knobs(cfg, conv, lanes, accumulators):
         cfg["tile_h"] = SplitEntity([-1, blocks, rows])
         cfg["tile_w"] = SplitEntity([-1, 1, vec])
     cfg["unroll_kernel"] = OtherOptionEntity(1)
+    if phase_split:
+        # LLVM vectorizes the split of short rows only with the phases outer (0.3x on 7 or 8
+        # columns with padding both sides, 0.7x on a 5x5 kernel's 30), and of long rows only
+        # with the columns outer (1.35x slower phases outer on 57 columns)
+        cfg["phases_outer"] = OtherOptionEntity(int(staged.shape[-1] <= 2 * lanes))
     # Starting the thread pool costs about a microsecond: a layer with less work than that
     # (such as a 22x1 kernel over one output row) runs on one thread.
     work = taps
@@ -346,7 +357,8 @@ def schedule_depthwise_conv2d_canonical_cpu(cfg, outs, lanes, accumulators=8):
     Parameters
     ----------
     cfg : ConfigEntity
-        Knobs ``tile_c``, ``tile_h``, ``tile_w`` (splits), ``unroll_kernel`` and ``parallel``.
+        Knobs ``tile_c``, ``tile_h``, ``tile_w`` (splits), ``unroll_kernel``, ``parallel``
+        and, for columns split by phase, ``phases_outer``.
     outs : te.Tensor or list of te.Tensor
         The output of the (possibly fused) operator.
     lanes : int
@@ -430,10 +442,16 @@ def _schedule_block(sch, cfg, conv, out, lanes, accumulators):
         # a guard on the columns would scalarize the vectors along them: pad the rows of a
         # task into a small buffer instead
         sch[data_pad].compute_at(sch[out], parallel)
+        # each staged row (or phase of a row) starts on a cache line, so that the vectors of
+        # at least one kernel column are aligned loads (measured 10.3 to 7.3 us on a 256x28
+        # stride-2 layer)
+        line = _LINE_BYTES * 8 // tvm.DataType(data_pad.dtype).bits
+        sch[data_pad].storage_align(sch[data_pad].op.axis[-2], line, 0)
         if len(data_pad.shape) > len(out.shape):
-            # columns split by phase: read each padded row in order, write the phases apart
+            # columns split by phase: LLVM vectorizes either loop order on some rows only
             *_, phase, column = sch[data_pad].op.axis
-            sch[data_pad].reorder(column, phase)
+            if not cfg["phases_outer"].val:
+                sch[data_pad].reorder(column, phase)
             sch[data_pad].unroll(phase)
     if upsampled is not None:
         source = upsampled.op.input_tensors[0]
