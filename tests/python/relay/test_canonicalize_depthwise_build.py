@@ -238,8 +238,8 @@ PACKED = [("nn.contrib_depthwise_conv2d_NCHWc", "OIHW1i16o")]
 
 @pytest.mark.parametrize(
     "height,stride,kernel,packed",
-    [(16, 2, 5, True), (12, 1, 5, True), (40, 1, 5, False), (64, 2, 3, False), (12, 1, 3, False),
-     (7, 1, 3, True), (14, 2, 3, False), (56, 2, 5, False)],
+    [(16, 2, 5, True), (8, 1, 5, True), (12, 1, 5, False), (40, 1, 5, False), (64, 2, 3, False),
+     (12, 1, 3, False), (7, 1, 3, False), (14, 2, 3, False), (56, 2, 5, False)],
 )
 def test_alter_layout_packs_untuned_by_workload(height, stride, kernel, packed):
     mod, data, expected = _canonical_module(16, 1, height, stride, kernel)
@@ -285,7 +285,7 @@ def test_alter_layout_follows_tuned_costs_and_packs_any_multiplier_as_depthwise(
 def test_alter_layout_ignores_a_log_with_one_side(tmp_path):
     from tvm import autotvm
 
-    mod, _, _ = _canonical_module(16, 1, 12, 1, kernel=5)  # untuned: packs
+    mod, _, _ = _canonical_module(16, 1, 8, 1, kernel=5)  # untuned: packs
     (task,) = autotvm.task.extract_from_program(mod["main"], params={}, target=TARGET)
     log = tmp_path / "tuned.log"
     log.write_text(autotvm.record.encode(

@@ -220,6 +220,31 @@ def test_staged_rows_start_on_cache_lines(size, stride):
         assert coefficients.count(1) == 1 and offset % line == 0, index
 
 
+@pytest.mark.parametrize("channels,size,stride,multiplier", [
+    (512, 14, 1, 1), (256, 28, 2, 1), (32, 28, 1, 16), (32, 112, 1, 1),
+])
+def test_nchw_block_sums_stay_on_the_stack(channels, size, stride, multiplier):
+    data = te.placeholder((1, channels, size, size), "float32", name="data")
+    weight = te.placeholder((channels * multiplier, 1, 3, 3), "float32", name="weight")
+    args = (data, weight, (stride, stride), (1, 1, 1, 1), (1, 1), "NCHW", "OIHW", "float32")
+    task = autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=TARGET)
+    with TARGET:
+        sch, args = task.func(*task.args)
+    sums = []
+
+    def _visit(node):
+        if isinstance(node, tvm.tir.Allocate) and node.buffer_var.name.startswith(
+            "depthwise_conv2d_canonical"
+        ):
+            dtype = tvm.DataType(node.dtype)
+            sums.append(int(np.prod([int(e) for e in node.extents])) * dtype.bits // 8
+                        * dtype.lanes)
+
+    tvm.tir.stmt_functor.post_order_visit(tvm.lower(sch, args)["main"].body, _visit)
+    # TVM 0.19 keeps a buffer on the stack up to 1 KiB, else allocates it from the pool
+    assert sums and max(sums) <= 1024, sums
+
+
 @pytest.mark.parametrize("size,padding", [(14, (1, 1, 1, 1)), (112, (0, 0, 1, 1))])
 def test_phase_split_loop_order_knob(size, padding):
     task = _strided_nchw_task(16, size, padding)

@@ -205,17 +205,15 @@ def prefers_packed_channels(in_channels, multiplier, strides, kernel_width, out_
     The NCHW schedule vectorizes along output width, which wastes lanes on narrow outputs; the
     packed schedule vectorizes along channels but pays for two layout transforms (each about
     as long as the convolution on small planes) and, for ``m > 1``, for upsampling channels.
-    Measured end to end with ``bench/pack_choice.py``, packing wins (1.05-2x) where the kernel
-    is 5 wide or more and the output at most one vector wide, and (1.2x) at stride 1 on outputs
-    at most half a vector wide (7x7 planes); it loses 1.3-1.7x on the other 3x3 layers from 7x7
-    strided to 28x28, 1.3x on a 5x5 stride-2 layer with 28 output columns, and on every
-    multiplier workload. Whole channel blocks are required.
+    Measured end to end with ``bench/pack_choice.py``, packing wins (1.1-1.5x) only where the
+    kernel is 5 wide or more and the output at most half a vector wide (7x7 outputs); the NCHW
+    schedule wins by 1.1x on 3x3 layers with 7x7 outputs and on 5x5 ones with 14x14, by
+    1.4-2.2x on the other 3x3 layers up to 28x28 and on 5x5 layers with 28 output columns, and
+    on every multiplier workload. Whole channel blocks are required.
     """
     if in_channels % lanes or multiplier != 1:
         return False
-    if kernel_width >= 5:
-        return out_width <= lanes
-    return max(strides) == 1 and 2 * out_width <= lanes
+    return kernel_width >= 5 and 2 * out_width <= lanes
 
 
 def _largest_divisor(extent, limit):
@@ -418,26 +416,34 @@ def _schedule_block(sch, cfg, conv, out, lanes, accumulators):
         vector = lanes_axis
         block = [c_inner, h_inner, w_inner]
         parallel = sch[out].fuse(n, c_outer, h_outer)
+        block_at = w_outer
     elif channels_last:
         w_outer, w_inner = cfg["tile_w"].apply(sch, out, w)
         sch[out].reorder(n, h_outer, c_outer, h_mid, w_outer, h_inner, w_inner, c_inner)
         vector = c_inner
         block = [h_inner, w_inner]
         parallel = sch[out].fuse(n, h_outer, c_outer)
+        block_at = w_outer
     else:
         w_outer, w_block, w_inner = cfg["tile_w"].apply(sch, out, w)
         sch[out].reorder(
             n, c_outer, h_outer, h_mid, w_outer, c_inner, h_inner, w_block, w_inner
         )
         vector = w_inner
-        block = [c_inner, h_inner, w_block]
+        # A block is one channel's: its sums stay on the stack (TVM 0.19 moves a buffer
+        # over 1 KiB, such as the sums of several channels, to the workspace pool, where
+        # every sum is stored and loaded again), and the loop over a task's channels stays a
+        # loop. Measured against blocks of all the task's channels, unrolled: 0.7-0.9x on
+        # planes up to 28x28, never slower.
+        block = [h_inner, w_block]
         parallel = sch[out].fuse(n, c_outer, h_outer)
+        block_at = c_inner
     if cfg["parallel"].val:
         sch[out].parallel(parallel)
     for axis in block:
         sch[out].unroll(axis)
     sch[out].vectorize(vector)
-    sch[acc].compute_at(sch[out], w_outer)
+    sch[acc].compute_at(sch[out], block_at)
     if data_pad is not None:
         # a guard on the columns would scalarize the vectors along them: pad the rows of a
         # task into a small buffer instead
