@@ -199,7 +199,7 @@ def schedule_depthwise_conv2d_canonical(cfg, outs):
     return schedule_depthwise_conv2d_canonical_cpu(cfg, outs, get_simd_32bit_lanes())
 
 
-def prefers_packed_channels(in_channels, multiplier, strides, kernel_width, out_width, lanes):
+def prefers_packed_channels(in_channels, multiplier, kernel_width, out_width, lanes):
     """Whether an NCHW depthwise convolution runs faster packed into NCHW{lanes}c.
 
     The NCHW schedule vectorizes along output width, which wastes lanes on narrow outputs; the

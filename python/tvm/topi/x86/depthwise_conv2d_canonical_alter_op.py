@@ -81,7 +81,6 @@ def packed_depthwise_layouts(attrs, tinfos, out_type, lanes):
         pack = prefers_packed_channels(
             form.in_channels,
             form.multiplier,
-            get_const_tuple(attrs.strides),
             kernel_shape[tvm.tir.layout(attrs.kernel_layout).index_of("W")],
             get_const_tuple(out_type.shape)[3],
             lanes,
