@@ -269,6 +269,54 @@ def test_phase_split_loop_order_knob(size, padding):
         np.testing.assert_allclose(result.numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
+def _nhwc_task(channels, size, multiplier, kernel=3):
+    data = te.placeholder((1, size, size, channels), "float32", name="data")
+    weight = te.placeholder((kernel, kernel, channels * multiplier, 1), "float32", name="weight")
+    pad = kernel // 2
+    args = (data, weight, (1, 1), (pad, pad, pad, pad), (1, 1), "NHWC", "HWOI", "float32")
+    return autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=TARGET)
+
+
+@pytest.mark.parametrize("channels,size,multiplier,kernel,inner", [
+    (32, 28, 16, 3, True),  # 512 output channels were written 16 at a time per pixel
+    (128, 56, 1, 3, True),
+    (240, 28, 1, 5, False),  # a 5x5 window across 240 channels outgrows L1
+    (512, 14, 1, 3, False),
+    (32, 28, 2, 3, False),  # every task would upsample all channels
+])
+def test_nhwc_tasks_loop_over_channel_blocks(channels, size, multiplier, kernel, inner):
+    task = _nhwc_task(channels, size, multiplier, kernel)
+    fallback = autotvm.task.space.FallbackConfigEntity()
+    with TARGET, autotvm.task.ApplyConfig(fallback):
+        task.func(*task.args)
+    assert fallback["channels_inner"].val == inner
+    rows = size // (fallback["tile_h"].size[1] * fallback["tile_h"].size[2])
+    blocks = channels * multiplier // fallback["tile_c"].size[-1]
+    # tasks of rows only, or of rows and channel blocks
+    assert _parallel_extent(task) == (rows if inner else rows * blocks)
+
+
+@pytest.mark.parametrize("multiplier", [1, 2, 16])
+def test_nhwc_channels_inner_knob_numerics(multiplier):
+    task = _nhwc_task(16, 9, multiplier)
+    data_nchw, weight_oihw = _inputs(16, 9, 9, multiplier, (3, 3), "float32")
+    expected = ref.depthwise_conv2d_nchw(data_nchw, weight_oihw, (1, 1), (1, 1, 1, 1), (1, 1))
+    space = task.config_space
+    for inner in (0, 1):
+        index = next(i for i in range(len(space)) if space.get(i)["channels_inner"].val == inner)
+        with TARGET, autotvm.task.ApplyConfig(space.get(index)):
+            sch, args = task.func(*task.args)
+            func = tvm.build(sch, args, TARGET)
+        dev = tvm.cpu()
+        result = tvm.nd.empty((1, 9, 9, 16 * multiplier), "float32", dev)
+        weight = ref.to_layout(weight_oihw, "OIHW", "HWOI")
+        data = ref.to_layout(data_nchw, "NCHW", "NHWC")
+        func(result, tvm.nd.array(weight, dev), tvm.nd.array(data, dev))
+        np.testing.assert_allclose(
+            ref.to_layout(result.numpy(), "NHWC", "NCHW"), expected, rtol=1e-5, atol=1e-5
+        )
+
+
 def test_phase_split_knob_only_where_columns_are_split():
     assert "phases_outer" not in _strided_nchw_task(16, 28, stride=1).config_space.space_map
     assert "phases_outer" not in _task(size=32).config_space.space_map

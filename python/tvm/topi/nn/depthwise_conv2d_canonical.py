@@ -126,5 +126,6 @@ def depthwise_conv2d_canonical_reading(
             "data_layout": data_layout,
             "kernel_layout": kernel_layout,
             "strides": [stride_h, stride_w],
+            "dilation": [dilation_h, dilation_w],
         },
     )

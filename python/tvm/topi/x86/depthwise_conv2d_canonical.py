@@ -18,6 +18,9 @@ _PARALLEL_WORK = 1 << 16
 _MIN_TASKS = 16
 # bytes of staged input rows a task may hold (half an L1 data cache)
 _STAGE_BYTES = 24 * 1024
+# input bytes a block of NHWC columns may read across all channels for a task to loop over
+# the channel blocks (about two thirds of an L1 data cache)
+_WINDOW_BYTES = 32 * 1024
 # Staged rows start on a cache line: a vector load crossing two lines costs about two loads
 _LINE_BYTES = 64
 
@@ -269,8 +272,14 @@ def _define_knobs(cfg, conv, lanes, accumulators):
     if phase_split:
         # loop order of the phase split: phases outer, or columns outer with phases inner
         cfg.define_knob("phases_outer", [1, 0])
+    if channels_last and not is_packed(layout):
+        # tasks of rows that loop over the channel blocks, or of rows and channel blocks
+        cfg.define_knob("channels_inner", [0, 1])
     if not cfg.is_fallback:
         return
+    work = taps
+    for extent in shape:
+        work *= extent
     if channels_last:
         # packed layouts vectorize their inner channel block, and split only the outer one
         vec = 1 if is_packed(layout) else _vector_factor(out_c, lanes)
@@ -284,12 +293,23 @@ def _define_knobs(cfg, conv, lanes, accumulators):
                 multiplier = out_c // int(staged.op.input_tensors[0].shape[c_pos])
                 vec = _largest_divisor(multiplier, lanes)
         cfg["tile_c"] = SplitEntity([-1, vec])
-        # an upsampled input is built per task: tall tasks rebuild fewer of its rows, while
-        # a register block stays one row of columns
-        upsampled = conv.op.input_tensors[0].op.tag == _UPSAMPLE_TAG
-        rows = _register_block(out_h, 8) if upsampled else 1
-        cfg["tile_h"] = SplitEntity([-1, rows] if is_packed(layout) else [-1, rows, 1])
         cfg["tile_w"] = SplitEntity([-1, _register_block(out_w, accumulators)])
+        # Tasks over all channel blocks where that wins (see _channels_inner); a layer on one
+        # thread keeps each channel block's weights over all its columns instead (channels
+        # inner measured 1.05x slower on the 22x1 layer).
+        inner = (
+            not is_packed(layout)
+            and work >= _PARALLEL_WORK
+            and _channels_inner(conv, layout, vec, cfg["tile_w"].size[-1])
+        )
+        if not is_packed(layout):
+            cfg["channels_inner"] = OtherOptionEntity(int(inner))
+        # An upsampled input is built per task: tall tasks rebuild fewer of its rows, while
+        # a register block stays one row of columns. Tasks of rows over all channels (never
+        # with an upsampled copy) are one row each, so that there are enough of them.
+        upsampled = staged.op.tag == _UPSAMPLE_TAG
+        rows = _register_block(out_h, 8) if upsampled and not inner else 1
+        cfg["tile_h"] = SplitEntity([-1, rows] if is_packed(layout) else [-1, rows, 1])
     else:
         # Strided columns make TVM's vectors gathers. The staged input of a width-innermost
         # layout splits them by phase; in any other layout they are left scalar, and LLVM
@@ -335,10 +355,37 @@ def _define_knobs(cfg, conv, lanes, accumulators):
         cfg["phases_outer"] = OtherOptionEntity(int(staged.shape[-1] <= 2 * lanes))
     # Starting the thread pool costs about a microsecond: a layer with less work than that
     # (such as a 22x1 kernel over one output row) runs on one thread.
-    work = taps
-    for extent in shape:
-        work *= extent
     cfg["parallel"] = OtherOptionEntity(int(work >= _PARALLEL_WORK))
+
+
+def _channels_inner(conv, layout, vec, block_w):
+    """Whether NHWC tasks should span all channel blocks of their rows (fallback rule).
+
+    A task of rows that loops over every channel block inside each block of columns writes
+    whole output pixels in turn, where a task of one channel block writes one vector per
+    pixel, 64 bytes apart from the next at the pixel's pitch. That wins (0.8-0.95x on m = 1
+    3x3 layers up to 256 channels, 0.3x on ``m16_32x28``, whose 512 output channels were
+    written 16 at a time) as long as the input a block of columns reads across all channels
+    stays in L1; it loses (1.1-1.4x) where that window is larger (5x5 kernels, 384 channels
+    or more, 256 channels at stride 2), and where each task would upsample all channels
+    (``m`` not a multiple of the vector: 1.1-1.3x).
+    """
+    staged = conv.op.input_tensors[0]
+    c_pos = layout.index_of("C")
+    out_c = int(conv.shape[c_pos])
+    source = staged
+    if staged.op.tag == _UPSAMPLE_TAG:
+        source = staged.op.input_tensors[0]
+        multiplier = out_c // int(source.shape[c_pos])
+        if multiplier % vec:
+            return False
+    kernel_h, kernel_w = (int(axis.dom.extent) for axis in conv.op.reduce_axis)
+    _, stride_w = (int(e) for e in conv.op.attrs["strides"])
+    dilation_h, dilation_w = (int(e) for e in conv.op.attrs["dilation"])
+    window_w = (block_w - 1) * stride_w + (kernel_w - 1) * dilation_w + 1
+    window_h = (kernel_h - 1) * dilation_h + 1
+    bytes_per_pixel = int(source.shape[c_pos]) * tvm.DataType(source.dtype).bits // 8
+    return window_h * window_w * bytes_per_pixel <= _WINDOW_BYTES
 
 
 def schedule_depthwise_conv2d_canonical_cpu(cfg, outs, lanes, accumulators=8):
@@ -355,8 +402,8 @@ def schedule_depthwise_conv2d_canonical_cpu(cfg, outs, lanes, accumulators=8):
     Parameters
     ----------
     cfg : ConfigEntity
-        Knobs ``tile_c``, ``tile_h``, ``tile_w`` (splits), ``unroll_kernel``, ``parallel``
-        and, for columns split by phase, ``phases_outer``.
+        Knobs ``tile_c``, ``tile_h``, ``tile_w`` (splits), ``unroll_kernel``, ``parallel``,
+        ``phases_outer`` (columns split by phase) and ``channels_inner`` (NHWC).
     outs : te.Tensor or list of te.Tensor
         The output of the (possibly fused) operator.
     lanes : int
@@ -419,11 +466,17 @@ def _schedule_block(sch, cfg, conv, out, lanes, accumulators):
         block_at = w_outer
     elif channels_last:
         w_outer, w_inner = cfg["tile_w"].apply(sch, out, w)
-        sch[out].reorder(n, h_outer, c_outer, h_mid, w_outer, h_inner, w_inner, c_inner)
         vector = c_inner
         block = [h_inner, w_inner]
-        parallel = sch[out].fuse(n, h_outer, c_outer)
-        block_at = w_outer
+        if cfg["channels_inner"].val:
+            # whole output pixels in turn; the block's sums are one channel block's
+            sch[out].reorder(n, h_outer, h_mid, w_outer, c_outer, h_inner, w_inner, c_inner)
+            parallel = sch[out].fuse(n, h_outer)
+            block_at = c_outer
+        else:
+            sch[out].reorder(n, h_outer, c_outer, h_mid, w_outer, h_inner, w_inner, c_inner)
+            parallel = sch[out].fuse(n, h_outer, c_outer)
+            block_at = w_outer
     else:
         w_outer, w_block, w_inner = cfg["tile_w"].apply(sch, out, w)
         sch[out].reorder(
