@@ -317,6 +317,24 @@ def test_nhwc_channels_inner_knob_numerics(multiplier):
         )
 
 
+@pytest.mark.parametrize("size,stride,multiplier,lanes", [
+    (28, 1, 1, 28), (56, 2, 1, 28), (20, 1, 1, 20), (28, 1, 16, 14), (32, 1, 1, 16),
+])
+def test_nchw_rows_up_to_two_vectors_are_one_vector(size, stride, multiplier, lanes):
+    data = te.placeholder((1, 16, size, size), "float32", name="data")
+    weight = te.placeholder((16 * multiplier, 1, 3, 3), "float32", name="weight")
+    args = (data, weight, (stride, stride), (1, 1, 1, 1), (1, 1), "NCHW", "OIHW", "float32")
+    task = autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=TARGET)
+    fallback = autotvm.task.space.FallbackConfigEntity()
+    with TARGET, autotvm.task.ApplyConfig(fallback):
+        task.func(*task.args)
+    assert fallback["tile_w"].size[-1] == lanes
+    if lanes > 16:
+        # two registers a vector: half the rows a register block
+        assert fallback["tile_h"].size[-1] <= 4
+    _check("NCHW", "OIHW", 16, (size, size), multiplier, strides=(stride, stride))
+
+
 def test_phase_split_knob_only_where_columns_are_split():
     assert "phases_outer" not in _strided_nchw_task(16, 28, stride=1).config_space.space_map
     assert "phases_outer" not in _task(size=32).config_space.space_map
