@@ -353,14 +353,71 @@ def test_nhwc_multiplier_upsample_is_broadcasts(multiplier, upsample_lanes):
         assert "T.Ramp(0, 1, 16) //" not in text  # no element-by-element gather
 
 
-def test_nhwc_multiplier_without_reuse_broadcasts_the_input():
-    # a 22x1 kernel over 22 rows reads each input pixel once: no upsampled copy
+def _tall_kernel_task(multiplier, target=TARGET):
+    # a 22x1 kernel over 22 rows reads each input pixel once
     data = te.placeholder((1, 22, 32, 8), "float32", name="data")
-    weight = te.placeholder((22, 1, 32, 1), "float32", name="weight")
+    weight = te.placeholder((22, 1, 8 * multiplier, 1), "float32", name="weight")
     args = (data, weight, (1, 1), (0, 0, 0, 0), (1, 1), "NHWC", "HWOI", "float32")
-    task = autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=TARGET)
-    assert "data_upsampled" not in _lowered(task)
-    _check("NHWC", "HWOI", 8, (22, 32), 4, kernel=(22, 1), padding=(0, 0, 0, 0))
+    return autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=target)
+
+
+@pytest.mark.parametrize("multiplier", [2, 4, 8])
+def test_nhwc_multiplier_without_reuse_upsamples_at_each_tap(multiplier):
+    task = _tall_kernel_task(multiplier)
+    fallback = autotvm.task.space.FallbackConfigEntity()
+    with TARGET, autotvm.task.ApplyConfig(fallback):
+        task.func(*task.args)
+    # vectors of two input channels' m copies, made at each tap
+    assert fallback["upsample_per_tap"].val == 1
+    assert fallback["tile_c"].size[-1] == 2 * multiplier
+    text = _lowered(task)
+    block = fallback["tile_w"].size[-1]
+    assert f'data_upsampled = T.allocate([{block}], "float32x{2 * multiplier}"' in text
+    assert text.index("for ry in") < text.index("data_upsampled_1[")
+    _check("NHWC", "HWOI", 8, (22, 32), multiplier, kernel=(22, 1), padding=(0, 0, 0, 0))
+
+
+def test_upsample_at_each_tap_only_for_two_channels_a_vector():
+    # AVX2: two input channels' 8 copies are 16 lanes, two registers; broadcast instead
+    task = _tall_kernel_task(8, AVX2_TARGET)
+    fallback = autotvm.task.space.FallbackConfigEntity()
+    with AVX2_TARGET, autotvm.task.ApplyConfig(fallback):
+        task.func(*task.args)
+    assert fallback["upsample_per_tap"].val == 0
+    assert fallback["tile_c"].size[-1] == 8
+    # an upsampled input with reuse (3x3 kernel) is made once per task
+    task = _nhwc_task(16, 14, 4)
+    fallback = autotvm.task.space.FallbackConfigEntity()
+    with TARGET, autotvm.task.ApplyConfig(fallback):
+        task.func(*task.args)
+    assert fallback["upsample_per_tap"].val == 0
+
+
+@pytest.mark.parametrize("multiplier", [2, 3])
+def test_upsample_per_tap_knob_numerics(multiplier):
+    task = _nhwc_task(8, 9, multiplier)
+    data_nchw, weight_oihw = _inputs(8, 9, 9, multiplier, (3, 3), "float32")
+    expected = ref.depthwise_conv2d_nchw(data_nchw, weight_oihw, (1, 1), (1, 1, 1, 1), (1, 1))
+    space = task.config_space
+    dev = tvm.cpu()
+    for per_tap, unroll, block in ((0, 1, 9), (1, 0, 3), (1, 1, 1), (1, 1, 9)):
+        index = next(
+            i for i in range(len(space))
+            if space.get(i)["upsample_per_tap"].val == per_tap
+            and space.get(i)["unroll_kernel"].val == unroll
+            and space.get(i)["tile_c"].size[-1] == 2 * multiplier
+            and space.get(i)["tile_w"].size[-1] == block
+        )
+        with TARGET, autotvm.task.ApplyConfig(space.get(index)):
+            sch, args = task.func(*task.args)
+            func = tvm.build(sch, args, TARGET)
+        result = tvm.nd.empty((1, 9, 9, 8 * multiplier), "float32", dev)
+        weight = ref.to_layout(weight_oihw, "OIHW", "HWOI")
+        data = ref.to_layout(data_nchw, "NCHW", "NHWC")
+        func(result, tvm.nd.array(weight, dev), tvm.nd.array(data, dev))
+        np.testing.assert_allclose(
+            ref.to_layout(result.numpy(), "NHWC", "NCHW"), expected, rtol=1e-5, atol=1e-5
+        )
 
 
 def test_tuned_config_from_log_is_used(tmp_path):

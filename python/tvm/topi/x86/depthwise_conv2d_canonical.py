@@ -275,23 +275,33 @@ def _define_knobs(cfg, conv, lanes, accumulators):
     if channels_last and not is_packed(layout):
         # tasks of rows that loop over the channel blocks, or of rows and channel blocks
         cfg.define_knob("channels_inner", [0, 1])
+    per_tap_upsample = staged.op.tag == _UPSAMPLE_TAG and not is_packed(layout)
+    if per_tap_upsample:
+        # the input upsampled along channels once per task, or at every kernel tap
+        cfg.define_knob("upsample_per_tap", [0, 1])
     if not cfg.is_fallback:
         return
     work = taps
     for extent in shape:
         work *= extent
+    at_tap = False
     if channels_last:
         # packed layouts vectorize their inner channel block, and split only the outer one
         vec = 1 if is_packed(layout) else _vector_factor(out_c, lanes)
-        if staged.op.tag == _UPSAMPLE_TAG and not is_packed(layout):
-            # An upsampled pixel pays off when several outputs read it; read about once (a
-            # 22x1 kernel over 22 rows), it is cheaper to broadcast the input pixel itself
-            # into vectors of m lanes or fewer (measured 1.3 to 0.8 us on that layer).
+        if per_tap_upsample:
+            # An upsampled pixel pays off when several outputs read it. Read about once (a
+            # 22x1 kernel over 22 rows), the input is upsampled at each tap instead, into
+            # vectors of two input channels' m copies each (a two-element load and a
+            # permute: 0.54-0.8x for m = 2, 4, 8 against vectors of m lanes or fewer, which
+            # broadcast the input pixel and measured 1.3 to 0.8 us on that layer against an
+            # upsampled copy per task; vectors of four channels gather, 3-11x slower).
             staged_shape = get_const_tuple(staged.shape)
             reads = out_h * out_w * taps / (staged_shape[h_pos] * staged_shape[w_pos])
             if reads < 2:
                 multiplier = out_c // int(staged.op.input_tensors[0].shape[c_pos])
-                vec = _largest_divisor(multiplier, lanes)
+                at_tap = 2 * multiplier <= lanes and out_c % (2 * multiplier) == 0
+                vec = 2 * multiplier if at_tap else _largest_divisor(multiplier, lanes)
+            cfg["upsample_per_tap"] = OtherOptionEntity(int(at_tap))
         cfg["tile_c"] = SplitEntity([-1, vec])
         cfg["tile_w"] = SplitEntity([-1, _register_block(out_w, accumulators)])
         # Tasks over all channel blocks where that wins (see _channels_inner); a layer on one
@@ -300,7 +310,7 @@ def _define_knobs(cfg, conv, lanes, accumulators):
         inner = (
             not is_packed(layout)
             and work >= _PARALLEL_WORK
-            and _channels_inner(conv, layout, vec, cfg["tile_w"].size[-1])
+            and _channels_inner(conv, layout, vec, cfg["tile_w"].size[-1], at_tap)
         )
         if not is_packed(layout):
             cfg["channels_inner"] = OtherOptionEntity(int(inner))
@@ -364,7 +374,7 @@ def _define_knobs(cfg, conv, lanes, accumulators):
     cfg["parallel"] = OtherOptionEntity(int(work >= _PARALLEL_WORK))
 
 
-def _channels_inner(conv, layout, vec, block_w):
+def _channels_inner(conv, layout, vec, block_w, upsample_per_tap=False):
     """Whether NHWC tasks should span all channel blocks of their rows (fallback rule).
 
     A task of rows that loops over every channel block inside each block of columns writes
@@ -374,7 +384,7 @@ def _channels_inner(conv, layout, vec, block_w):
     written 16 at a time) as long as the input a block of columns reads across all channels
     stays in L1; it loses (1.1-1.4x) where that window is larger (5x5 kernels, 384 channels
     or more, 256 channels at stride 2), and where each task would upsample all channels
-    (``m`` not a multiple of the vector: 1.1-1.3x).
+    (``m`` not a multiple of the vector and no upsampling at each tap: 1.1-1.3x).
     """
     staged = conv.op.input_tensors[0]
     c_pos = layout.index_of("C")
@@ -383,7 +393,7 @@ def _channels_inner(conv, layout, vec, block_w):
     if staged.op.tag == _UPSAMPLE_TAG:
         source = staged.op.input_tensors[0]
         multiplier = out_c // int(source.shape[c_pos])
-        if multiplier % vec:
+        if multiplier % vec and not upsample_per_tap:
             return False
     kernel_h, kernel_w = (int(axis.dom.extent) for axis in conv.op.reduce_axis)
     _, stride_w = (int(e) for e in conv.op.attrs["strides"])
@@ -409,7 +419,8 @@ def schedule_depthwise_conv2d_canonical_cpu(cfg, outs, lanes, accumulators=8):
     ----------
     cfg : ConfigEntity
         Knobs ``tile_c``, ``tile_h``, ``tile_w`` (splits), ``unroll_kernel``, ``parallel``,
-        ``phases_outer`` (columns split by phase) and ``channels_inner`` (NHWC).
+        ``phases_outer`` (columns split by phase), ``channels_inner`` and ``upsample_per_tap``
+        (NHWC).
     outs : te.Tensor or list of te.Tensor
         The output of the (possibly fused) operator.
     lanes : int
@@ -525,6 +536,8 @@ def _schedule_block(sch, cfg, conv, out, lanes, accumulators):
             # the packed channel block indexes its source through the outer block too
             sch[upsampled].compute_at(sch[out], parallel)
             sch[upsampled].vectorize(sch[upsampled].op.axis[lane_pos])
+        elif cfg["upsample_per_tap"].val:
+            pass  # placed at the accumulator's kernel column, below
         elif multiplier % cfg["tile_c"].size[-1] == 0:
             # a vector of output channels reads one input channel: a broadcast, no copy
             sch[upsampled].compute_inline()
@@ -555,7 +568,14 @@ def _schedule_block(sch, cfg, conv, out, lanes, accumulators):
     sch[acc].unroll(a_h)
     if channels_last:
         sch[acc].unroll(a_w)
-    if cfg["unroll_kernel"].val:
+    per_tap = upsampled is not None and not is_packed(layout) and cfg["upsample_per_tap"].val
+    if per_tap:
+        # the pixels of a block of columns for this tap, upsampled into a few vectors; the
+        # kernel loop stays rolled, as unrolled taps would share the lanes' channel pattern
+        # as a vector variable, which LLVM 22 rejects in TVM's debug info
+        sch[upsampled].compute_at(sch[acc], rx)
+        sch[upsampled].vectorize(sch[upsampled].op.axis[lane_pos])
+    elif cfg["unroll_kernel"].val:
         sch[acc].unroll(ry)
         sch[acc].unroll(rx)
     sch[acc].vectorize(a_vector)
