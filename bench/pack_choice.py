@@ -36,7 +36,11 @@ def main(argv):
     import tvm
     import tvm.topi.x86.depthwise_conv2d_canonical_alter_op as alter
 
+    from tvm.target.x86 import get_simd_32bit_lanes
+
     target = "llvm -mcpu=" + tvm.target.codegen.llvm_get_system_cpu()
+    with tvm.target.Target(target):
+        lanes = get_simd_32bit_lanes()
     rule = alter.prefers_packed_channels
     try:
         for name in names:
@@ -50,7 +54,7 @@ def main(argv):
                     sys.exit(f"{name}: wrong output (max error {result['err']})")
             times = alternating_medians(timers, 7)
             packed_ms, nchw_ms = times[True], times[False]
-            pack = rule(wl.C, wl.m, wl.kw, wl.out_hw[1], 16)
+            pack = rule(wl.C, wl.m, wl.kw, wl.out_hw[1], lanes)
             print(f"{name:22s} packed {packed_ms:.4f} ms  nchw {nchw_ms:.4f} ms  "
                   f"packed/nchw {packed_ms / nchw_ms:.2f}  rule: {'pack' if pack else 'nchw'}",
                   flush=True)

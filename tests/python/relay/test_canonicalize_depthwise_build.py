@@ -10,11 +10,18 @@ import tvm.testing
 from tvm import relay
 from tvm.contrib import graph_executor
 from tvm.relay.backend import vm
+from tvm.target.x86 import get_simd_32bit_lanes
 from tvm_canonicalize_depthwise import ENV_VAR
 from tvm_canonicalize_depthwise import reference as ref
 
 TARGET = tvm.target.Target(f"llvm -mcpu={tvm.target.codegen.llvm_get_system_cpu()}")
 ARM_TARGET = "llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon"
+# the alter-layout rule depends on the vector width: both widths are checked on any host
+# (optimizing only); what runs is built for the host
+AVX512_TARGET = tvm.target.Target("llvm -mcpu=skylake-avx512")
+AVX2_TARGET = tvm.target.Target("llvm -mcpu=haswell")
+with TARGET:
+    HOST_LANES = get_simd_32bit_lanes()
 CHANNELS, MULT = 4, 3
 
 
@@ -197,9 +204,9 @@ def test_dispatch_is_one_implementation_for_both_forms(data_layout, kernel_layou
     assert names == {"depthwise_conv2d_canonical.x86"}
 
 
-def _altered_ops(mod):
+def _altered_ops(mod, target=TARGET):
     with tvm.transform.PassContext(opt_level=3):
-        optimized, _ = relay.optimize(mod, target=TARGET)
+        optimized, _ = relay.optimize(mod, target=target)
     ops = []
     relay.analysis.post_order_visit(
         optimized["main"],
@@ -233,17 +240,25 @@ def _check_build(mod, data, expected):
     tvm.testing.assert_allclose(module.get_output(0).numpy(), expected, rtol=1e-4, atol=1e-4)
 
 
-PACKED = [("nn.contrib_depthwise_conv2d_NCHWc", "OIHW1i16o")]
+def _packed(lanes=HOST_LANES):
+    return [("nn.contrib_depthwise_conv2d_NCHWc", f"OIHW1i{lanes}o")]
+
+
+PACKED = _packed()
 
 
 @pytest.mark.parametrize(
-    "height,stride,kernel,packed",
-    [(16, 2, 5, True), (8, 1, 5, True), (12, 1, 5, False), (40, 1, 5, False), (64, 2, 3, False),
-     (12, 1, 3, False), (7, 1, 3, False), (14, 2, 3, False), (56, 2, 5, False)],
+    "height,stride,kernel,packed_avx512,packed_avx2",
+    [(16, 2, 5, True, True), (8, 1, 5, True, True), (12, 1, 5, False, True),
+     (40, 1, 5, False, True), (56, 2, 5, False, True), (64, 2, 3, False, False),
+     (12, 1, 3, False, False), (7, 1, 3, False, True), (14, 2, 3, False, True)],
 )
-def test_alter_layout_packs_untuned_by_workload(height, stride, kernel, packed):
+def test_alter_layout_packs_untuned_by_workload(
+    height, stride, kernel, packed_avx512, packed_avx2
+):
     mod, data, expected = _canonical_module(16, 1, height, stride, kernel)
-    assert (_altered_ops(mod) == PACKED) == packed
+    assert (_altered_ops(mod, AVX512_TARGET) == _packed(16)) == packed_avx512
+    assert (_altered_ops(mod, AVX2_TARGET) == _packed(8)) == packed_avx2
     _check_build(mod, data, expected)
 
 
@@ -261,12 +276,12 @@ def test_alter_layout_follows_tuned_costs_and_packs_any_multiplier_as_depthwise(
     (_, (_, data_shape, dtype), (_, kernel_shape, _), strides, padding, dilation, _, _,
      out_dtype) = task.workload
     packed_args = (
-        ("TENSOR", (1, data_shape[1] // 16, *data_shape[2:], 16), dtype),
-        ("TENSOR", (kernel_shape[0] // 16, 1, *kernel_shape[2:], 1, 16), dtype),
-        strides, padding, dilation, "NCHW16c", "OIHW1i16o", out_dtype,
+        ("TENSOR", (1, data_shape[1] // HOST_LANES, *data_shape[2:], HOST_LANES), dtype),
+        ("TENSOR", (kernel_shape[0] // HOST_LANES, 1, *kernel_shape[2:], 1, HOST_LANES), dtype),
+        strides, padding, dilation, f"NCHW{HOST_LANES}c", f"OIHW1i{HOST_LANES}o", out_dtype,
     )
     packed_task = autotvm.task.create(task.name, args=packed_args, target=TARGET)
-    assert packed_task.workload == _packed_workload(task.workload, 16)
+    assert packed_task.workload == _packed_workload(task.workload, HOST_LANES)
     # a log measuring both: the faster one decides (untuned, this workload stays NCHW)
     log = tmp_path / "tuned.log"
     records = []

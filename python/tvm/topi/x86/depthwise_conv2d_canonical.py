@@ -208,14 +208,25 @@ def prefers_packed_channels(in_channels, multiplier, kernel_width, out_width, la
     The NCHW schedule vectorizes along output width, which wastes lanes on narrow outputs; the
     packed schedule vectorizes along channels but pays for two layout transforms (each about
     as long as the convolution on small planes) and, for ``m > 1``, for upsampling channels.
-    Measured end to end with ``bench/pack_choice.py``, packing wins (1.1-1.5x) only where the
-    kernel is 5 wide or more and the output at most half a vector wide (7x7 outputs); the NCHW
-    schedule wins by 1.1x on 3x3 layers with 7x7 outputs and on 5x5 ones with 14x14, by
-    1.4-2.2x on the other 3x3 layers up to 28x28 and on 5x5 layers with 28 output columns, and
-    on every multiplier workload. Whole channel blocks are required.
+    Measured end to end with ``bench/pack_choice.py``:
+
+    * AVX-512 (16 lanes): packing wins (1.1-1.5x) only where the kernel is 5 wide or more and
+      the output at most half a vector wide (7x7 outputs); the NCHW schedule wins by 1.1x on
+      3x3 layers with 7x7 outputs and on 5x5 ones with 14x14, by 1.4-2.2x on the other 3x3
+      layers up to 28x28 and on 5x5 layers with 28 output columns.
+    * AVX2 (8 lanes), where the NCHW vectors of a 28- or 7-column row are half or odd
+      registers and a strided row is staged by scalar code: packing wins on every 5x5 layer
+      (0.57-0.79x the NCHW time, 0.98x with 14x14 outputs) and on 3x3 layers whose output is
+      narrower than a vector (0.90x with 7x7 outputs, even at stride 2); the NCHW schedule
+      wins by 1.3-1.65x on the 3x3 layers with 14 to 56 output columns.
+    * Every multiplier workload measured slower packed, on both.
+
+    Whole channel blocks are required.
     """
     if in_channels % lanes or multiplier != 1:
         return False
+    if lanes <= 8:
+        return kernel_width >= 5 or out_width < lanes
     return kernel_width >= 5 and 2 * out_width <= lanes
 
 
