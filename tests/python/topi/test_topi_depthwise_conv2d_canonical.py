@@ -343,6 +343,23 @@ def test_nchw_rows_up_to_two_vectors_are_one_vector(target, size, stride, multip
     _check("NCHW", "OIHW", 16, (size, size), multiplier, strides=(stride, stride))
 
 
+@pytest.mark.parametrize("channels,size,stride,multiplier", [
+    (16, 40, 1, 8), (8, 32, 1, 16), (64, 14, 1, 8), (6, 20, 1, 3), (8, 28, 2, 4),
+])
+def test_nchw_task_holds_every_output_of_its_input_channels(channels, size, stride, multiplier):
+    # a task stages whole input channels, so it computes all m outputs of each (the
+    # staged rows are then built once per input channel, not once per output channel)
+    data = te.placeholder((1, channels, size, size), "float32", name="data")
+    weight = te.placeholder((channels * multiplier, 1, 3, 3), "float32", name="weight")
+    args = (data, weight, (stride, stride), (1, 1, 1, 1), (1, 1), "NCHW", "OIHW", "float32")
+    task = autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=TARGET)
+    fallback = autotvm.task.space.FallbackConfigEntity()
+    with TARGET, autotvm.task.ApplyConfig(fallback):
+        task.func(*task.args)
+    assert fallback["tile_c"].size[-1] % multiplier == 0
+    _check("NCHW", "OIHW", channels, (size, size), multiplier, strides=(stride, stride))
+
+
 def test_phase_split_knob_only_where_columns_are_split():
     assert "phases_outer" not in _strided_nchw_task(16, 28, stride=1).config_space.space_map
     assert "phases_outer" not in _task(size=32).config_space.space_map
