@@ -161,11 +161,14 @@ def main(argv=None):
             print(f"{name:22s} fallback {times['fallback']:.4f} ms  tuned {times['tuned']:.4f}"
                   f" ms  tuned/fallback {ratio:.2f}", flush=True)
     minutes = (time.time() - start) / 60
+    default_out = parser.get_default("out")
+    out_arg = "" if os.path.abspath(args.out) == os.path.abspath(default_out) else \
+        f" --out {os.path.relpath(args.out)}"
     lines = [
         "# AutoTVM tuning of the depthwise template",
         "",
         f"- Command: `python bench/tune.py --input {args.input} --trials {args.trials}"
-        f" --workloads {','.join(names)}` ({minutes:.1f} min)",
+        f" --workloads {','.join(names)}{out_arg}` ({minutes:.1f} min)",
         f"- Target `{target}`, 2 threads; random tuner, AutoTVM local builder and runner",
         "- Both builds checked against the NumPy reference; times are medians of 15"
         " alternating rounds of about 20 ms each (graph executor, whole module)",
