@@ -202,7 +202,7 @@ def schedule_depthwise_conv2d_canonical(cfg, outs):
     return schedule_depthwise_conv2d_canonical_cpu(cfg, outs, get_simd_32bit_lanes())
 
 
-def prefers_packed_channels(in_channels, multiplier, kernel_width, out_width, lanes):
+def prefers_packed_channels(in_channels, multiplier, kernel_width, stride, out_width, lanes):
     """Whether an NCHW depthwise convolution runs faster packed into NCHW{lanes}c.
 
     The NCHW schedule vectorizes along output width, which wastes lanes on narrow outputs; the
@@ -216,9 +216,10 @@ def prefers_packed_channels(in_channels, multiplier, kernel_width, out_width, la
       layers up to 28x28 and on 5x5 layers with 28 output columns.
     * AVX2 (8 lanes), where the NCHW vectors of a 28- or 7-column row are half or odd
       registers and a strided row is staged by scalar code: packing wins on every 5x5 layer
-      (0.57-0.79x the NCHW time, 0.98x with 14x14 outputs) and on 3x3 layers whose output is
-      narrower than a vector (0.90x with 7x7 outputs, even at stride 2); the NCHW schedule
-      wins by 1.3-1.65x on the 3x3 layers with 14 to 56 output columns.
+      (0.53-0.79x the NCHW time, 0.98x with 14x14 outputs) and on 3x3 stride-1 layers whose
+      output is narrower than a vector (0.71-1.0x with 7x7 outputs); the NCHW schedule wins by
+      1.3-1.65x on the 3x3 layers with 14 to 56 output columns, and on 3x3 stride-2 layers
+      with 7 output columns by 1.12-1.73x in four of five runs (0.98-1.01x in one).
     * Every multiplier workload measured slower packed, on both.
 
     Whole channel blocks are required.
@@ -226,7 +227,7 @@ def prefers_packed_channels(in_channels, multiplier, kernel_width, out_width, la
     if in_channels % lanes or multiplier != 1:
         return False
     if lanes <= 8:
-        return kernel_width >= 5 or out_width < lanes
+        return kernel_width >= 5 or (stride == 1 and out_width < lanes)
     return kernel_width >= 5 and 2 * out_width <= lanes
 
 
