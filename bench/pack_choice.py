@@ -35,7 +35,6 @@ def main(argv):
         sys.exit(f"pack_choice.py: unknown workloads {unknown}")
     import tvm
     import tvm.topi.x86.depthwise_conv2d_canonical_alter_op as alter
-
     from tvm.target.x86 import get_simd_32bit_lanes
 
     target = "llvm -mcpu=" + tvm.target.codegen.llvm_get_system_cpu()

@@ -154,6 +154,14 @@ def _lowered(task):
     return tvm.lower(sch, args, simple_mode=True).script()
 
 
+def _fallback(task):
+    """The analytic fallback configuration the template picks for ``task`` on its target."""
+    fallback = autotvm.task.space.FallbackConfigEntity()
+    with task.target, autotvm.task.ApplyConfig(fallback):
+        task.func(*task.args)
+    return fallback
+
+
 def _parallel_extent(task):
     """Tasks of the parallel loop; 1 when the layer runs on one thread."""
     text = _lowered(task)
@@ -254,9 +262,7 @@ def test_nchw_block_sums_stay_on_the_stack(channels, size, stride, multiplier):
 def test_phase_split_loop_order_knob(size, padding):
     task = _strided_nchw_task(16, size, padding)
     assert "phases_outer" in task.config_space.space_map
-    fallback = autotvm.task.space.FallbackConfigEntity()
-    with TARGET, autotvm.task.ApplyConfig(fallback):
-        task.func(*task.args)
+    fallback = _fallback(task)
     # short rows (8 columns a phase) split phase by phase, long ones (57) column by column
     assert fallback["phases_outer"].val == (size == 14)
     data_nchw, weight_oihw = _inputs(16, size, size, 1, (3, 3), "float32")
@@ -291,9 +297,7 @@ def _nhwc_task(channels, size, multiplier, kernel=3):
 ])
 def test_nhwc_tasks_loop_over_channel_blocks(channels, size, multiplier, kernel, inner):
     task = _nhwc_task(channels, size, multiplier, kernel)
-    fallback = autotvm.task.space.FallbackConfigEntity()
-    with TARGET, autotvm.task.ApplyConfig(fallback):
-        task.func(*task.args)
+    fallback = _fallback(task)
     assert fallback["channels_inner"].val == inner
     rows = size // (fallback["tile_h"].size[1] * fallback["tile_h"].size[2])
     blocks = channels * multiplier // fallback["tile_c"].size[-1]
@@ -332,9 +336,8 @@ def test_nchw_rows_up_to_two_vectors_are_one_vector(target, size, stride, multip
     weight = te.placeholder((16 * multiplier, 1, 3, 3), "float32", name="weight")
     args = (data, weight, (stride, stride), (1, 1, 1, 1), (1, 1), "NCHW", "OIHW", "float32")
     task = autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=target)
-    fallback = autotvm.task.space.FallbackConfigEntity()
-    with target, autotvm.task.ApplyConfig(fallback):
-        task.func(*task.args)
+    fallback = _fallback(task)
+    with target:
         register_lanes = get_simd_32bit_lanes()
     assert fallback["tile_w"].size[-1] == lanes
     if lanes > register_lanes:
@@ -353,9 +356,7 @@ def test_nchw_task_holds_every_output_of_its_input_channels(channels, size, stri
     weight = te.placeholder((channels * multiplier, 1, 3, 3), "float32", name="weight")
     args = (data, weight, (stride, stride), (1, 1, 1, 1), (1, 1), "NCHW", "OIHW", "float32")
     task = autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=TARGET)
-    fallback = autotvm.task.space.FallbackConfigEntity()
-    with TARGET, autotvm.task.ApplyConfig(fallback):
-        task.func(*task.args)
+    fallback = _fallback(task)
     assert fallback["tile_c"].size[-1] % multiplier == 0
     _check("NCHW", "OIHW", channels, (size, size), multiplier, strides=(stride, stride))
 
@@ -389,9 +390,7 @@ def _tall_kernel_task(multiplier, target=TARGET):
 @pytest.mark.parametrize("multiplier", [2, 4, 8])
 def test_nhwc_multiplier_without_reuse_upsamples_at_each_tap(multiplier):
     task = _tall_kernel_task(multiplier, AVX512_TARGET)
-    fallback = autotvm.task.space.FallbackConfigEntity()
-    with AVX512_TARGET, autotvm.task.ApplyConfig(fallback):
-        task.func(*task.args)
+    fallback = _fallback(task)
     # vectors of two input channels' m copies, made at each tap
     assert fallback["upsample_per_tap"].val == 1
     assert fallback["tile_c"].size[-1] == 2 * multiplier
@@ -405,16 +404,12 @@ def test_nhwc_multiplier_without_reuse_upsamples_at_each_tap(multiplier):
 def test_upsample_at_each_tap_only_for_two_channels_a_vector():
     # AVX2: two input channels' 8 copies are 16 lanes, two registers; broadcast instead
     task = _tall_kernel_task(8, AVX2_TARGET)
-    fallback = autotvm.task.space.FallbackConfigEntity()
-    with AVX2_TARGET, autotvm.task.ApplyConfig(fallback):
-        task.func(*task.args)
+    fallback = _fallback(task)
     assert fallback["upsample_per_tap"].val == 0
     assert fallback["tile_c"].size[-1] == 8
     # an upsampled input with reuse (3x3 kernel) is made once per task
     task = _nhwc_task(16, 14, 4)
-    fallback = autotvm.task.space.FallbackConfigEntity()
-    with TARGET, autotvm.task.ApplyConfig(fallback):
-        task.func(*task.args)
+    fallback = _fallback(task)
     assert fallback["upsample_per_tap"].val == 0
 
 

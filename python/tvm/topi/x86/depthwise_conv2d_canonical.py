@@ -356,7 +356,7 @@ def _define_knobs(cfg, conv, lanes, accumulators):
         cfg["tile_c"] = SplitEntity([-1, tile_c])
         vec = 1 if strided else _vector_factor(out_w, lanes)
         registers = 1
-        if not strided and lanes < out_w < 2 * lanes and out_c == int(staged.shape[c_pos]):
+        if not strided and lanes < out_w < 2 * lanes and multiplier == 1:
             # A row between one and two vectors wide (28 columns) in one vector of two
             # registers, not two vectors of half the row: the first starts on the staged
             # row's cache line (m = 1: 0.74-0.85x; with m > 1 it measured up to 4.6x slower).
