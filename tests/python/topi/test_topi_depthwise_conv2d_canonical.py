@@ -162,6 +162,15 @@ def _fallback(task):
     return fallback
 
 
+def _built_with(task, matches):
+    """The task built with the first configuration of its space for which ``matches`` holds."""
+    space = task.config_space
+    config = next(space.get(i) for i in range(len(space)) if matches(space.get(i)))
+    with task.target, autotvm.task.ApplyConfig(config):
+        sch, args = task.func(*task.args)
+        return tvm.build(sch, args, task.target)
+
+
 def _parallel_extent(task):
     """Tasks of the parallel loop; 1 when the layer runs on one thread."""
     text = _lowered(task)
@@ -267,12 +276,8 @@ def test_phase_split_loop_order_knob(size, padding):
     assert fallback["phases_outer"].val == (size == 14)
     data_nchw, weight_oihw = _inputs(16, size, size, 1, (3, 3), "float32")
     expected = ref.depthwise_conv2d_nchw(data_nchw, weight_oihw, (2, 2), padding, (1, 1))
-    space = task.config_space
     for outer in (0, 1):
-        index = next(i for i in range(len(space)) if space.get(i)["phases_outer"].val == outer)
-        with TARGET, autotvm.task.ApplyConfig(space.get(index)):
-            sch, args = task.func(*task.args)
-            func = tvm.build(sch, args, TARGET)
+        func = _built_with(task, lambda cfg: cfg["phases_outer"].val == outer)
         dev = tvm.cpu()
         result = tvm.nd.empty(expected.shape, "float32", dev)
         # the template's arguments: output, weight, data
@@ -310,12 +315,8 @@ def test_nhwc_channels_inner_knob_numerics(multiplier):
     task = _nhwc_task(16, 9, multiplier)
     data_nchw, weight_oihw = _inputs(16, 9, 9, multiplier, (3, 3), "float32")
     expected = ref.depthwise_conv2d_nchw(data_nchw, weight_oihw, (1, 1), (1, 1, 1, 1), (1, 1))
-    space = task.config_space
     for inner in (0, 1):
-        index = next(i for i in range(len(space)) if space.get(i)["channels_inner"].val == inner)
-        with TARGET, autotvm.task.ApplyConfig(space.get(index)):
-            sch, args = task.func(*task.args)
-            func = tvm.build(sch, args, TARGET)
+        func = _built_with(task, lambda cfg: cfg["channels_inner"].val == inner)
         dev = tvm.cpu()
         result = tvm.nd.empty((1, 9, 9, 16 * multiplier), "float32", dev)
         weight = ref.to_layout(weight_oihw, "OIHW", "HWOI")
@@ -418,19 +419,15 @@ def test_upsample_per_tap_knob_numerics(multiplier):
     task = _nhwc_task(8, 9, multiplier)
     data_nchw, weight_oihw = _inputs(8, 9, 9, multiplier, (3, 3), "float32")
     expected = ref.depthwise_conv2d_nchw(data_nchw, weight_oihw, (1, 1), (1, 1, 1, 1), (1, 1))
-    space = task.config_space
     dev = tvm.cpu()
     for per_tap, unroll, block in ((0, 1, 9), (1, 0, 3), (1, 1, 1), (1, 1, 9)):
-        index = next(
-            i for i in range(len(space))
-            if space.get(i)["upsample_per_tap"].val == per_tap
-            and space.get(i)["unroll_kernel"].val == unroll
-            and space.get(i)["tile_c"].size[-1] == 2 * multiplier
-            and space.get(i)["tile_w"].size[-1] == block
+        func = _built_with(
+            task,
+            lambda cfg: cfg["upsample_per_tap"].val == per_tap
+            and cfg["unroll_kernel"].val == unroll
+            and cfg["tile_c"].size[-1] == 2 * multiplier
+            and cfg["tile_w"].size[-1] == block,
         )
-        with TARGET, autotvm.task.ApplyConfig(space.get(index)):
-            sch, args = task.func(*task.args)
-            func = tvm.build(sch, args, TARGET)
         result = tvm.nd.empty((1, 9, 9, 8 * multiplier), "float32", dev)
         weight = ref.to_layout(weight_oihw, "OIHW", "HWOI")
         data = ref.to_layout(data_nchw, "NCHW", "NHWC")
