@@ -205,9 +205,9 @@ def test_strided_nchw_reads_columns_at_unit_stride(target, lanes):
     assert "T.Ramp(" not in text  # every vector load a plain slice, no stride-2 gather
 
 
-def _strided_nchw_task(channels, size, padding=(1, 1, 1, 1), stride=2):
+def _strided_nchw_task(channels, size, padding=(1, 1, 1, 1), stride=2, kernel=3):
     data = te.placeholder((1, channels, size, size), "float32", name="data")
-    weight = te.placeholder((channels, 1, 3, 3), "float32", name="weight")
+    weight = te.placeholder((channels, 1, kernel, kernel), "float32", name="weight")
     args = (data, weight, (stride, stride), padding, (1, 1), "NCHW", "OIHW", "float32")
     return autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=TARGET)
 
@@ -267,14 +267,19 @@ def test_nchw_block_sums_stay_on_the_stack(channels, size, stride, multiplier):
     assert sums and max(sums) <= 1024, sums
 
 
-@pytest.mark.parametrize("size,padding", [(14, (1, 1, 1, 1)), (112, (0, 0, 1, 1))])
-def test_phase_split_loop_order_knob(size, padding):
-    task = _strided_nchw_task(16, size, padding)
+@pytest.mark.parametrize("size,padding,kernel,outer", [
+    (14, (1, 1, 1, 1), 3, True),
+    (112, (0, 0, 1, 1), 3, False),
+    (56, (1, 1, 2, 2), 5, True),
+])
+def test_phase_split_loop_order_knob(size, padding, kernel, outer):
+    task = _strided_nchw_task(16, size, padding, kernel=kernel)
     assert "phases_outer" in task.config_space.space_map
     fallback = _fallback(task)
-    # short rows (8 columns a phase) split phase by phase, long ones (57) column by column
-    assert fallback["phases_outer"].val == (size == 14)
-    data_nchw, weight_oihw = _inputs(16, size, size, 1, (3, 3), "float32")
+    # short rows (8 columns a phase) split phase by phase, and so do the long rows of a 5x5
+    # kernel (30 columns a phase); the long rows of a 3x3 kernel (57) column by column
+    assert fallback["phases_outer"].val == outer
+    data_nchw, weight_oihw = _inputs(16, size, size, 1, (kernel, kernel), "float32")
     expected = ref.depthwise_conv2d_nchw(data_nchw, weight_oihw, (2, 2), padding, (1, 1))
     for outer in (0, 1):
         func = _built_with(task, lambda cfg: cfg["phases_outer"].val == outer)
@@ -345,6 +350,28 @@ def test_nchw_rows_up_to_two_vectors_are_one_vector(target, size, stride, multip
         # two registers a vector: half the rows a register block
         assert fallback["tile_h"].size[-1] <= 4
     _check("NCHW", "OIHW", 16, (size, size), multiplier, strides=(stride, stride))
+
+
+@pytest.mark.parametrize("target,size,stride,wide", [
+    (AVX2_TARGET, 14, 2, 8), (AVX2_TARGET, 7, 1, 8), (AVX2_TARGET, 5, 1, 8),
+    (AVX512_TARGET, 14, 2, 8), (AVX512_TARGET, 14, 1, 16), (AVX2_TARGET, 16, 2, None),
+])
+def test_nchw_rows_narrower_than_a_vector_are_computed_whole(target, size, stride, wide):
+    data = te.placeholder((1, 16, size, size), "float32", name="data")
+    weight = te.placeholder((16, 1, 3, 3), "float32", name="weight")
+    args = (data, weight, (stride, stride), (1, 1, 1, 1), (1, 1), "NCHW", "OIHW", "float32")
+    task = autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=target)
+    out_w = (size + 2 - 3) // stride + 1
+    with target:
+        outs = x86_dw.depthwise_conv2d_canonical(*args)
+    conv = outs.op.input_tensors[0] if wide else outs
+    assert int(outs.shape[-1]) == out_w
+    # the sums of a row are computed in a whole vector, the output keeps its own width
+    assert conv.op.tag == "depthwise_conv2d_canonical"
+    assert int(conv.shape[-1]) == (wide or out_w)
+    text = _lowered(task)
+    assert f"T.Broadcast(T.float32(0.0), {wide or out_w})" in text
+    _check("NCHW", "OIHW", 16, (size, size), 1, strides=(stride, stride))
 
 
 @pytest.mark.parametrize("channels,size,stride,multiplier", [

@@ -16,7 +16,8 @@ def depthwise_conv2d_canonical(
     """Compute of :func:`tvm.topi.nn.depthwise_conv2d_canonical`, as an AutoTVM template."""
     del cfg
     return depthwise_conv2d_canonical_cpu(
-        data, kernel, strides, padding, dilation, data_layout, kernel_layout, out_dtype
+        data, kernel, strides, padding, dilation, data_layout, kernel_layout, out_dtype,
+        _NEON_32BIT_LANES,
     )
 
 
