@@ -225,21 +225,26 @@ def test_staged_rows_start_on_cache_lines(size, stride):
     def _visit(node):
         if isinstance(node, tvm.tir.For):
             loops.append(node.loop_var)
-        elif (
-            isinstance(node, tvm.tir.BufferStore)
-            and node.buffer.name.startswith("data_pad")
-            and node.value.dtype == "float32"  # the staging copy; the block's sums are vectors
-        ):
-            stores.append(node.indices[0])
+        elif isinstance(node, tvm.tir.BufferStore) and node.buffer.name.startswith("data_pad"):
+            index = node.indices[0]
+            stores.append(index.base if isinstance(index, tvm.tir.Ramp) else index)
 
     tvm.tir.stmt_functor.post_order_visit(func.body, _visit)
     assert stores
     line = 64 // 4  # float32 elements of a cache line
+    with TARGET:
+        lanes = get_simd_32bit_lanes()
     for index in stores:
         *coefficients, offset = (int(e) for e in tvm.arith.detect_linear_equation(index, loops))
-        # rows, channels and phases step by whole cache lines; only the column steps by 1
+        # rows, channels and phases step by whole cache lines; within a row only the column
+        # loop steps by 1 (stride 1), or the vectors of the split start a line or whole
+        # vectors after its start (stride 2)
         assert all(c % line == 0 for c in coefficients if c not in (0, 1)), index
-        assert coefficients.count(1) == 1 and offset % line == 0, index
+        if stride == 1:
+            assert coefficients.count(1) == 1 and offset % line == 0, index
+        else:
+            assert 1 not in coefficients and offset % line % lanes == 0, index
+    assert any(int(tvm.arith.detect_linear_equation(i, loops)[-1]) % line == 0 for i in stores)
 
 
 @pytest.mark.parametrize("channels,size,stride,multiplier", [
@@ -267,27 +272,49 @@ def test_nchw_block_sums_stay_on_the_stack(channels, size, stride, multiplier):
     assert sums and max(sums) <= 1024, sums
 
 
-@pytest.mark.parametrize("size,padding,kernel,outer", [
-    (14, (1, 1, 1, 1), 3, True),
-    (112, (0, 0, 1, 1), 3, False),
-    (56, (1, 1, 2, 2), 5, True),
+@pytest.mark.parametrize("target", [AVX512_TARGET, AVX2_TARGET, ARM_TARGET])
+@pytest.mark.parametrize("size,padding,kernel,stride", [
+    (14, (0, 0, 1, 1), 3, 2), (56, (1, 1, 2, 2), 5, 2), (57, (1, 1, 1, 1), 3, 2),
+    (20, (3, 3, 3, 3), 7, 3), (3, (1, 1, 1, 1), 3, 2),
 ])
-def test_phase_split_loop_order_knob(size, padding, kernel, outer):
-    task = _strided_nchw_task(16, size, padding, kernel=kernel)
-    assert "phases_outer" in task.config_space.space_map
-    fallback = _fallback(task)
-    # short rows (8 columns a phase) split phase by phase, and so do the long rows of a 5x5
-    # kernel (30 columns a phase); the long rows of a 3x3 kernel (57) column by column
-    assert fallback["phases_outer"].val == outer
-    data_nchw, weight_oihw = _inputs(16, size, size, 1, (kernel, kernel), "float32")
-    expected = ref.depthwise_conv2d_nchw(data_nchw, weight_oihw, (2, 2), padding, (1, 1))
-    for outer in (0, 1):
-        func = _built_with(task, lambda cfg: cfg["phases_outer"].val == outer)
-        dev = tvm.cpu()
-        result = tvm.nd.empty(expected.shape, "float32", dev)
-        # the template's arguments: output, weight, data
-        func(result, tvm.nd.array(weight_oihw, dev), tvm.nd.array(data_nchw, dev))
-        np.testing.assert_allclose(result.numpy(), expected, rtol=1e-5, atol=1e-5)
+def test_phase_split_is_vector_shuffles(target, size, padding, kernel, stride):
+    data = te.placeholder((1, 8, size, size), "float32", name="data")
+    weight = te.placeholder((8, 1, kernel, kernel), "float32", name="weight")
+    args = (data, weight, (stride, stride), padding, (1, 1), "NCHW", "OIHW", "float32")
+    task = autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=target)
+    stores = []
+
+    def _visit(node):
+        if isinstance(node, tvm.tir.BufferStore) and node.buffer.name.startswith("data_pad"):
+            stores.append(node)
+
+    with target:
+        sch, built_args = task.func(*task.args)
+    tvm.tir.stmt_functor.post_order_visit(tvm.lower(sch, built_args)["main"].body, _visit)
+    # every staged row is whole-vector loads split by shuffles, with no loop left over it
+    assert stores and all(isinstance(node.value, tvm.tir.Shuffle) for node in stores)
+    with target:
+        lanes = 4 if target is ARM_TARGET else get_simd_32bit_lanes()
+        conv = x86_dw.depthwise_conv2d_canonical(*args)
+    while conv.op.tag != "depthwise_conv2d_canonical":
+        conv = conv.op.input_tensors[0]
+    columns = int(conv.op.input_tensors[0].shape[-1])  # staged columns a phase
+    # chunks of whole vectors while the row has them
+    widest = max(tvm.DataType(node.value.dtype).lanes for node in stores)
+    assert widest == min(lanes, columns)
+    if target is not ARM_TARGET:
+        tvm.build(sch, built_args, target)
+
+
+@pytest.mark.parametrize("size,padding,kernel,stride,dilation", [
+    (14, (0, 0, 1, 1), 3, 2, 1), (56, (1, 1, 2, 2), 5, 2, 1), (57, (1, 1, 1, 1), 3, 2, 1),
+    (20, (3, 3, 3, 3), 7, 3, 1), (3, (1, 1, 1, 1), 3, 2, 1), (2, (1, 1, 1, 1), 3, 2, 1),
+    (23, (2, 0, 1, 3), 3, 2, 2), (16, (0, 0, 0, 0), 3, 2, 1), (9, (0, 4, 0, 0), 3, 2, 1),
+])
+def test_phase_split_numerics(size, padding, kernel, stride, dilation):
+    # rows shorter than a vector, rows ending inside one, padding wider than the input
+    _check("NCHW", "OIHW", 8, (size, size + 1), 1, (kernel, kernel), (stride, stride),
+           padding, (dilation, dilation))
 
 
 def _nhwc_task(channels, size, multiplier, kernel=3):
@@ -389,9 +416,9 @@ def test_nchw_task_holds_every_output_of_its_input_channels(channels, size, stri
     _check("NCHW", "OIHW", channels, (size, size), multiplier, strides=(stride, stride))
 
 
-def test_phase_split_knob_only_where_columns_are_split():
-    assert "phases_outer" not in _strided_nchw_task(16, 28, stride=1).config_space.space_map
-    assert "phases_outer" not in _task(size=32).config_space.space_map
+def test_phase_split_only_where_columns_are_strided():
+    assert "T.Shuffle(" in _lowered(_strided_nchw_task(16, 28, stride=2))
+    assert "T.Shuffle(" not in _lowered(_strided_nchw_task(16, 28, stride=1))
 
 
 @pytest.mark.parametrize("multiplier,upsample_lanes", [(2, 2), (4, 4), (16, None)])

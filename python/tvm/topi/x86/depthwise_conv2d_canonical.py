@@ -64,6 +64,75 @@ def _inside(*guards):
     return tir.all(*[tir.likely(cond) for cond, needed in guards if needed], tir.const(True))
 
 
+def _column_inside(x, pad_left, width):
+    """Whether padded column ``x`` of a row ``width`` wide is an input column."""
+    return _inside((x >= pad_left, pad_left), (x < width + pad_left, True))
+
+
+def _phase_split_intrinsic(width, pad_left, stride, columns, lanes, dtype):
+    """A tensor intrinsic staging one padded row split by column phase, with vector shuffles.
+
+    It computes ``out[phase, column]`` = padded column ``phase + stride * column`` of the row,
+    the staging of :func:`_stage_rows`, from whole-vector loads of the row: each chunk of
+    ``lanes`` columns loads ``stride`` consecutive vectors and picks every ``stride``-th lane
+    of them for each phase. Loads stay inside the row: a vector reaching past its ends loads
+    its inner part only and fills the padding lanes with zeros.
+
+    LLVM left to vectorize the guarded copy vectorizes some rows and not others, depending on
+    the padding and the loop order; the shuffles measured 0.78-0.95x the whole layer on AVX2
+    on 3x3 and 5x5 stride-2 layers from 14x14 to 112x112 (0.88x and 0.83x on 512 and 576
+    channels of 14x14), 1.01x on 224x224 and 1.18x on an odd 57x57.
+    """
+    row_extent = min(columns * stride - pad_left, width)
+    row = te.placeholder((row_extent,), dtype, name="row")
+    zero = tir.const(0, dtype)
+    split = te.compute(
+        (stride, columns),
+        lambda phase, column: tir.if_then_else(
+            _column_inside(column * stride + phase, pad_left, width),
+            row[column * stride + phase - pad_left],
+            zero,
+        ),
+        name="phase_split",
+    )
+    row_buffer = tir.decl_buffer(row.shape, dtype, "row", offset_factor=1, strides=[1])
+    split_buffer = tir.decl_buffer(
+        split.shape, dtype, "split", offset_factor=1, strides=[te.var("phase_stride"), 1]
+    )
+
+    def _vector(source, start):
+        # row positions start .. start + lanes - 1; the input columns are 0 .. width - 1
+        first, last = max(start, 0), min(start + lanes, width)
+        if first >= last:
+            return tir.Broadcast(zero, lanes)
+        if last - first == lanes:
+            return source.vload([start], f"{dtype}x{lanes}")
+        inner = last - first
+        part = source.vload([first], f"{dtype}x{inner}" if inner > 1 else dtype)
+        picks = [i - first if first <= i < last else inner for i in range(start, start + lanes)]
+        return tir.Shuffle([part, tir.Broadcast(zero, lanes)], picks)
+
+    def _body(ins, outs):
+        source, target = ins[0], outs[0]
+        builder = tir.ir_builder.create()
+        for chunk in range(-(-columns // lanes)):
+            first = chunk * lanes
+            # the row positions of the chunk's columns, `stride` vectors of them
+            vectors = [
+                _vector(source, first * stride + part * lanes - pad_left)
+                for part in range(stride)
+            ]
+            count = min(lanes, columns - first)
+            for phase in range(stride):
+                picks = [phase + stride * i for i in range(count)]
+                builder.emit(target.vstore([phase, first], tir.Shuffle(vectors, picks)))
+        return builder.get()
+
+    return te.decl_tensor_intrin(
+        split.op, _body, name="phase_split", binds={row: row_buffer, split: split_buffer}
+    )
+
+
 def _stage_rows(data, layout, pads, extent, stride):
     """The padded input of a task's rows for layouts with the width innermost (NCHW).
 
@@ -73,7 +142,9 @@ def _stage_rows(data, layout, pads, extent, stride):
     also split into their ``s`` phases: padded column ``phase + s * column`` is staged at
     ``[phase, column]``, so the convolution reads each phase at unit stride instead of
     gathering every ``s``-th column (faster than leaving strided columns to LLVM; the
-    measurements are in ``docs/design.md``).
+    measurements are in ``docs/design.md``). The convolution reads the padding rows as zeros
+    rather than staging them zeroed, so that staging a row depends on its columns only and
+    the schedule can tensorize it with vector shuffles (:func:`_phase_split_intrinsic`).
 
     Returns the stage and ``read(index, x, tap)``: the pixel of the row at ``index`` (the
     position in the layout but for the width) that output column ``x`` meets at the kernel
@@ -95,22 +166,30 @@ def _stage_rows(data, layout, pads, extent, stride):
         def _phases(*index):
             *index, phase, column = index
             x = column * stride + phase
-            inside = tir.all(
-                _rows(index[h_pos]),
-                _inside((x >= pad_left, pad_left), (x < width + pad_left, True)),
+            if pad_top or pad_bottom:
+                # a padding row stages the nearest input row, which the convolution never
+                # uses: the staging of a row is then the same for every row (no guard on
+                # it) and the schedule can tensorize it
+                index[h_pos] = tir.max(tir.min(index[h_pos] - pad_top, height - 1), 0)
+            return tir.if_then_else(
+                _column_inside(x, pad_left, width), data[tuple(index) + (x - pad_left,)], zero
             )
-            index[h_pos] -= pad_top
-            return tir.if_then_else(inside, data[tuple(index) + (x - pad_left,)], zero)
 
         stage = te.compute(
-            shape[:-1] + [stride, columns], _phases, name="data_pad", tag=_PAD_TAG
+            shape[:-1] + [stride, columns], _phases, name="data_pad", tag=_PAD_TAG,
+            attrs={"width": width, "pad_left": pad_left},
         )
 
-        def _read(index, x, tap):
+        def _read_split(index, x, tap):
             phase, offset = tir.floormod(tap, stride), tir.floordiv(tap, stride)
-            return stage[tuple(index) + (phase, x + offset)]
+            pixel = stage[tuple(index) + (phase, x + offset)]
+            if not (pad_top or pad_bottom):
+                return pixel
+            # a select, where a guarded load would branch inside the block (2x slower on a
+            # 256x28 stride-2 layer)
+            return tir.Select(_rows(index[h_pos]), pixel, zero)
 
-        return stage, _read
+        return stage, _read_split
 
     stage = _pad(data, layout, pads)
 
@@ -319,9 +398,6 @@ def _define_knobs(cfg, conv, lanes, accumulators):
     cfg.define_knob("parallel", [1, 0])
     staged = conv.op.input_tensors[0]
     phase_split = staged.op.tag == _PAD_TAG and len(staged.shape) > len(shape)
-    if phase_split:
-        # loop order of the phase split: phases outer, or columns outer with phases inner
-        cfg.define_knob("phases_outer", [1, 0])
     if channels_last and not is_packed(layout):
         # tasks of rows that loop over the channel blocks, or of rows and channel blocks
         cfg.define_knob("channels_inner", [0, 1])
@@ -425,16 +501,6 @@ def _define_knobs(cfg, conv, lanes, accumulators):
         cfg["tile_h"] = SplitEntity([-1, blocks, rows])
         cfg["tile_w"] = SplitEntity([-1, 1, vec])
     cfg["unroll_kernel"] = OtherOptionEntity(1)
-    if phase_split:
-        # LLVM vectorizes the split of short rows only with the phases outer (0.3x on 7 or 8
-        # columns with padding both sides, 0.7x on a 5x5 kernel's 30), and of the long rows
-        # of a 3x3 kernel only with the columns outer (phases outer 1.35x slower on 57
-        # columns, AVX-512; 1.2x on AVX2). The long rows of wider kernels went the other way
-        # on AVX2 (phases outer 0.65-0.86x on a 5x5 kernel's 30 columns a phase over 56x56,
-        # 0.78-0.92x on 7x7, 0.97-1.01x elsewhere).
-        kernel_w = int(conv.op.reduce_axis[1].dom.extent)
-        short = staged.shape[-1] <= 2 * lanes
-        cfg["phases_outer"] = OtherOptionEntity(int(short or kernel_w >= 5))
     # Starting the thread pool costs about a microsecond: a layer with less work than that
     # (such as a 22x1 kernel over one output row) runs on one thread.
     cfg["parallel"] = OtherOptionEntity(int(work >= _PARALLEL_WORK))
@@ -485,8 +551,7 @@ def schedule_depthwise_conv2d_canonical_cpu(cfg, outs, lanes, accumulators=8):
     ----------
     cfg : ConfigEntity
         Knobs ``tile_c``, ``tile_h``, ``tile_w`` (splits), ``unroll_kernel``, ``parallel``,
-        ``phases_outer`` (columns split by phase), ``channels_inner`` and ``upsample_per_tap``
-        (NHWC).
+        ``channels_inner`` and ``upsample_per_tap`` (NHWC).
     outs : te.Tensor or list of te.Tensor
         The output of the (possibly fused) operator.
     lanes : int
@@ -595,11 +660,12 @@ def _schedule_block(sch, cfg, conv, out, lanes, accumulators):
         line = _LINE_BYTES * 8 // tvm.DataType(data_pad.dtype).bits
         sch[data_pad].storage_align(sch[data_pad].op.axis[-2], line, 0)
         if len(data_pad.shape) > len(out.shape):
-            # columns split by phase: LLVM vectorizes either loop order on some rows only
-            *_, phase, column = sch[data_pad].op.axis
-            if not cfg["phases_outer"].val:
-                sch[data_pad].reorder(column, phase)
-            sch[data_pad].unroll(phase)
+            # columns split by phase, row by row, with vector shuffles
+            phase = sch[data_pad].op.axis[-2]
+            sch[data_pad].tensorize(phase, _phase_split_intrinsic(
+                int(data_pad.op.attrs["width"]), int(data_pad.op.attrs["pad_left"]),
+                int(data_pad.shape[-2]), int(data_pad.shape[-1]), lanes, data_pad.dtype,
+            ))
     if upsampled is not None:
         source = upsampled.op.input_tensors[0]
         multiplier = int(upsampled.shape[lane_pos]) // int(source.shape[lane_pos])
