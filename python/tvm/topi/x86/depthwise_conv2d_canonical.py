@@ -286,15 +286,17 @@ def _whole_vector_width(out_w, lanes):
 
 
 def _crop_width(conv, out_w):
-    """The first ``out_w`` columns of ``conv`` (NCHW), which the schedule computes whole.
+    """The first ``out_w`` columns of ``conv`` (width innermost), which the schedule computes
+    whole.
 
     The read of the last computed column (never selected) keeps that column in the bounds
     TVM infers for the sums of a block, so that their vectors stay whole.
     """
     last = int(conv.shape[-1]) - 1
 
-    def _crop(n, c, y, x):
-        return tir.Select(x < out_w, conv[n, c, y, x], conv[n, c, y, last])
+    def _crop(*index):
+        *rest, x = index
+        return tir.Select(x < out_w, conv[index], conv[tuple(rest) + (last,)])
 
     shape = list(conv.shape[:-1]) + [out_w]
     return te.compute(shape, _crop, name="depthwise_crop", tag="injective")
