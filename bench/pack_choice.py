@@ -53,7 +53,7 @@ def main(argv):
                     sys.exit(f"{name}: wrong output (max error {result['err']})")
             times = alternating_medians(timers, 7)
             packed_ms, nchw_ms = times[True], times[False]
-            pack = rule(wl.C, wl.m, wl.kw, wl.stride, wl.out_hw[1], lanes)
+            pack = rule(wl.C, wl.m, wl.kw, wl.out_hw[1], lanes)
             print(f"{name:22s} packed {packed_ms:.4f} ms  nchw {nchw_ms:.4f} ms  "
                   f"packed/nchw {packed_ms / nchw_ms:.2f}  rule: {'pack' if pack else 'nchw'}",
                   flush=True)

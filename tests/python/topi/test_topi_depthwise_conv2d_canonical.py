@@ -379,13 +379,19 @@ def test_nchw_rows_up_to_two_vectors_are_one_vector(target, size, stride, multip
     _check("NCHW", "OIHW", 16, (size, size), multiplier, strides=(stride, stride))
 
 
-@pytest.mark.parametrize("target,size,stride,wide", [
-    (AVX2_TARGET, 14, 2, 8), (AVX2_TARGET, 7, 1, 8), (AVX2_TARGET, 5, 1, 8),
-    (AVX512_TARGET, 14, 2, 8), (AVX512_TARGET, 14, 1, 16), (AVX2_TARGET, 16, 2, None),
+@pytest.mark.parametrize("target,size,stride,multiplier,wide", [
+    (AVX2_TARGET, 14, 2, 1, 8), (AVX2_TARGET, 7, 1, 1, 8), (AVX2_TARGET, 5, 1, 1, 8),
+    (AVX512_TARGET, 14, 2, 1, 8), (AVX512_TARGET, 14, 1, 1, 16), (AVX2_TARGET, 16, 2, 1, None),
+    (AVX2_TARGET, 7, 1, 2, 8),
+    # m = 1 rows between two and four vectors, in whole ones; none for m > 1, none for
+    # rows between one and two vectors
+    (AVX2_TARGET, 28, 1, 1, 32), (AVX2_TARGET, 56, 2, 1, 32), (AVX2_TARGET, 20, 1, 1, 24),
+    (AVX512_TARGET, 56, 1, 1, 64), (AVX2_TARGET, 28, 1, 2, None), (AVX2_TARGET, 14, 1, 1, None),
+    (AVX512_TARGET, 28, 1, 1, None),
 ])
-def test_nchw_rows_narrower_than_a_vector_are_computed_whole(target, size, stride, wide):
+def test_nchw_rows_are_computed_in_whole_vectors(target, size, stride, multiplier, wide):
     data = te.placeholder((1, 16, size, size), "float32", name="data")
-    weight = te.placeholder((16, 1, 3, 3), "float32", name="weight")
+    weight = te.placeholder((16 * multiplier, 1, 3, 3), "float32", name="weight")
     args = (data, weight, (stride, stride), (1, 1, 1, 1), (1, 1), "NCHW", "OIHW", "float32")
     task = autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=target)
     out_w = (size + 2 - 3) // stride + 1
@@ -396,9 +402,10 @@ def test_nchw_rows_narrower_than_a_vector_are_computed_whole(target, size, strid
     # the sums of a row are computed in a whole vector, the output keeps its own width
     assert conv.op.tag == "depthwise_conv2d_canonical"
     assert int(conv.shape[-1]) == (wide or out_w)
-    text = _lowered(task)
-    assert f"T.Broadcast(T.float32(0.0), {wide or out_w})" in text
-    _check("NCHW", "OIHW", 16, (size, size), 1, strides=(stride, stride))
+    if wide:
+        # the block's sums are one vector of the whole row (in as many registers)
+        assert f"T.Broadcast(T.float32(0.0), {wide})" in _lowered(task)
+    _check("NCHW", "OIHW", 16, (size, size), multiplier, strides=(stride, stride))
 
 
 @pytest.mark.parametrize("channels,size,stride,multiplier", [

@@ -236,7 +236,7 @@ def depthwise_conv2d_canonical_cpu(
         out_w = (
             in_shape[3] + pads[1] + pads[3] - (kernel_w - 1) * dilation_w - 1
         ) // stride_w + 1
-        wide = _whole_vector_width(out_w, lanes)
+        wide = _whole_vector_width(out_w, lanes, multiplier)
         extent = (wide - 1) * stride_w + (kernel_w - 1) * dilation_w + 1
         # the rows computed `wide` columns wide read zeros past the right padding
         wide_pads = pads[:3] + (pads[3] + (wide - out_w) * stride_w,)
@@ -270,19 +270,30 @@ def depthwise_conv2d_canonical_cpu(
     return _compute(data, kernel, strides, 0, dilation, data_layout, kernel_layout, out_dtype)
 
 
-def _whole_vector_width(out_w, lanes):
-    """Columns to compute a row of ``out_w`` with: whole vectors for a row narrower than one.
+def _whole_vector_width(out_w, lanes, multiplier):
+    """Columns to compute a row of ``out_w`` with: whole vectors where the row has odd ones.
 
     A row of 7 columns in vectors of 7 lanes splits every unaligned load of the staged rows
     into three or four instructions (4 + 2 + 1 lanes); computed 8 wide, every load is whole
     and only the store of the row is split. AVX2, one process against 7 lanes: 0.87-0.93x on
     the 3x3 stride-2 layers over 14x14 (512 and 576 channels), 0.78x on 1024 channels of
-    7x7 (stride 1). Rows between one and two vectors wide (14 columns on AVX2) measured
-    1.13x slower computed 16 wide, and stay as they are.
+    7x7 (stride 1).
+
+    With ``m = 1``, a row between two and four vectors wide (28 columns on AVX2) is computed
+    in whole vectors too (32 columns, one vector of four registers and blocks of two rows),
+    where it was vectors of half a register: AVX2, whole layer in one process, 0.72x
+    ``mnv1_256x28``, 0.81x ``mnv2_192x28``, 0.95x ``mnv1_128x56_s2``, 0.79x
+    ``effb0_144x56_k5_s2``, 0.51x ``effb0_240x28_k5``. A row between one and two vectors
+    (14 columns on AVX2) stays one vector of two registers as it is: computed 16 wide it
+    measured 1.07-1.20x slower.
     """
-    if not lanes or out_w >= lanes:
+    if not lanes:
         return out_w
-    return 1 << (out_w - 1).bit_length()
+    if out_w < lanes:
+        return 1 << (out_w - 1).bit_length()
+    if multiplier == 1 and 2 * lanes < out_w < 4 * lanes and out_w % lanes:
+        return -(-out_w // lanes) * lanes
+    return out_w
 
 
 def _crop_width(conv, out_w):
@@ -321,33 +332,32 @@ def schedule_depthwise_conv2d_canonical(cfg, outs):
     return schedule_depthwise_conv2d_canonical_cpu(cfg, outs, get_simd_32bit_lanes())
 
 
-def prefers_packed_channels(in_channels, multiplier, kernel_width, stride, out_width, lanes):
+def prefers_packed_channels(in_channels, multiplier, kernel_width, out_width, lanes):
     """Whether an NCHW depthwise convolution runs faster packed into NCHW{lanes}c.
 
     The NCHW schedule vectorizes along output width, which wastes lanes on narrow outputs; the
     packed schedule vectorizes along channels but pays for two layout transforms (each about
-    as long as the convolution on small planes) and, for ``m > 1``, for upsampling channels.
-    Measured end to end with ``bench/pack_choice.py``:
+    as long as the convolution on small planes, and the part most slowed when the machine's
+    memory is busy) and, for ``m > 1``, for upsampling channels. Measured end to end with
+    ``bench/pack_choice.py``:
 
     * AVX-512 (16 lanes): packing wins (1.1-1.5x) only where the kernel is 5 wide or more and
       the output at most half a vector wide (7x7 outputs); the NCHW schedule wins by 1.1x on
       3x3 layers with 7x7 outputs and on 5x5 ones with 14x14, by 1.4-2.2x on the other 3x3
       layers up to 28x28 and on 5x5 layers with 28 output columns.
-    * AVX2 (8 lanes), where the NCHW vectors of a 28- or 7-column row are half or odd
-      registers and a strided row is staged by scalar code: packing wins on every 5x5 layer
-      (0.53-0.79x the NCHW time, 0.98x with 14x14 outputs) and on 3x3 stride-1 layers whose
-      output is narrower than a vector (0.71-1.0x with 7x7 outputs); the NCHW schedule wins by
-      1.3-1.65x on the 3x3 layers with 14 to 56 output columns, and on 3x3 stride-2 layers
-      with 7 output columns by 1.12-1.73x in four of five runs (0.98-1.01x in one).
+    * AVX2 (8 lanes): packing wins only where the kernel is 5 wide or more and the output
+      narrower than a vector (packed/NCHW 0.70-0.72 on the 5x5 layers with 7x7 outputs). The
+      NCHW schedule, with its rows in whole vectors and its strided rows split by shuffles,
+      wins on the 5x5 layers with 28 output columns (packed/NCHW 1.13-1.62), on the 3x3
+      layers with 7x7 outputs (1.06-1.19) and on the 3x3 layers with wider outputs; the 5x5
+      layer with 14x14 outputs is a tie (0.96-1.27), left unpacked.
     * Every multiplier workload measured slower packed, on both.
 
     Whole channel blocks are required.
     """
-    if in_channels % lanes or multiplier != 1:
+    if in_channels % lanes or multiplier != 1 or kernel_width < 5:
         return False
-    if lanes <= 8:
-        return kernel_width >= 5 or (stride == 1 and out_width < lanes)
-    return kernel_width >= 5 and 2 * out_width <= lanes
+    return out_width < lanes if lanes <= 8 else 2 * out_width <= lanes
 
 
 def _largest_divisor(extent, limit):
@@ -380,7 +390,7 @@ def _register_block(extent, limit):
     return block
 
 
-def _define_knobs(cfg, conv, lanes, accumulators):
+def _define_knobs(cfg, conv, lanes, accumulators, cropped=False):
     """Knobs of the template and, when nothing is tuned, the fallback chosen from the shape."""
     layout = tir.layout(conv.op.attrs["data_layout"])
     n_pos, c_pos, h_pos, w_pos = (layout.index_of(axis) for axis in "NCHW")
@@ -477,6 +487,10 @@ def _define_knobs(cfg, conv, lanes, accumulators):
             # registers, not two vectors of half the row: the first starts on the staged
             # row's cache line (m = 1: 0.74-0.85x; with m > 1 it measured up to 4.6x slower).
             vec, registers = out_w, 2
+        if cropped and out_w > lanes:
+            # a row computed whole over padding (see _whole_vector_width): one vector of
+            # as many registers
+            vec, registers = out_w, out_w // lanes
         # a block of rows of one column strip: the padded rows of a task are read
         # (rows + kernel - 1) / rows times, so tall blocks
         rows = _register_block(out_h, accumulators // registers)
@@ -578,7 +592,9 @@ def schedule_depthwise_conv2d_canonical_cpu(cfg, outs, lanes, accumulators=8):
 
 
 def _schedule_block(sch, cfg, conv, out, lanes, accumulators):
-    _define_knobs(cfg, conv, lanes, accumulators)
+    # an NCHW row computed wider than the output (see _whole_vector_width)
+    cropped = int(out.shape[-1]) != int(conv.shape[-1])
+    _define_knobs(cfg, conv, lanes, accumulators, cropped)
     layout = tir.layout(conv.op.attrs["data_layout"])
     n_pos, c_pos, h_pos, w_pos = (layout.index_of(axis) for axis in "NCHW")
     channels_last = vectorized_along_channels(layout)

@@ -82,7 +82,6 @@ def packed_depthwise_layouts(attrs, tinfos, out_type, lanes):
             form.in_channels,
             form.multiplier,
             kernel_shape[tvm.tir.layout(attrs.kernel_layout).index_of("W")],
-            int(attrs.strides[1]),
             get_const_tuple(out_type.shape)[3],
             lanes,
         )
