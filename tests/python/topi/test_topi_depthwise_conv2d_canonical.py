@@ -317,6 +317,18 @@ def test_phase_split_numerics(size, padding, kernel, stride, dilation):
            padding, (dilation, dilation))
 
 
+def _check_nhwc_build(func, data_nchw, weight_oihw, expected):
+    """Run a built NHWC / HWOI template (arguments: output, weight, data) against NumPy."""
+    dev = tvm.cpu()
+    result = tvm.nd.empty(ref.to_layout(expected, "NCHW", "NHWC").shape, "float32", dev)
+    weight = ref.to_layout(weight_oihw, "OIHW", "HWOI")
+    data = ref.to_layout(data_nchw, "NCHW", "NHWC")
+    func(result, tvm.nd.array(weight, dev), tvm.nd.array(data, dev))
+    np.testing.assert_allclose(
+        ref.to_layout(result.numpy(), "NHWC", "NCHW"), expected, rtol=1e-5, atol=1e-5
+    )
+
+
 def _nhwc_task(channels, size, multiplier, kernel=3):
     data = te.placeholder((1, size, size, channels), "float32", name="data")
     weight = te.placeholder((kernel, kernel, channels * multiplier, 1), "float32", name="weight")
@@ -349,14 +361,7 @@ def test_nhwc_channels_inner_knob_numerics(multiplier):
     expected = ref.depthwise_conv2d_nchw(data_nchw, weight_oihw, (1, 1), (1, 1, 1, 1), (1, 1))
     for inner in (0, 1):
         func = _built_with(task, lambda cfg: cfg["channels_inner"].val == inner)
-        dev = tvm.cpu()
-        result = tvm.nd.empty((1, 9, 9, 16 * multiplier), "float32", dev)
-        weight = ref.to_layout(weight_oihw, "OIHW", "HWOI")
-        data = ref.to_layout(data_nchw, "NCHW", "NHWC")
-        func(result, tvm.nd.array(weight, dev), tvm.nd.array(data, dev))
-        np.testing.assert_allclose(
-            ref.to_layout(result.numpy(), "NHWC", "NCHW"), expected, rtol=1e-5, atol=1e-5
-        )
+        _check_nhwc_build(func, data_nchw, weight_oihw, expected)
 
 
 @pytest.mark.parametrize("target,size,stride,multiplier,lanes", [
@@ -480,7 +485,6 @@ def test_upsample_per_tap_knob_numerics(multiplier):
     task = _nhwc_task(8, 9, multiplier)
     data_nchw, weight_oihw = _inputs(8, 9, 9, multiplier, (3, 3), "float32")
     expected = ref.depthwise_conv2d_nchw(data_nchw, weight_oihw, (1, 1), (1, 1, 1, 1), (1, 1))
-    dev = tvm.cpu()
     for per_tap, unroll, block in ((0, 1, 9), (1, 0, 3), (1, 1, 1), (1, 1, 9)):
         func = _built_with(
             task,
@@ -489,13 +493,7 @@ def test_upsample_per_tap_knob_numerics(multiplier):
             and cfg["tile_c"].size[-1] == 2 * multiplier
             and cfg["tile_w"].size[-1] == block,
         )
-        result = tvm.nd.empty((1, 9, 9, 8 * multiplier), "float32", dev)
-        weight = ref.to_layout(weight_oihw, "OIHW", "HWOI")
-        data = ref.to_layout(data_nchw, "NCHW", "NHWC")
-        func(result, tvm.nd.array(weight, dev), tvm.nd.array(data, dev))
-        np.testing.assert_allclose(
-            ref.to_layout(result.numpy(), "NHWC", "NCHW"), expected, rtol=1e-5, atol=1e-5
-        )
+        _check_nhwc_build(func, data_nchw, weight_oihw, expected)
 
 
 def test_tuned_config_from_log_is_used(tmp_path):
