@@ -302,8 +302,8 @@ def test_phase_split_is_vector_shuffles(target, size, padding, kernel, stride):
     # chunks of whole vectors while the row has them
     widest = max(tvm.DataType(node.value.dtype).lanes for node in stores)
     assert widest == min(lanes, columns)
-    if target is not ARM_TARGET:
-        tvm.build(sch, built_args, target)
+    # compiles (for aarch64 too: it cannot run here)
+    tvm.build(sch, built_args, target)
 
 
 @pytest.mark.parametrize("size,padding,kernel,stride,dilation", [
