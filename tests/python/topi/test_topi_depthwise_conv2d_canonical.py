@@ -413,6 +413,32 @@ def test_nchw_rows_are_computed_in_whole_vectors(target, size, stride, multiplie
     _check("NCHW", "OIHW", 16, (size, size), multiplier, strides=(stride, stride))
 
 
+@pytest.mark.parametrize("channels,size,stride,per_block", [
+    (48, 112, 2, True),  # a channel's rows outgrow the stage buffer, 48 channel tasks
+    (16, 112, 2, False),  # too few channels for tasks of whole channels
+    (128, 28, 2, False),  # the rows of a task of 4 channels fit
+])
+def test_nchw_tasks_of_whole_channels_stage_block_by_block(channels, size, stride, per_block):
+    task = _strided_nchw_task(channels, size, stride=stride)
+    assert "stage_per_block" in task.config_space.space_map
+    fallback = _fallback(task)
+    assert fallback["stage_per_block"].val == per_block
+    if per_block:
+        # one task a channel: all its blocks of rows
+        assert _parallel_extent(task) == channels
+    data_nchw, weight_oihw = _inputs(channels, size, size, 1, (3, 3), "float32")
+    expected = ref.depthwise_conv2d_nchw(
+        data_nchw, weight_oihw, (stride, stride), (1, 1, 1, 1), (1, 1)
+    )
+    for value in (0, 1):
+        func = _built_with(task, lambda cfg: cfg["stage_per_block"].val == value
+                           and cfg["tile_h"].size[1] > 1)
+        dev = tvm.cpu()
+        result = tvm.nd.empty(expected.shape, "float32", dev)
+        func(result, tvm.nd.array(weight_oihw, dev), tvm.nd.array(data_nchw, dev))
+        np.testing.assert_allclose(result.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("channels,size,stride,multiplier", [
     (16, 40, 1, 8), (8, 32, 1, 16), (64, 14, 1, 8), (6, 20, 1, 3), (8, 28, 2, 4),
 ])

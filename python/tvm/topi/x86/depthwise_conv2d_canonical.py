@@ -413,6 +413,9 @@ def _define_knobs(cfg, conv, lanes, accumulators, cropped=False):
     if channels_last and not is_packed(layout):
         # tasks of rows that loop over the channel blocks, or of rows and channel blocks
         cfg.define_knob("channels_inner", [0, 1])
+    if not channels_last and staged.op.tag == _PAD_TAG:
+        # the staged rows of a task at once, or block by block of its rows
+        cfg.define_knob("stage_per_block", [0, 1])
     per_tap_upsample = staged.op.tag == _UPSAMPLE_TAG and not is_packed(layout)
     if per_tap_upsample:
         # the input upsampled along channels once per task, or at every kernel tap
@@ -499,6 +502,7 @@ def _define_knobs(cfg, conv, lanes, accumulators, cropped=False):
         # should stay in L1.
         channel_tasks = out_c // cfg["tile_c"].size[-1]
         blocks = 1
+        cfg["stage_per_block"] = OtherOptionEntity(0)
         if channel_tasks >= _MIN_TASKS:
             staged_shape = get_const_tuple(staged.shape)
             phases = staged_shape[-2] if phase_split else 1
@@ -514,6 +518,16 @@ def _define_knobs(cfg, conv, lanes, accumulators, cropped=False):
                 if (out_h // rows) % count == 0 and staged_rows * row_bytes <= _STAGE_BYTES:
                     blocks = count
                     break
+            if channel_tasks >= 2 * _MIN_TASKS and blocks < out_h // rows:
+                # The rows of a whole channel outgrow that buffer: with channels enough for
+                # tasks, a task still takes all of them, and stages its rows block by block
+                # (overlapping rows twice). The task then reads its channel in order, where
+                # tasks of a few blocks each jump between channels. AVX2, whole layer, one
+                # process: 0.83x mnv2_96x112_s2, 0.88x mnv1_64x112_s2, 0.86x mnv1_128x56_s2,
+                # 0.93x effb0_144x56_k5_s2, 0.90x m2_64x112; with 16 tasks (m8_16x112),
+                # 1.08x, so not there.
+                blocks = out_h // rows
+                cfg["stage_per_block"] = OtherOptionEntity(1)
         cfg["tile_h"] = SplitEntity([-1, blocks, rows])
         cfg["tile_w"] = SplitEntity([-1, 1, vec])
     cfg["unroll_kernel"] = OtherOptionEntity(1)
@@ -567,7 +581,7 @@ def schedule_depthwise_conv2d_canonical_cpu(cfg, outs, lanes, accumulators=8):
     ----------
     cfg : ConfigEntity
         Knobs ``tile_c``, ``tile_h``, ``tile_w`` (splits), ``unroll_kernel``, ``parallel``,
-        ``channels_inner`` and ``upsample_per_tap`` (NHWC).
+        ``stage_per_block`` (NCHW), ``channels_inner`` and ``upsample_per_tap`` (NHWC).
     outs : te.Tensor or list of te.Tensor
         The output of the (possibly fused) operator.
     lanes : int
@@ -671,7 +685,9 @@ def _schedule_block(sch, cfg, conv, out, lanes, accumulators):
     if data_pad is not None:
         # a guard on the columns would scalarize the vectors along them: pad the rows of a
         # task into a small buffer instead
-        sch[data_pad].compute_at(sch[out], parallel)
+        # the rows of the whole task, or of one block of its rows (knob stage_per_block)
+        per_block = h_mid is not None and cfg["stage_per_block"].val
+        sch[data_pad].compute_at(sch[out], h_mid if per_block else parallel)
         # each staged row (or phase of a row) starts on a cache line, so that the vectors of
         # at least one kernel column are aligned loads (measured 10.3 to 7.3 us on a 256x28
         # stride-2 layer)
