@@ -658,7 +658,7 @@ def _schedule_block(sch, cfg, conv, out, lanes, accumulators):
             parallel = sch[out].fuse(n, h_outer, c_outer)
             block_at = w_outer
     else:
-        if int(out.shape[w_pos]) == int(conv.shape[w_pos]):
+        if not cropped:
             w_outer, w_block, w_inner = cfg["tile_w"].apply(sch, out, w)
         else:
             # a row computed wider than the output: one vector of the whole output row
