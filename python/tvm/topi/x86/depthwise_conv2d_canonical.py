@@ -133,6 +133,11 @@ def _phase_split_intrinsic(width, pad_left, stride, columns, lanes, dtype):
     )
 
 
+def _is_phase_split(stage):
+    """Whether ``stage`` is the rows of :func:`_stage_rows` split by column phase."""
+    return isinstance(stage.op, te.ComputeOp) and "pad_left" in stage.op.attrs
+
+
 def _stage_rows(data, layout, pads, extent, stride):
     """The padded input of a task's rows for layouts with the width innermost (NCHW).
 
@@ -409,7 +414,6 @@ def _define_knobs(cfg, conv, lanes, accumulators, cropped=False):
     cfg.define_knob("unroll_kernel", [1, 0])
     cfg.define_knob("parallel", [1, 0])
     staged = conv.op.input_tensors[0]
-    phase_split = staged.op.tag == _PAD_TAG and len(staged.shape) > len(shape)
     if channels_last and not is_packed(layout):
         # tasks of rows that loop over the channel blocks, or of rows and channel blocks
         cfg.define_knob("channels_inner", [0, 1])
@@ -502,10 +506,11 @@ def _define_knobs(cfg, conv, lanes, accumulators, cropped=False):
         # should stay in L1.
         channel_tasks = out_c // cfg["tile_c"].size[-1]
         blocks = 1
-        cfg["stage_per_block"] = OtherOptionEntity(0)
+        if staged.op.tag == _PAD_TAG:
+            cfg["stage_per_block"] = OtherOptionEntity(0)
         if channel_tasks >= _MIN_TASKS:
             staged_shape = get_const_tuple(staged.shape)
-            phases = staged_shape[-2] if phase_split else 1
+            phases = staged_shape[-2] if _is_phase_split(staged) else 1
             kernel_h = int(conv.op.reduce_axis[0].dom.extent)
             stride_h = int(conv.op.attrs["strides"][0])
             # each phase of a staged row starts on a cache line
@@ -518,7 +523,8 @@ def _define_knobs(cfg, conv, lanes, accumulators, cropped=False):
                 if (out_h // rows) % count == 0 and staged_rows * row_bytes <= _STAGE_BYTES:
                     blocks = count
                     break
-            if channel_tasks >= 2 * _MIN_TASKS and blocks < out_h // rows:
+            staging = staged.op.tag == _PAD_TAG
+            if staging and channel_tasks >= 2 * _MIN_TASKS and blocks < out_h // rows:
                 # The rows of a whole channel outgrow that buffer: with channels enough for
                 # tasks, a task still takes all of them, and stages its rows block by block
                 # (overlapping rows twice). The task then reads its channel in order, where
@@ -693,7 +699,7 @@ def _schedule_block(sch, cfg, conv, out, lanes, accumulators):
         # stride-2 layer)
         line = _LINE_BYTES * 8 // tvm.DataType(data_pad.dtype).bits
         sch[data_pad].storage_align(sch[data_pad].op.axis[-2], line, 0)
-        if len(data_pad.shape) > len(out.shape):
+        if _is_phase_split(data_pad):
             # columns split by phase, row by row, with vector shuffles
             phase = sch[data_pad].op.axis[-2]
             sch[data_pad].tensorize(phase, _phase_split_intrinsic(
