@@ -439,6 +439,23 @@ def test_nchw_tasks_of_whole_channels_stage_block_by_block(channels, size, strid
         np.testing.assert_allclose(result.numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("kernel,padding,per_block", [
+    (5, (1, 1, 2, 2), False),  # blocks of two rows would stage 7 rows for 4 new ones
+    (3, (0, 0, 1, 1), True),  # 5 rows for 4 new ones
+])
+def test_nchw_tasks_stage_whole_where_blocks_restage_much(kernel, padding, per_block):
+    # AVX2: rows 32 columns wide, blocks of two of them; 36 tasks of 4 channels
+    data = te.placeholder((1, 144, 56, 56), "float32", name="data")
+    weight = te.placeholder((144, 1, kernel, kernel), "float32", name="weight")
+    args = (data, weight, (2, 2), padding, (1, 1), "NCHW", "OIHW", "float32")
+    task = autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=AVX2_TARGET)
+    fallback = _fallback(task)
+    assert fallback["tile_h"].size[1:] == [14, 2]  # a task: all blocks of its channels
+    assert fallback["stage_per_block"].val == per_block
+    _check("NCHW", "OIHW", 144, (56, 56), 1, (kernel, kernel), (2, 2), padding,
+           target=AVX2_TARGET)
+
+
 @pytest.mark.parametrize("channels,size,stride,multiplier", [
     (16, 40, 1, 8), (8, 32, 1, 16), (64, 14, 1, 8), (6, 20, 1, 3), (8, 28, 2, 4),
 ])

@@ -530,10 +530,14 @@ def _define_knobs(cfg, conv, lanes, accumulators, cropped=False):
                 # (overlapping rows twice). The task then reads its channel in order, where
                 # tasks of a few blocks each jump between channels. AVX2, whole layer, one
                 # process: 0.83x mnv2_96x112_s2, 0.88x mnv1_64x112_s2, 0.86x mnv1_128x56_s2,
-                # 0.93x effb0_144x56_k5_s2, 0.90x m2_64x112; with 16 tasks (m8_16x112),
-                # 1.08x, so not there.
+                # 0.90x m2_64x112; with 16 tasks (m8_16x112), 1.08x, so not there.
                 blocks = out_h // rows
-                cfg["stage_per_block"] = OtherOptionEntity(1)
+                # Unless a block's rows would be staged 1.5 times or more (two rows of a 5x5
+                # stride-2 kernel stage 7 rows for 4 new ones): the task then stages all its
+                # rows at once, past that buffer (in L2). AVX2, whole layer, one process:
+                # 0.85-0.88x effb0_144x56_k5_s2 against block by block.
+                restaged = ((rows - 1) * stride_h + kernel_h) / (rows * stride_h)
+                cfg["stage_per_block"] = OtherOptionEntity(int(restaged < 1.5))
         cfg["tile_h"] = SplitEntity([-1, blocks, rows])
         cfg["tile_w"] = SplitEntity([-1, 1, vec])
     cfg["unroll_kernel"] = OtherOptionEntity(1)
