@@ -306,6 +306,57 @@ def test_phase_split_is_vector_shuffles(target, size, padding, kernel, stride):
     tvm.build(sch, built_args, target)
 
 
+@pytest.mark.parametrize("target", [AVX512_TARGET, AVX2_TARGET, ARM_TARGET])
+@pytest.mark.parametrize("size,padding,stride", [
+    (56, (1, 1, 2, 2), 2), (14, (2, 2, 2, 2), 2), (20, (0, 0, 3, 3), 3),
+])
+def test_tall_kernels_stage_whole_planes_with_zero_rows(target, size, padding, stride):
+    # 64 channels or more: a task stages the whole planes of its channels, padding rows
+    # included as zeros, so that the 5x5 kernel reads them without masks
+    data = te.placeholder((1, 64, size, size), "float32", name="data")
+    weight = te.placeholder((64, 1, 5, 5), "float32", name="weight")
+    args = (data, weight, (stride, stride), padding, (1, 1), "NCHW", "OIHW", "float32")
+    task = autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=target)
+    stores, masked = [], []
+
+    def _visit(node):
+        if isinstance(node, tvm.tir.BufferStore) and node.buffer.name.startswith("data_pad"):
+            stores.append(node.value)
+        if isinstance(node, tvm.tir.Select) and isinstance(node.true_value, tvm.tir.BufferLoad):
+            masked.append(node.true_value.buffer.name.startswith("data_pad"))
+
+    with target:
+        sch, built_args = task.func(*task.args)
+    tvm.tir.stmt_functor.post_order_visit(tvm.lower(sch, built_args)["main"].body, _visit)
+    assert not any(masked)
+    zeros = [v for v in stores if not isinstance(v, tvm.tir.Shuffle)]
+    assert zeros and len(zeros) < len(stores)  # the padding rows, and shuffled input rows
+    zeros = [v.value if isinstance(v, tvm.tir.Broadcast) else v for v in zeros]
+    assert all(isinstance(v, tvm.tir.FloatImm) and v.value == 0 for v in zeros)
+    tvm.build(sch, built_args, target)
+    if target is ARM_TARGET:
+        return  # compiles only: it cannot run here
+    # numerics of the fallback, and of a configuration staging block by block, which
+    # leaves the guarded copy of the planes to LLVM
+    data_nchw, weight_oihw = _inputs(64, size, size, 1, (5, 5), "float32")
+    expected = ref.depthwise_conv2d_nchw(
+        data_nchw, weight_oihw, (stride, stride), padding, (1, 1)
+    )
+    target = AVX2_TARGET  # runs on any AVX-512 machine too
+    task = autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=target)
+    with target:
+        sch, built_args = task.func(*task.args)
+    for built in (
+        tvm.build(sch, built_args, target),
+        _built_with(task, lambda cfg: cfg["stage_per_block"].val == 1
+                    and cfg["tile_h"].size[1] > 1),
+    ):
+        dev = tvm.cpu()
+        result = tvm.nd.empty(expected.shape, "float32", dev)
+        built(result, tvm.nd.array(weight_oihw, dev), tvm.nd.array(data_nchw, dev))
+        np.testing.assert_allclose(result.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("size,padding,kernel,stride,dilation", [
     (14, (0, 0, 1, 1), 3, 2, 1), (56, (1, 1, 2, 2), 5, 2, 1), (57, (1, 1, 1, 1), 3, 2, 1),
     (20, (3, 3, 3, 3), 7, 3, 1), (3, (1, 1, 1, 1), 3, 2, 1), (2, (1, 1, 1, 1), 3, 2, 1),

@@ -69,7 +69,12 @@ def _column_inside(x, pad_left, width):
     return _inside((x >= pad_left, pad_left), (x < width + pad_left, True))
 
 
-def _phase_split_intrinsic(width, pad_left, stride, columns, lanes, dtype):
+def _rows_inside(y, height, pad_top, pad_bottom):
+    """Whether padded row ``y`` is an input row."""
+    return _inside((y >= pad_top, pad_top), (y < height + pad_top, pad_bottom))
+
+
+def _phase_split_intrinsic(width, pad_left, stride, columns, lanes, dtype, plane=None):
     """A tensor intrinsic staging one padded row split by column phase, with vector shuffles.
 
     It computes ``out[phase, column]`` = padded column ``phase + stride * column`` of the row,
@@ -82,50 +87,99 @@ def _phase_split_intrinsic(width, pad_left, stride, columns, lanes, dtype):
     the padding and the loop order; the shuffles measured 0.78-0.95x the whole layer on AVX2
     on 3x3 and 5x5 stride-2 layers from 14x14 to 112x112 (0.88x and 0.83x on 512 and 576
     channels of 14x14), 1.01x on 224x224 and 1.18x on an odd 57x57.
+
+    With ``plane = (height, pad_top, pad_bottom, needed)`` it stages the first ``needed``
+    rows of a whole padded input plane instead, row by row, its padding rows as zeros (see
+    :func:`_stage_rows`).
     """
     row_extent = min(columns * stride - pad_left, width)
-    row = te.placeholder((row_extent,), dtype, name="row")
     zero = tir.const(0, dtype)
-    split = te.compute(
-        (stride, columns),
-        lambda phase, column: tir.if_then_else(
-            _column_inside(column * stride + phase, pad_left, width),
-            row[column * stride + phase - pad_left],
-            zero,
-        ),
-        name="phase_split",
+    if plane is None:
+        row = te.placeholder((row_extent,), dtype, name="row")
+        split = te.compute(
+            (stride, columns),
+            lambda phase, column: tir.if_then_else(
+                _column_inside(column * stride + phase, pad_left, width),
+                row[column * stride + phase - pad_left],
+                zero,
+            ),
+            name="phase_split",
+        )
+        source_strides, target_strides = [1], [te.var("phase_stride"), 1]
+    else:
+        # the plane's rows that the convolution reads: `needed` padded rows, `inputs` of them
+        # input rows
+        height, pad_top, pad_bottom, needed = plane
+        inputs = min(height, needed - pad_top)
+        row = te.placeholder((inputs, row_extent), dtype, name="plane")
+        split = te.compute(
+            (needed, stride, columns),
+            lambda y, phase, column: tir.if_then_else(
+                tir.all(
+                    _rows_inside(y, height, pad_top, pad_bottom),
+                    _column_inside(column * stride + phase, pad_left, width),
+                ),
+                row[y - pad_top, column * stride + phase - pad_left],
+                zero,
+            ),
+            name="phase_split",
+        )
+        source_strides = [te.var("row_stride"), 1]
+        target_strides = [te.var("row_stride"), te.var("phase_stride"), 1]
+    row_buffer = tir.decl_buffer(
+        row.shape, dtype, "row", offset_factor=1, strides=source_strides
     )
-    row_buffer = tir.decl_buffer(row.shape, dtype, "row", offset_factor=1, strides=[1])
     split_buffer = tir.decl_buffer(
-        split.shape, dtype, "split", offset_factor=1, strides=[te.var("phase_stride"), 1]
+        split.shape, dtype, "split", offset_factor=1, strides=target_strides
     )
 
-    def _vector(source, start):
+    def _vector(source, at, start):
         # row positions start .. start + lanes - 1; the input columns are 0 .. width - 1
         first, last = max(start, 0), min(start + lanes, width)
         if first >= last:
             return tir.Broadcast(zero, lanes)
         if last - first == lanes:
-            return source.vload([start], f"{dtype}x{lanes}")
+            return source.vload(at + [start], f"{dtype}x{lanes}")
         inner = last - first
-        part = source.vload([first], f"{dtype}x{inner}" if inner > 1 else dtype)
+        part = source.vload(at + [first], f"{dtype}x{inner}" if inner > 1 else dtype)
         picks = [i - first if first <= i < last else inner for i in range(start, start + lanes)]
         return tir.Shuffle([part, tir.Broadcast(zero, lanes)], picks)
 
-    def _body(ins, outs):
-        source, target = ins[0], outs[0]
-        builder = tir.ir_builder.create()
+    def _split_row(builder, source, target, source_at, target_at):
         for chunk in range(-(-columns // lanes)):
             first = chunk * lanes
             # the row positions of the chunk's columns, `stride` vectors of them
             vectors = [
-                _vector(source, first * stride + part * lanes - pad_left)
+                _vector(source, source_at, first * stride + part * lanes - pad_left)
                 for part in range(stride)
             ]
             count = min(lanes, columns - first)
             for phase in range(stride):
                 picks = [phase + stride * i for i in range(count)]
-                builder.emit(target.vstore([phase, first], tir.Shuffle(vectors, picks)))
+                value = tir.Shuffle(vectors, picks)
+                builder.emit(target.vstore(target_at + [phase, first], value))
+
+    def _zero_rows(builder, target, first_row, count):
+        if not count:
+            return
+        with builder.for_range(0, count, name="padding_row") as y:
+            for chunk in range(-(-columns // lanes)):
+                first = chunk * lanes
+                size = min(lanes, columns - first)
+                zeros = tir.Broadcast(zero, size) if size > 1 else zero
+                for phase in range(stride):
+                    builder.emit(target.vstore([first_row + y, phase, first], zeros))
+
+    def _body(ins, outs):
+        source, target = ins[0], outs[0]
+        builder = tir.ir_builder.create()
+        if plane is None:
+            _split_row(builder, source, target, [], [])
+            return builder.get()
+        _zero_rows(builder, target, 0, pad_top)
+        with builder.for_range(0, inputs, name="row") as y:
+            _split_row(builder, source, target, [y], [y + pad_top])
+        _zero_rows(builder, target, inputs + pad_top, needed - inputs - pad_top)
         return builder.get()
 
     return te.decl_tensor_intrin(
@@ -138,7 +192,7 @@ def _is_phase_split(stage):
     return isinstance(stage.op, te.ComputeOp) and "pad_left" in stage.op.attrs
 
 
-def _stage_rows(data, layout, pads, extent, stride):
+def _stage_rows(data, layout, pads, extent, stride, whole_plane=False):
     """The padded input of a task's rows for layouts with the width innermost (NCHW).
 
     A vector along the output width reads consecutive input columns, so a guard on the
@@ -150,6 +204,9 @@ def _stage_rows(data, layout, pads, extent, stride):
     measurements are in ``docs/design.md``). The convolution reads the padding rows as zeros
     rather than staging them zeroed, so that staging a row depends on its columns only and
     the schedule can tensorize it with vector shuffles (:func:`_phase_split_intrinsic`).
+    With ``whole_plane`` the padding rows are staged as zeros instead and the convolution
+    reads them unmasked: the schedule then stages a task's whole planes, each with one
+    intrinsic that knows which of its rows are padding.
 
     Returns the stage and ``read(index, x, tap)``: the pixel of the row at ``index`` (the
     position in the layout but for the width) that output column ``x`` meets at the kernel
@@ -163,15 +220,25 @@ def _stage_rows(data, layout, pads, extent, stride):
     zero = tir.const(0, data.dtype)
 
     def _rows(y):
-        return _inside((y >= pad_top, pad_top), (y < height + pad_top, pad_bottom))
+        return _rows_inside(y, height, pad_top, pad_bottom)
 
     if stride > 1:
         columns = -(-extent // stride)
+        padded_rows = bool(pad_top or pad_bottom)
+        whole_plane = whole_plane and padded_rows
 
         def _phases(*index):
             *index, phase, column = index
             x = column * stride + phase
-            if pad_top or pad_bottom:
+            if whole_plane:
+                y = index[h_pos]
+                index[h_pos] = y - pad_top
+                return tir.if_then_else(
+                    tir.all(_rows(y), _column_inside(x, pad_left, width)),
+                    data[tuple(index) + (x - pad_left,)],
+                    zero,
+                )
+            if padded_rows:
                 # a padding row stages the nearest input row, which the convolution never
                 # uses: the staging of a row is then the same for every row (no guard on
                 # it) and the schedule can tensorize it
@@ -180,15 +247,18 @@ def _stage_rows(data, layout, pads, extent, stride):
                 _column_inside(x, pad_left, width), data[tuple(index) + (x - pad_left,)], zero
             )
 
+        attrs = {"width": width, "pad_left": pad_left}
+        if whole_plane:
+            attrs.update(height=height, pad_top=pad_top, pad_bottom=pad_bottom)
         stage = te.compute(
             shape[:-1] + [stride, columns], _phases, name="data_pad", tag=_PAD_TAG,
-            attrs={"width": width, "pad_left": pad_left},
+            attrs=attrs,
         )
 
         def _read_split(index, x, tap):
             phase, offset = tir.floormod(tap, stride), tir.floordiv(tap, stride)
             pixel = stage[tuple(index) + (phase, x + offset)]
-            if not (pad_top or pad_bottom):
+            if whole_plane or not padded_rows:
                 return pixel
             # a select, where a guarded load would branch inside the block (2x slower on a
             # 256x28 stride-2 layer)
@@ -245,7 +315,15 @@ def depthwise_conv2d_canonical_cpu(
         extent = (wide - 1) * stride_w + (kernel_w - 1) * dilation_w + 1
         # the rows computed `wide` columns wide read zeros past the right padding
         wide_pads = pads[:3] + (pads[3] + (wide - out_w) * stride_w,)
-        staged, read_row = _stage_rows(data, layout, wide_pads, extent, stride_w)
+        # A tall kernel reads many pixels of the padding rows, each masked by a select: with
+        # channels enough for tasks of whole planes, those rows are staged as zeros instead
+        # (see _stage_rows). AVX2, whole layer, one process: 0.79x effb0_144x56_k5_s2
+        # (canonical and multiplier input), 0.98-1.01x effb0_672x14_k5_s2, whose one block of
+        # rows has no select left.
+        whole_plane = kernel_h >= 5 and in_channels >= 4 * _MIN_TASKS
+        staged, read_row = _stage_rows(
+            data, layout, wide_pads, extent, stride_w, whole_plane=whole_plane
+        )
 
         def _read(n, channel, y, ry, x, rx):
             index = to_nchw.backward_index([n, channel, y * stride_h + ry * dilation_h, 0])
@@ -538,6 +616,10 @@ def _define_knobs(cfg, conv, lanes, accumulators, cropped=False):
                 # 0.85-0.88x effb0_144x56_k5_s2 against block by block.
                 restaged = ((rows - 1) * stride_h + kernel_h) / (rows * stride_h)
                 cfg["stage_per_block"] = OtherOptionEntity(int(restaged < 1.5))
+        if _is_phase_split(staged) and "pad_top" in staged.op.attrs:
+            # planes staged whole (see _stage_rows): a task takes all rows of its channels
+            blocks = out_h // rows
+            cfg["stage_per_block"] = OtherOptionEntity(0)
         cfg["tile_h"] = SplitEntity([-1, blocks, rows])
         cfg["tile_w"] = SplitEntity([-1, 1, vec])
     cfg["unroll_kernel"] = OtherOptionEntity(1)
@@ -613,6 +695,31 @@ def schedule_depthwise_conv2d_canonical_cpu(cfg, outs, lanes, accumulators=8):
 
     traverse_inline(sch, outs[0].op, _callback)
     return sch
+
+
+def _tensorize_phase_split(sch, cfg, conv, stage, h_pos, lanes, per_block):
+    """Stage the rows split by phase with the vector shuffles of _phase_split_intrinsic."""
+    attrs = stage.op.attrs
+    split = (
+        int(attrs["width"]), int(attrs["pad_left"]), int(stage.shape[-2]),
+        int(stage.shape[-1]), lanes, stage.dtype,
+    )
+    if "pad_top" not in attrs:
+        # row by row
+        sch[stage].tensorize(sch[stage].op.axis[-2], _phase_split_intrinsic(*split))
+        return
+    # Whole planes, their padding rows zeroed: one intrinsic a plane, where a task stages all
+    # the rows of its channels at once (as the fallback does); else the guarded copy is left
+    # to LLVM (correct, slower).
+    out_h = int(conv.shape[h_pos])
+    if per_block or cfg["tile_h"].size[1] * cfg["tile_h"].size[2] < out_h:
+        return
+    stride_h, dilation_h = int(conv.op.attrs["strides"][0]), int(conv.op.attrs["dilation"][0])
+    kernel_h = int(conv.op.reduce_axis[0].dom.extent)
+    # the padded rows the convolution reads
+    needed = (out_h - 1) * stride_h + (kernel_h - 1) * dilation_h + 1
+    plane = (int(attrs["height"]), int(attrs["pad_top"]), int(attrs["pad_bottom"]), needed)
+    sch[stage].tensorize(sch[stage].op.axis[h_pos], _phase_split_intrinsic(*split, plane=plane))
 
 
 def _schedule_block(sch, cfg, conv, out, lanes, accumulators):
@@ -704,12 +811,7 @@ def _schedule_block(sch, cfg, conv, out, lanes, accumulators):
         line = _LINE_BYTES * 8 // tvm.DataType(data_pad.dtype).bits
         sch[data_pad].storage_align(sch[data_pad].op.axis[-2], line, 0)
         if _is_phase_split(data_pad):
-            # columns split by phase, row by row, with vector shuffles
-            phase = sch[data_pad].op.axis[-2]
-            sch[data_pad].tensorize(phase, _phase_split_intrinsic(
-                int(data_pad.op.attrs["width"]), int(data_pad.op.attrs["pad_left"]),
-                int(data_pad.shape[-2]), int(data_pad.shape[-1]), lanes, data_pad.dtype,
-            ))
+            _tensorize_phase_split(sch, cfg, conv, data_pad, h_pos, lanes, per_block)
     if upsampled is not None:
         source = upsampled.op.input_tensors[0]
         multiplier = int(upsampled.shape[lane_pos]) // int(source.shape[lane_pos])
