@@ -192,6 +192,12 @@ def _is_phase_split(stage):
     return isinstance(stage.op, te.ComputeOp) and "pad_left" in stage.op.attrs
 
 
+def _stages_whole_planes(stage):
+    """Whether ``stage`` (split by phase) keeps its padding rows as zeros, which the schedule
+    stages a whole plane at a time (see :func:`_stage_rows`)."""
+    return _is_phase_split(stage) and "pad_top" in stage.op.attrs
+
+
 def _stage_rows(data, layout, pads, extent, stride, whole_plane=False):
     """The padded input of a task's rows for layouts with the width innermost (NCHW).
 
@@ -492,10 +498,12 @@ def _define_knobs(cfg, conv, lanes, accumulators, cropped=False):
     cfg.define_knob("unroll_kernel", [1, 0])
     cfg.define_knob("parallel", [1, 0])
     staged = conv.op.input_tensors[0]
+    # the input rows staged per task, for layouts with the width innermost
+    staging = not channels_last and staged.op.tag == _PAD_TAG
     if channels_last and not is_packed(layout):
         # tasks of rows that loop over the channel blocks, or of rows and channel blocks
         cfg.define_knob("channels_inner", [0, 1])
-    if not channels_last and staged.op.tag == _PAD_TAG:
+    if staging:
         # the staged rows of a task at once, or block by block of its rows
         cfg.define_knob("stage_per_block", [0, 1])
     per_tap_upsample = staged.op.tag == _UPSAMPLE_TAG and not is_packed(layout)
@@ -584,7 +592,7 @@ def _define_knobs(cfg, conv, lanes, accumulators, cropped=False):
         # should stay in L1.
         channel_tasks = out_c // cfg["tile_c"].size[-1]
         blocks = 1
-        if staged.op.tag == _PAD_TAG:
+        if staging:
             cfg["stage_per_block"] = OtherOptionEntity(0)
         if channel_tasks >= _MIN_TASKS:
             staged_shape = get_const_tuple(staged.shape)
@@ -601,7 +609,6 @@ def _define_knobs(cfg, conv, lanes, accumulators, cropped=False):
                 if (out_h // rows) % count == 0 and staged_rows * row_bytes <= _STAGE_BYTES:
                     blocks = count
                     break
-            staging = staged.op.tag == _PAD_TAG
             if staging and channel_tasks >= 2 * _MIN_TASKS and blocks < out_h // rows:
                 # The rows of a whole channel outgrow that buffer: with channels enough for
                 # tasks, a task still takes all of them, and stages its rows block by block
@@ -616,7 +623,7 @@ def _define_knobs(cfg, conv, lanes, accumulators, cropped=False):
                 # 0.85-0.88x effb0_144x56_k5_s2 against block by block.
                 restaged = ((rows - 1) * stride_h + kernel_h) / (rows * stride_h)
                 cfg["stage_per_block"] = OtherOptionEntity(int(restaged < 1.5))
-        if _is_phase_split(staged) and "pad_top" in staged.op.attrs:
+        if _stages_whole_planes(staged):
             # planes staged whole (see _stage_rows): a task takes all rows of its channels
             blocks = out_h // rows
             cfg["stage_per_block"] = OtherOptionEntity(0)
@@ -704,7 +711,7 @@ def _tensorize_phase_split(sch, cfg, conv, stage, h_pos, lanes, per_block):
         int(attrs["width"]), int(attrs["pad_left"]), int(stage.shape[-2]),
         int(stage.shape[-1]), lanes, stage.dtype,
     )
-    if "pad_top" not in attrs:
+    if not _stages_whole_planes(stage):
         # row by row
         sch[stage].tensorize(sch[stage].op.axis[-2], _phase_split_intrinsic(*split))
         return
