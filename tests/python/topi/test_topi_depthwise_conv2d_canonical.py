@@ -507,6 +507,31 @@ def test_nchw_tasks_stage_whole_where_blocks_restage_much(kernel, padding, per_b
            target=AVX2_TARGET)
 
 
+@pytest.mark.parametrize("target", [AVX2_TARGET, AVX512_TARGET], ids=["avx2", "avx512"])
+@pytest.mark.parametrize("channels,size,tile_c", [
+    (256, 28, 8),  # 784 KiB of input: tasks of 8 channels stage 24.5 KiB each
+    (512, 28, 8),
+    (320, 40, 4),  # 50 KiB a channel: 4 channels stage that already
+    (128, 28, 4),  # 392 KiB of input, within L2: tasks of 4 channels as before
+])
+def test_strided_nchw_tasks_stream_where_input_outgrows_l2(target, channels, size, tile_c):
+    data = te.placeholder((1, channels, size, size), "float32", name="data")
+    weight = te.placeholder((channels, 1, 3, 3), "float32", name="weight")
+    args = (data, weight, (2, 2), (0, 0, 1, 1), (1, 1), "NCHW", "OIHW", "float32")
+    task = autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=target)
+    fallback = _fallback(task)
+    assert fallback["tile_c"].size[-1] == tile_c
+    out_h = size // 2
+    if tile_c == 8:
+        # such a task stages all its rows at once
+        tile_h = fallback["tile_h"].size
+        assert tile_h[1] * tile_h[2] == out_h and fallback["stage_per_block"].val == 0
+    assert channels // tile_c >= 32  # tasks enough for more cores than two
+    if target is AVX2_TARGET and channels in (256, 128):
+        _check("NCHW", "OIHW", channels, (size, size), 1, (3, 3), (2, 2), (0, 0, 1, 1),
+               target=AVX2_TARGET)
+
+
 @pytest.mark.parametrize("channels,size,stride,multiplier", [
     (16, 40, 1, 8), (8, 32, 1, 16), (64, 14, 1, 8), (6, 20, 1, 3), (8, 28, 2, 4),
 ])
