@@ -507,6 +507,31 @@ def test_nchw_tasks_stage_whole_where_blocks_restage_much(kernel, padding, per_b
            target=AVX2_TARGET)
 
 
+@pytest.mark.parametrize("size,stride", [(56, 1), (112, 2)])
+def test_nchw_blocks_leave_registers_for_3x3_weights(size, stride):
+    # rows of one AVX2 register: 8 sums and 9 weights overfill its 16 registers, so blocks
+    # of 4 rows; AVX-512 (32 registers) keeps blocks of 8 sums (2 rows of 4 registers)
+    data = te.placeholder((1, 32, size, size), "float32", name="data")
+    weight = te.placeholder((32, 1, 3, 3), "float32", name="weight")
+    args = (data, weight, (stride, stride), (1, 1, 1, 1), (1, 1), "NCHW", "OIHW", "float32")
+    tasks = {
+        target: autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=target)
+        for target in (AVX2_TARGET, AVX512_TARGET)
+    }
+    assert _fallback(tasks[AVX2_TARGET])["tile_w"].size[-1] == 8  # one register a row
+    assert _fallback(tasks[AVX2_TARGET])["tile_h"].size[-1] == 4
+    wide = _fallback(tasks[AVX512_TARGET])
+    assert wide["tile_h"].size[-1] * wide["tile_w"].size[-1] // 16 == 8
+    # no multiply-add reads a spilled weight or row from the stack
+    fallback = autotvm.task.space.FallbackConfigEntity()
+    with AVX2_TARGET, autotvm.task.ApplyConfig(fallback):
+        sch, tensors = tasks[AVX2_TARGET].func(*tasks[AVX2_TARGET].args)
+        assembly = tvm.build(sch, tensors, AVX2_TARGET).get_source("asm")
+    fmas = [line for line in assembly.splitlines() if "vfmadd" in line]
+    assert fmas and not [line for line in fmas if "(%rsp)" in line]
+    _check("NCHW", "OIHW", 32, (size, size), 1, strides=(stride, stride), target=AVX2_TARGET)
+
+
 @pytest.mark.parametrize("target", [AVX2_TARGET, AVX512_TARGET], ids=["avx2", "avx512"])
 @pytest.mark.parametrize("channels,size,tile_c", [
     (256, 28, 8),  # 784 KiB of input: tasks of 8 channels stage 24.5 KiB each

@@ -24,4 +24,4 @@ def depthwise_conv2d_canonical(
 @autotvm.register_topi_schedule("depthwise_conv2d_canonical.arm_cpu")
 def schedule_depthwise_conv2d_canonical(cfg, outs):
     """The CPU schedule of the x86 template with 128-bit NEON vectors (32 registers)."""
-    return schedule_depthwise_conv2d_canonical_cpu(cfg, outs, _NEON_32BIT_LANES)
+    return schedule_depthwise_conv2d_canonical_cpu(cfg, outs, _NEON_32BIT_LANES, 32)

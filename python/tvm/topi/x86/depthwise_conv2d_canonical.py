@@ -27,6 +27,9 @@ _LINE_BYTES = 64
 # L2 it outgrows (a core's, on Zen 3; see _streaming_channels)
 _STREAM_BYTES = 16 * 1024
 _L2_BYTES = 512 * 1024
+# broadcast weights a register block of width-innermost rows keeps in registers at most (a
+# 3x3 kernel's, as measured; see _block_sums)
+_HELD_WEIGHTS = 9
 
 
 def is_packed(layout):
@@ -422,7 +425,9 @@ def depthwise_conv2d_canonical(
 @autotvm.register_topi_schedule("depthwise_conv2d_canonical.x86")
 def schedule_depthwise_conv2d_canonical(cfg, outs):
     """Vectorized, register-blocked schedule; the vector width comes from the target."""
-    return schedule_depthwise_conv2d_canonical_cpu(cfg, outs, get_simd_32bit_lanes())
+    lanes = get_simd_32bit_lanes()
+    # AVX-512 has 32 vector registers, AVX2 and SSE 16
+    return schedule_depthwise_conv2d_canonical_cpu(cfg, outs, lanes, 32 if lanes == 16 else 16)
 
 
 def prefers_packed_channels(in_channels, multiplier, kernel_width, out_width, lanes):
@@ -483,7 +488,7 @@ def _register_block(extent, limit):
     return block
 
 
-def _define_knobs(cfg, conv, lanes, accumulators, cropped=False):
+def _define_knobs(cfg, conv, lanes, accumulators, cropped=False, vector_registers=16):
     """Knobs of the template and, when nothing is tuned, the fallback chosen from the shape."""
     layout = tir.layout(conv.op.attrs["data_layout"])
     n_pos, c_pos, h_pos, w_pos = (layout.index_of(axis) for axis in "NCHW")
@@ -595,8 +600,9 @@ def _define_knobs(cfg, conv, lanes, accumulators, cropped=False):
             # as many registers
             vec, registers = out_w, out_w // lanes
         # a block of rows of one column strip: the padded rows of a task are read
-        # (rows + kernel - 1) / rows times, so tall blocks
-        rows = _register_block(out_h, accumulators // registers)
+        # (rows + kernel - 1) / rows times, so blocks as tall as the registers allow
+        sums = _block_sums(accumulators, taps, vector_registers, registers)
+        rows = _register_block(out_h, sums // registers)
         # A task takes several blocks of rows when there are enough tasks: its padded rows
         # are then staged once, not again for every block, in one buffer per task, which
         # should stay in L1.
@@ -675,6 +681,28 @@ def _streaming_channels(data, layout, channels):
     return best
 
 
+def _block_sums(accumulators, taps, vector_registers, row_registers):
+    """Vector sums of a width-innermost (NCHW) register block (fallback rule).
+
+    ``accumulators``, or fewer where the kernel's ``taps`` broadcast weights would not fit
+    in the registers beside them: the weights are the same for every block of a channel,
+    and LLVM keeps them in registers over a task's blocks. Eight sums with a 3x3 kernel
+    overfill AVX2's 16 registers (8 sums, 9 weights, a loaded row and a temporary), and
+    LLVM spills the weights and the input rows that two rows of the block share. The sums
+    are then cut to what the registers leave (5 on AVX2: blocks of 4 rows of one register
+    where there were 8). AVX2, whole layer, one process: 0.75-0.97x on 11 of the 13
+    benchmark workloads that changed so (0.75x ``m2_64x112``, 0.88x ``mnv2_144x56``, 0.93x
+    ``mnv2_96x112_s2``), 1.00x ``m8_64x14`` and 1.03x ``m4_32x56_s2``. Never below two rows of ``row_registers`` registers each: rows of
+    four registers in blocks of one row lose the rows they share, and measured 1.10-1.16x
+    (``mnv1_256x28``, ``mnv2_192x28``, ``mnv1_128x56_s2``). Only kernels of up to
+    ``_HELD_WEIGHTS`` taps qualify: the 25 weights of a 5x5 kernel would leave AVX-512
+    (32 registers) 5 sums, a trade not measured.
+    """
+    if taps <= _HELD_WEIGHTS and taps + accumulators + 2 > vector_registers:
+        return max(vector_registers - taps - 2, 2 * row_registers)
+    return accumulators
+
+
 def _channels_inner(conv, layout, vec, block_w, upsample_per_tap=False):
     """Whether NHWC tasks should span all channel blocks of their rows (fallback rule).
 
@@ -705,7 +733,7 @@ def _channels_inner(conv, layout, vec, block_w, upsample_per_tap=False):
     return window_h * window_w * bytes_per_pixel <= _WINDOW_BYTES
 
 
-def schedule_depthwise_conv2d_canonical_cpu(cfg, outs, lanes, accumulators=8):
+def schedule_depthwise_conv2d_canonical_cpu(cfg, outs, lanes, registers, accumulators=8):
     """Schedule :func:`tvm.topi.nn.depthwise_conv2d_canonical` for a CPU with SIMD.
 
     Shared by the x86 and ARM templates. Channels-last data (NHWC) is vectorized along the
@@ -725,8 +753,10 @@ def schedule_depthwise_conv2d_canonical_cpu(cfg, outs, lanes, accumulators=8):
         The output of the (possibly fused) operator.
     lanes : int
         32-bit SIMD lanes of the target (16 for AVX-512, 8 for AVX2, 4 for NEON).
+    registers : int
+        Vector registers of the target (32 for AVX-512 and NEON, 16 for AVX2).
     accumulators : int
-        Vector accumulators a register block may use.
+        Vector accumulators a register block may use, registers permitting.
 
     Returns
     -------
@@ -738,7 +768,7 @@ def schedule_depthwise_conv2d_canonical_cpu(cfg, outs, lanes, accumulators=8):
     def _callback(op):
         if op.tag != _TAG:
             return
-        _schedule_block(sch, cfg, op.output(0), outs[0], lanes, accumulators)
+        _schedule_block(sch, cfg, op.output(0), outs[0], lanes, registers, accumulators)
 
     traverse_inline(sch, outs[0].op, _callback)
     return sch
@@ -769,10 +799,10 @@ def _tensorize_phase_split(sch, cfg, conv, stage, h_pos, lanes, per_block):
     sch[stage].tensorize(sch[stage].op.axis[h_pos], _phase_split_intrinsic(*split, plane=plane))
 
 
-def _schedule_block(sch, cfg, conv, out, lanes, accumulators):
+def _schedule_block(sch, cfg, conv, out, lanes, registers, accumulators):
     # an NCHW row computed wider than the output (see _whole_vector_width)
     cropped = int(out.shape[-1]) != int(conv.shape[-1])
-    _define_knobs(cfg, conv, lanes, accumulators, cropped)
+    _define_knobs(cfg, conv, lanes, accumulators, cropped, registers)
     layout = tir.layout(conv.op.attrs["data_layout"])
     n_pos, c_pos, h_pos, w_pos = (layout.index_of(axis) for axis in "NCHW")
     channels_last = vectorized_along_channels(layout)
