@@ -658,7 +658,7 @@ def _streaming_channels(data, layout, channels):
     and there tasks that stage their rows in longer sweeps win: a task then takes the fewest
     multiples of ``channels`` that stage ``_STREAM_BYTES`` of input or more at once, as long
     as there are ``2 * _MIN_TASKS`` tasks. AVX2, whole layer, one process, 3x3 stride 2,
-    against tasks of 4 channels: 0.86-0.91x on ``mnv1_256x28_s2`` (802 KiB of input), 0.88x
+    against tasks of 4 channels: 0.86-0.91x on ``mnv1_256x28_s2`` (784 KiB of input), 0.88x
     on 384 and 0.87-0.90x on 512 channels of 28x28. Tasks of 8 channels staging block by
     block of rows lost that gain (1.03-1.06x), so such tasks stage all their rows at once.
     On inputs that fit in L2 more channels were worth nothing: 0.99x on 128 channels of
@@ -692,11 +692,12 @@ def _block_sums(accumulators, taps, vector_registers, row_registers):
     are then cut to what the registers leave (5 on AVX2: blocks of 4 rows of one register
     where there were 8). AVX2, whole layer, one process: 0.75-0.97x on 11 of the 13
     benchmark workloads that changed so (0.75x ``m2_64x112``, 0.88x ``mnv2_144x56``, 0.93x
-    ``mnv2_96x112_s2``), 1.00x ``m8_64x14`` and 1.03x ``m4_32x56_s2``. Never below two rows of ``row_registers`` registers each: rows of
-    four registers in blocks of one row lose the rows they share, and measured 1.10-1.16x
-    (``mnv1_256x28``, ``mnv2_192x28``, ``mnv1_128x56_s2``). Only kernels of up to
-    ``_HELD_WEIGHTS`` taps qualify: the 25 weights of a 5x5 kernel would leave AVX-512
-    (32 registers) 5 sums, a trade not measured.
+    ``mnv2_96x112_s2``), 1.00-1.02x ``m8_64x14`` and 1.03x ``m4_32x56_s2``. Never below
+    two rows of ``row_registers`` registers each: rows of four registers in blocks of one
+    row lose the rows they share, and measured 1.10-1.16x (``mnv1_256x28``,
+    ``mnv2_192x28``, ``mnv1_128x56_s2``). Only kernels of up to ``_HELD_WEIGHTS`` taps
+    qualify: the 25 weights of a 5x5 kernel would leave AVX-512 (32 registers) 5 sums, a
+    trade not measured.
     """
     if taps <= _HELD_WEIGHTS and taps + accumulators + 2 > vector_registers:
         return max(vector_registers - taps - 2, 2 * row_registers)
