@@ -439,10 +439,10 @@ def test_nchw_rows_up_to_two_vectors_are_one_vector(target, size, stride, multip
     (AVX2_TARGET, 14, 2, 1, 8), (AVX2_TARGET, 7, 1, 1, 8), (AVX2_TARGET, 5, 1, 1, 8),
     (AVX512_TARGET, 14, 2, 1, 8), (AVX512_TARGET, 14, 1, 1, 16), (AVX2_TARGET, 16, 2, 1, None),
     (AVX2_TARGET, 7, 1, 2, 8),
-    # m = 1 rows between two and four vectors, in whole ones; none for m > 1, none for
-    # rows between one and two vectors
+    # rows between two and four vectors, in whole ones (any m); none for rows between one
+    # and two vectors
     (AVX2_TARGET, 28, 1, 1, 32), (AVX2_TARGET, 56, 2, 1, 32), (AVX2_TARGET, 20, 1, 1, 24),
-    (AVX512_TARGET, 56, 1, 1, 64), (AVX2_TARGET, 28, 1, 2, None), (AVX2_TARGET, 14, 1, 1, None),
+    (AVX512_TARGET, 56, 1, 1, 64), (AVX2_TARGET, 28, 1, 2, 32), (AVX2_TARGET, 14, 1, 1, None),
     (AVX512_TARGET, 28, 1, 1, None),
 ])
 def test_nchw_rows_are_computed_in_whole_vectors(target, size, stride, multiplier, wide):
@@ -462,6 +462,27 @@ def test_nchw_rows_are_computed_in_whole_vectors(target, size, stride, multiplie
         # the block's sums are one vector of the whole row (in as many registers)
         assert f"T.Broadcast(T.float32(0.0), {wide})" in _lowered(task)
     _check("NCHW", "OIHW", 16, (size, size), multiplier, strides=(stride, stride))
+
+
+@pytest.mark.parametrize("channels,multiplier,kernel", [(32, 16, 3), (16, 4, 5), (16, 2, 3)])
+def test_nchw_whole_vector_rows_give_tasks_two_input_channels(channels, multiplier, kernel):
+    # 28 columns computed 32 wide on AVX2; tasks of one input channel would read the same
+    # rows for all their output channels, which LLVM hoists out of that loop and spills
+    data = te.placeholder((1, channels, 28, 28), "float32", name="data")
+    weight = te.placeholder((channels * multiplier, 1, kernel, kernel), "float32", name="weight")
+    pad = kernel // 2
+    args = (data, weight, (1, 1), (pad,) * 4, (1, 1), "NCHW", "OIHW", "float32")
+    task = autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=AVX2_TARGET)
+    fallback = autotvm.task.space.FallbackConfigEntity()
+    with AVX2_TARGET, autotvm.task.ApplyConfig(fallback):
+        sch, tensors = task.func(*task.args)
+        assert int(sch.outputs[0].output(0).op.input_tensors[0].shape[-1]) == 32
+        assembly = tvm.build(sch, tensors, AVX2_TARGET).get_source("asm")
+    assert fallback["tile_c"].size[-1] == 2 * multiplier
+    fmas = [line for line in assembly.splitlines() if "vfmadd" in line]
+    assert fmas and not [line for line in fmas if "(%rsp)" in line]
+    _check("NCHW", "OIHW", channels, (28, 28), multiplier, (kernel, kernel), (1, 1), (pad,) * 4,
+           target=AVX2_TARGET)
 
 
 @pytest.mark.parametrize("channels,size,stride,per_block", [

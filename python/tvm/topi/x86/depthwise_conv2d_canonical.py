@@ -324,7 +324,7 @@ def depthwise_conv2d_canonical_cpu(
         out_w = (
             in_shape[3] + pads[1] + pads[3] - (kernel_w - 1) * dilation_w - 1
         ) // stride_w + 1
-        wide = _whole_vector_width(out_w, lanes, multiplier)
+        wide = _whole_vector_width(out_w, lanes)
         extent = (wide - 1) * stride_w + (kernel_w - 1) * dilation_w + 1
         # the rows computed `wide` columns wide read zeros past the right padding
         wide_pads = pads[:3] + (pads[3] + (wide - out_w) * stride_w,)
@@ -366,7 +366,7 @@ def depthwise_conv2d_canonical_cpu(
     return _compute(data, kernel, strides, 0, dilation, data_layout, kernel_layout, out_dtype)
 
 
-def _whole_vector_width(out_w, lanes, multiplier):
+def _whole_vector_width(out_w, lanes):
     """Columns to compute a row of ``out_w`` with: whole vectors where the row has odd ones.
 
     A row of 7 columns in vectors of 7 lanes splits every unaligned load of the staged rows
@@ -375,19 +375,22 @@ def _whole_vector_width(out_w, lanes, multiplier):
     the 3x3 stride-2 layers over 14x14 (512 and 576 channels), 0.78x on 1024 channels of
     7x7 (stride 1).
 
-    With ``m = 1``, a row between two and four vectors wide (28 columns on AVX2) is computed
-    in whole vectors too (32 columns, one vector of four registers and blocks of two rows),
-    where it was vectors of half a register: AVX2, whole layer in one process, 0.72x
+    A row between two and four vectors wide (28 columns on AVX2) is computed in whole
+    vectors too (32 columns, one vector of four registers and blocks of two rows), where it
+    was vectors of half a register. AVX2, whole layer in one process: with ``m = 1``, 0.72x
     ``mnv1_256x28``, 0.81x ``mnv2_192x28``, 0.95x ``mnv1_128x56_s2``, 0.79x
-    ``effb0_144x56_k5_s2``, 0.51x ``effb0_240x28_k5``. A row between one and two vectors
-    (14 columns on AVX2) stays one vector of two registers as it is: computed 16 wide it
-    measured 1.07-1.20x slower.
+    ``effb0_144x56_k5_s2``, 0.51x ``effb0_240x28_k5``; with ``m > 1`` (tasks of two input
+    channels or more, see _define_knobs), 0.52-0.54x ``m2_96x28_k5``, 0.72-0.75x
+    ``m16_32x28``, 0.73x ``m4_32x56_s2``, 0.50x on 32 channels of 28x28 under a 5x5 kernel
+    with ``m = 4``. A row between one and
+    two vectors (14 columns on AVX2) stays one vector of two registers as it is: computed 16
+    wide it measured 1.07-1.20x slower.
     """
     if not lanes:
         return out_w
     if out_w < lanes:
         return 1 << (out_w - 1).bit_length()
-    if multiplier == 1 and 2 * lanes < out_w < 4 * lanes and out_w % lanes:
+    if 2 * lanes < out_w < 4 * lanes and out_w % lanes:
         return -(-out_w // lanes) * lanes
     return out_w
 
@@ -578,7 +581,18 @@ def _define_knobs(cfg, conv, lanes, accumulators, cropped=False, vector_register
             # rows once rather than once per task of fewer. AVX2, whole layer against
             # tasks of 1 or 4 output channels: 0.73x m8_16x112, 0.80x m8_64x14, 0.83x
             # m16_32x28, 0.86x m16_8x32; 0.92-1.04x with m = 2 and 4.
-            tile_c = multiplier * _largest_divisor(in_c, channels_per_task // multiplier)
+            inputs = channels_per_task // multiplier
+            if cropped and out_w > lanes:
+                # Rows computed in whole vectors of several registers: with one input
+                # channel a task, the row loads of a block are the same for all the
+                # task's channels, and LLVM hoists them out of the loop over those and
+                # spills them (48 of a block's 72 multiply-adds then read the stack, and
+                # the layer ran 2.6-4.5x slower than in narrow vectors). Two input
+                # channels make them vary with the channel. AVX2, whole layer, one
+                # process, against one input channel (both in whole vectors): 0.50x on 32
+                # channels of 28x28 under a 5x5 kernel with m = 4, 0.72x m16_32x28.
+                inputs = max(inputs, 2)
+            tile_c = multiplier * _largest_divisor(in_c, inputs)
         else:
             tile_c = _largest_divisor(out_c, channels_per_task)
         # Strided rows of a layer whose input outgrows L2: tasks of more channels, each
