@@ -417,8 +417,8 @@ def test_nhwc_channels_inner_knob_numerics(multiplier):
 
 @pytest.mark.parametrize("target,size,stride,multiplier,lanes", [
     (AVX512_TARGET, 28, 1, 1, 28), (AVX512_TARGET, 56, 2, 1, 28), (AVX512_TARGET, 20, 1, 1, 20),
-    (AVX512_TARGET, 28, 1, 16, 14), (AVX512_TARGET, 32, 1, 1, 16), (AVX2_TARGET, 14, 1, 1, 14),
-    (AVX2_TARGET, 16, 1, 1, 8),
+    (AVX512_TARGET, 28, 1, 16, 28), (AVX512_TARGET, 32, 1, 1, 16), (AVX2_TARGET, 14, 1, 1, 14),
+    (AVX2_TARGET, 16, 1, 1, 8), (AVX2_TARGET, 14, 1, 8, 14),
 ])
 def test_nchw_rows_up_to_two_vectors_are_one_vector(target, size, stride, multiplier, lanes):
     data = te.placeholder((1, 16, size, size), "float32", name="data")
@@ -432,6 +432,8 @@ def test_nchw_rows_up_to_two_vectors_are_one_vector(target, size, stride, multip
     if lanes > register_lanes:
         # two registers a vector: half the rows a register block
         assert fallback["tile_h"].size[-1] <= 4
+        # with m > 1, tasks of two input channels (see the test below)
+        assert fallback["tile_c"].size[-1] == multiplier * (2 if multiplier > 1 else 4)
     _check("NCHW", "OIHW", 16, (size, size), multiplier, strides=(stride, stride))
 
 
@@ -464,11 +466,16 @@ def test_nchw_rows_are_computed_in_whole_vectors(target, size, stride, multiplie
     _check("NCHW", "OIHW", 16, (size, size), multiplier, strides=(stride, stride))
 
 
-@pytest.mark.parametrize("channels,multiplier,kernel", [(32, 16, 3), (16, 4, 5), (16, 2, 3)])
-def test_nchw_whole_vector_rows_give_tasks_two_input_channels(channels, multiplier, kernel):
-    # 28 columns computed 32 wide on AVX2; tasks of one input channel would read the same
-    # rows for all their output channels, which LLVM hoists out of that loop and spills
-    data = te.placeholder((1, channels, 28, 28), "float32", name="data")
+@pytest.mark.parametrize("channels,multiplier,kernel,size,width", [
+    (32, 16, 3, 28, 32), (16, 4, 5, 28, 32), (16, 2, 3, 28, 32), (64, 8, 3, 14, 14),
+])
+def test_nchw_wide_vector_rows_give_tasks_two_input_channels(
+    channels, multiplier, kernel, size, width
+):
+    # on AVX2 28 columns are computed 32 wide, 14 in one vector of two registers; tasks of
+    # one input channel would read the same rows for all their output channels, which LLVM
+    # hoists out of that loop and spills
+    data = te.placeholder((1, channels, size, size), "float32", name="data")
     weight = te.placeholder((channels * multiplier, 1, kernel, kernel), "float32", name="weight")
     pad = kernel // 2
     args = (data, weight, (1, 1), (pad,) * 4, (1, 1), "NCHW", "OIHW", "float32")
@@ -476,13 +483,17 @@ def test_nchw_whole_vector_rows_give_tasks_two_input_channels(channels, multipli
     fallback = autotvm.task.space.FallbackConfigEntity()
     with AVX2_TARGET, autotvm.task.ApplyConfig(fallback):
         sch, tensors = task.func(*task.args)
-        assert int(sch.outputs[0].output(0).op.input_tensors[0].shape[-1]) == 32
+        conv = sch.outputs[0].output(0)
+        if width != size:
+            conv = conv.op.input_tensors[0]  # the crop's input
+        assert int(conv.shape[-1]) == width
         assembly = tvm.build(sch, tensors, AVX2_TARGET).get_source("asm")
     assert fallback["tile_c"].size[-1] == 2 * multiplier
+    assert fallback["tile_w"].size[-1] == width  # one vector a row
     fmas = [line for line in assembly.splitlines() if "vfmadd" in line]
     assert fmas and not [line for line in fmas if "(%rsp)" in line]
-    _check("NCHW", "OIHW", channels, (28, 28), multiplier, (kernel, kernel), (1, 1), (pad,) * 4,
-           target=AVX2_TARGET)
+    _check("NCHW", "OIHW", channels, (size, size), multiplier, (kernel, kernel), (1, 1),
+           (pad,) * 4, target=AVX2_TARGET)
 
 
 @pytest.mark.parametrize("channels,size,stride,per_block", [

@@ -574,6 +574,18 @@ def _define_knobs(cfg, conv, lanes, accumulators, cropped=False, vector_register
         channels_per_task = 8 if plane <= 64 else 4 if plane <= 1024 else 1
         in_c = int(staged.shape[c_pos])
         multiplier = out_c // in_c
+        vec = 1 if strided else _vector_factor(out_w, lanes)
+        registers = 1
+        if not strided and lanes < out_w < 2 * lanes:
+            # A row between one and two vectors wide (14 columns on AVX2) in one vector of
+            # two registers, not two vectors of half the row: the first starts on the
+            # staged row's cache line (m = 1: 0.74-0.85x; m > 1: 0.87-0.89x m8_64x14, in
+            # tasks of two input channels, below).
+            vec, registers = out_w, 2
+        if cropped and out_w > lanes:
+            # a row computed whole over padding (see _whole_vector_width): one vector of
+            # as many registers
+            vec, registers = out_w, out_w // lanes
         if strided:
             tile_c = 1
         elif multiplier > 1:
@@ -582,15 +594,15 @@ def _define_knobs(cfg, conv, lanes, accumulators, cropped=False, vector_register
             # tasks of 1 or 4 output channels: 0.73x m8_16x112, 0.80x m8_64x14, 0.83x
             # m16_32x28, 0.86x m16_8x32; 0.92-1.04x with m = 2 and 4.
             inputs = channels_per_task // multiplier
-            if cropped and out_w > lanes:
-                # Rows computed in whole vectors of several registers: with one input
-                # channel a task, the row loads of a block are the same for all the
-                # task's channels, and LLVM hoists them out of the loop over those and
-                # spills them (48 of a block's 72 multiply-adds then read the stack, and
-                # the layer ran 2.6-4.5x slower than in narrow vectors). Two input
-                # channels make them vary with the channel. AVX2, whole layer, one
-                # process, against one input channel (both in whole vectors): 0.50x on 32
-                # channels of 28x28 under a 5x5 kernel with m = 4, 0.72x m16_32x28.
+            if registers > 1:
+                # A row in one vector of several registers: with one input channel a task,
+                # the row loads of a block are the same for all the task's channels, and
+                # LLVM hoists them out of the loop over those and spills them (48 of a
+                # block's 72 multiply-adds then read the stack; 2.6-4.5x slower than
+                # narrow vectors). With two input channels the loads vary with the channel.
+                # AVX2, whole layer, one process, against one input channel (both in such
+                # vectors): 0.50x on 32 channels of 28x28 under a 5x5 kernel with m = 4,
+                # 0.72x m16_32x28, 0.33x m8_64x14.
                 inputs = max(inputs, 2)
             tile_c = multiplier * _largest_divisor(in_c, inputs)
         else:
@@ -602,17 +614,6 @@ def _define_knobs(cfg, conv, lanes, accumulators, cropped=False, vector_register
             channels = _streaming_channels(staged.op.input_tensors[0], layout, tile_c)
             streaming, tile_c = channels > tile_c, channels
         cfg["tile_c"] = SplitEntity([-1, tile_c])
-        vec = 1 if strided else _vector_factor(out_w, lanes)
-        registers = 1
-        if not strided and lanes < out_w < 2 * lanes and multiplier == 1:
-            # A row between one and two vectors wide (28 columns) in one vector of two
-            # registers, not two vectors of half the row: the first starts on the staged
-            # row's cache line (m = 1: 0.74-0.85x; with m > 1 it measured up to 4.6x slower).
-            vec, registers = out_w, 2
-        if cropped and out_w > lanes:
-            # a row computed whole over padding (see _whole_vector_width): one vector of
-            # as many registers
-            vec, registers = out_w, out_w // lanes
         # a block of rows of one column strip: the padded rows of a task are read
         # (rows + kernel - 1) / rows times, so blocks as tall as the registers allow
         sums = _block_sums(accumulators, taps, vector_registers, registers)
