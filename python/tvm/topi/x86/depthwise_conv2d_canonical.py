@@ -382,9 +382,8 @@ def _whole_vector_width(out_w, lanes):
     ``effb0_144x56_k5_s2``, 0.51x ``effb0_240x28_k5``; with ``m > 1`` (tasks of two input
     channels or more, see _define_knobs), 0.52-0.54x ``m2_96x28_k5``, 0.72-0.75x
     ``m16_32x28``, 0.73x ``m4_32x56_s2``, 0.50x on 32 channels of 28x28 under a 5x5 kernel
-    with ``m = 4``. A row between one and
-    two vectors (14 columns on AVX2) stays one vector of two registers as it is: computed 16
-    wide it measured 1.07-1.20x slower.
+    with ``m = 4``. A row between one and two vectors (14 columns on AVX2) stays one vector
+    of two registers as it is: computed 16 wide it measured 1.07-1.20x slower.
     """
     if not lanes:
         return out_w
@@ -491,7 +490,7 @@ def _register_block(extent, limit):
     return block
 
 
-def _define_knobs(cfg, conv, lanes, accumulators, cropped=False, vector_registers=16):
+def _define_knobs(cfg, conv, lanes, accumulators, vector_registers, cropped=False):
     """Knobs of the template and, when nothing is tuned, the fallback chosen from the shape."""
     layout = tir.layout(conv.op.attrs["data_layout"])
     n_pos, c_pos, h_pos, w_pos = (layout.index_of(axis) for axis in "NCHW")
@@ -609,8 +608,8 @@ def _define_knobs(cfg, conv, lanes, accumulators, cropped=False, vector_register
             tile_c = _largest_divisor(out_c, channels_per_task)
         # Strided rows of a layer whose input outgrows L2: tasks of more channels, each
         # staging its rows at once (see _streaming_channels)
-        streaming = multiplier == 1 and _is_phase_split(staged)
-        if streaming:
+        streaming = False
+        if multiplier == 1 and _is_phase_split(staged):
             channels = _streaming_channels(staged.op.input_tensors[0], layout, tile_c)
             streaming, tile_c = channels > tile_c, channels
         cfg["tile_c"] = SplitEntity([-1, tile_c])
@@ -818,7 +817,7 @@ def _tensorize_phase_split(sch, cfg, conv, stage, h_pos, lanes, per_block):
 def _schedule_block(sch, cfg, conv, out, lanes, registers, accumulators):
     # an NCHW row computed wider than the output (see _whole_vector_width)
     cropped = int(out.shape[-1]) != int(conv.shape[-1])
-    _define_knobs(cfg, conv, lanes, accumulators, cropped, registers)
+    _define_knobs(cfg, conv, lanes, accumulators, registers, cropped)
     layout = tir.layout(conv.op.attrs["data_layout"])
     n_pos, c_pos, h_pos, w_pos = (layout.index_of(axis) for axis in "NCHW")
     channels_last = vectorized_along_channels(layout)
