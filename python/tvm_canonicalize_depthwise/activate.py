@@ -45,11 +45,19 @@ def _canonicalizing(method):
 
 
 def activate():
-    """Attach the pass to ``tvm.relay.transform``, register dispatch and hook the builders."""
+    """Attach the pass to ``tvm.relay.transform``, register dispatch and hook the builders.
+
+    Runs once per process, when ``tvm.relay`` has been imported (see :mod:`.bootstrap`).
+    """
+    from tvm.relay.op.strategy import depthwise_canonical
     from tvm.relay.transform import canonicalize_depthwise
-    from tvm.relay.op.strategy import depthwise_canonical  # pylint: disable=unused-import
+    from tvm.topi.x86 import depthwise_conv2d_canonical_alter_op
 
     relay.transform.CanonicalizeDepthwise = canonicalize_depthwise.CanonicalizeDepthwise
+    # The switch is read at every dispatch: with it off, TVM's own strategies and alter-layout
+    # rule serve every call, as if the patch were absent.
+    depthwise_canonical.register(gate=enabled)
+    depthwise_conv2d_canonical_alter_op.register(gate=enabled)
     for owner, name in (
         (build_module.BuildModule, "build"),
         (build_module.BuildModule, "optimize"),

@@ -7,7 +7,6 @@ import tvm
 from tvm import relay, tir
 from tvm.relay.dataflow_pattern import DFPatternCallback, is_op, rewrite, wildcard
 from tvm.topi.nn.depthwise_form import MULTIPLIER, conv2d_form, is_primal_layout
-from tvm_canonicalize_depthwise import ENV_VAR, enabled
 
 logger = logging.getLogger(__name__)
 
@@ -161,9 +160,6 @@ class _CanonicalizeDepthwise:
     """See :func:`CanonicalizeDepthwise`."""
 
     def transform_module(self, mod, ctx):  # pylint: disable=unused-argument
-        if not enabled():
-            logger.debug("module left as is: %s=0", ENV_VAR)
-            return mod
         # Work on a copy: InferType and update_func would otherwise change the caller's module.
         new_mod = relay.transform.InferType()(mod.clone())
         changed = False
@@ -195,7 +191,6 @@ def CanonicalizeDepthwise():  # pylint: disable=invalid-name
     that one strategy serves every depthwise convolution. A constant weight becomes a new
     constant; any other weight is reshaped in the graph (``FoldConstant`` folds it once it is
     bound). Everything else is left unchanged, as are functions for an external codegen.
-    With ``TVM_CANONICALIZE_DEPTHWISE=0`` in the environment the pass changes nothing.
 
     Returns
     -------

@@ -205,7 +205,18 @@ def _stages_whole_planes(stage):
     return _is_phase_split(stage) and "pad_top" in stage.op.attrs
 
 
-def _stage_rows(data, layout, pads, extent, stride, whole_plane=False):
+def _reads_every_phase(stride, taps):
+    """Whether the kernel column offsets ``taps`` meet every column phase modulo ``stride``.
+
+    The phase-split stage is tensorized a whole row of ``stride`` phases at a time; a kernel
+    that reads some phases only (one column wide, or a dilation that is a multiple of the
+    stride) would leave TVM's bound inference a smaller region than the intrinsic's, and
+    such a row is staged unsplit instead.
+    """
+    return len({tap % stride for tap in taps}) == stride
+
+
+def _stage_rows(data, layout, pads, extent, stride, taps, whole_plane=False):
     """The padded input of a task's rows for layouts with the width innermost (NCHW).
 
     A vector along the output width reads consecutive input columns, so a guard on the
@@ -221,9 +232,13 @@ def _stage_rows(data, layout, pads, extent, stride, whole_plane=False):
     reads them unmasked: the schedule then stages a task's whole planes, each with one
     intrinsic that knows which of its rows are padding.
 
+    ``taps`` are the kernel's column offsets (kernel column times dilation). A kernel whose
+    offsets miss a phase (see :func:`_reads_every_phase`) stages its rows unsplit and reads
+    them at the column stride.
+
     Returns the stage and ``read(index, x, tap)``: the pixel of the row at ``index`` (the
     position in the layout but for the width) that output column ``x`` meets at the kernel
-    column offset ``tap`` (kernel column times dilation).
+    column offset ``tap``.
     """
     h_pos = layout.index_of("H")
     pad_top, pad_left, pad_bottom, _ = pads
@@ -235,7 +250,7 @@ def _stage_rows(data, layout, pads, extent, stride, whole_plane=False):
     def _rows(y):
         return _rows_inside(y, height, pad_top, pad_bottom)
 
-    if stride > 1:
+    if stride > 1 and _reads_every_phase(stride, taps):
         columns = -(-extent // stride)
         padded_rows = bool(pad_top or pad_bottom)
         whole_plane = whole_plane and padded_rows
@@ -282,7 +297,7 @@ def _stage_rows(data, layout, pads, extent, stride, whole_plane=False):
     stage = _pad(data, layout, pads)
 
     def _read_padded(index, x, tap):
-        return stage[tuple(index) + (x + tap,)]
+        return stage[tuple(index) + (x * stride + tap,)]
 
     return stage, _read_padded
 
@@ -334,8 +349,9 @@ def depthwise_conv2d_canonical_cpu(
         # (canonical and multiplier input), 0.98-1.01x effb0_672x14_k5_s2, whose one block of
         # rows has no select left.
         whole_plane = kernel_h >= 5 and in_channels >= 4 * _MIN_TASKS
+        taps = [column * dilation_w for column in range(kernel_w)]
         staged, read_row = _stage_rows(
-            data, layout, wide_pads, extent, stride_w, whole_plane=whole_plane
+            data, layout, wide_pads, extent, stride_w, taps, whole_plane=whole_plane
         )
 
         def _read(n, channel, y, ry, x, rx):

@@ -5,7 +5,6 @@ import tvm
 from tvm import autotvm, relay
 from tvm.target.x86 import get_simd_32bit_lanes
 
-from tvm_canonicalize_depthwise import enabled
 from ..nn import conv2d_alter_layout
 from ..nn.depthwise_form import CANONICAL, conv2d_form
 from ..utils import get_const_tuple
@@ -88,14 +87,29 @@ def packed_depthwise_layouts(attrs, tinfos, out_type, lanes):
     return (f"NCHW{lanes}c", f"OIHW1i{lanes}o") if pack else None
 
 
-@conv2d_alter_layout.register("cpu", override=True)
-def _alter_conv2d_layout(attrs, inputs, tinfos, out_type):
+def alter_conv2d_layout(attrs, inputs, tinfos, out_type):
     """Pack canonical depthwise convolutions as depthwise (any multiplier); else stock x86."""
-    if enabled():
-        layouts = packed_depthwise_layouts(attrs, tinfos, out_type, get_simd_32bit_lanes())
-        if layouts is not None:
-            new_attrs = {key: attrs[key] for key in attrs.keys()}
-            new_attrs["data_layout"], new_attrs["kernel_layout"] = layouts
-            new_attrs["out_layout"] = layouts[0]
-            return relay.nn.contrib_depthwise_conv2d_nchwc(*inputs, **new_attrs)
+    layouts = packed_depthwise_layouts(attrs, tinfos, out_type, get_simd_32bit_lanes())
+    if layouts is not None:
+        new_attrs = {key: attrs[key] for key in attrs.keys()}
+        new_attrs["data_layout"], new_attrs["kernel_layout"] = layouts
+        new_attrs["out_layout"] = layouts[0]
+        return relay.nn.contrib_depthwise_conv2d_nchwc(*inputs, **new_attrs)
     return _stock._alter_conv2d_layout(attrs, inputs, tinfos, out_type)
+
+
+def register(gate=None):
+    """Register :func:`alter_conv2d_layout` for x86 in place of the stock rule.
+
+    Parameters
+    ----------
+    gate : callable, optional
+        Asked at every call; where it returns False the stock x86 rule serves the call. None
+        applies the depthwise rule always.
+    """
+
+    def _alter(attrs, inputs, tinfos, out_type):
+        rule = alter_conv2d_layout if gate is None or gate() else _stock._alter_conv2d_layout
+        return rule(attrs, inputs, tinfos, out_type)
+
+    conv2d_alter_layout.register("cpu", _alter, override=True)

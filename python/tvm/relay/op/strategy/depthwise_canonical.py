@@ -1,7 +1,7 @@
 """One conv2d strategy for every depthwise convolution with canonical weights.
 
-``nn.conv2d`` strategies are registered per target key. This module registers, for each key
-whose stock strategy it knows, a strategy that sends canonical depthwise convolutions
+``nn.conv2d`` strategies are registered per target key. :func:`register` puts, in front of
+each key's stock strategy, a dispatch that sends canonical depthwise convolutions
 (:func:`tvm.topi.nn.depthwise_form.is_depthwise`) to :func:`depthwise_conv2d_canonical_strategy`
 and everything else to the stock strategy for that key, unchanged. The depthwise strategy is
 itself a generic function: a target gets its own depthwise implementation by registering one.
@@ -13,9 +13,7 @@ from tvm.topi.arm_cpu import depthwise_conv2d_canonical as _arm_cpu_depthwise
 from tvm.topi.nn.depthwise_conv2d_canonical import depthwise_conv2d_canonical
 from tvm.topi.nn.depthwise_form import is_depthwise
 from tvm.topi.x86 import depthwise_conv2d_canonical as _x86_depthwise
-from tvm.topi.x86 import depthwise_conv2d_canonical_alter_op  # pylint: disable=unused-import
 
-from tvm_canonicalize_depthwise import enabled
 from .. import op as _op
 from . import arm_cpu as _stock_arm_cpu
 from . import x86 as _stock_x86
@@ -80,14 +78,18 @@ def is_depthwise_call(attrs, inputs):
     )
 
 
-def _dispatching(stock_strategy):
+def _dispatching(stock_strategy, gate):
     def conv2d_strategy_with_depthwise(attrs, inputs, out_type, target):
-        if enabled() and is_depthwise_call(attrs, inputs):
+        if gate() and is_depthwise_call(attrs, inputs):
             return depthwise_conv2d_canonical_strategy(attrs, inputs, out_type, target)
         return stock_strategy(attrs, inputs, out_type, target)
 
     conv2d_strategy_with_depthwise.__doc__ = f"Depthwise dispatch, else {stock_strategy.__name__}."
     return conv2d_strategy_with_depthwise
+
+
+def _always():
+    return True
 
 
 _STOCK_CONV2D_STRATEGIES = {
@@ -96,21 +98,28 @@ _STOCK_CONV2D_STRATEGIES = {
 }
 
 
-def register():
-    """Put the depthwise dispatch in front of the stock conv2d strategies (idempotent).
+_STOCK_DEFAULT = conv2d_strategy.fdefault
+
+
+def register(gate=None):
+    """Put the depthwise dispatch in front of the stock conv2d strategies.
 
     ``nn.contrib_depthwise_conv2d_NCHWc`` is what x86 alter-layout packs depthwise
     convolutions into (``topi/x86/depthwise_conv2d_canonical_alter_op.py``); its canonical
-    depthwise calls get the same strategy.
+    depthwise calls get the same strategy. Calling it again replaces the earlier registration.
+
+    Parameters
+    ----------
+    gate : callable, optional
+        Asked at every dispatch; where it returns False the stock strategy serves the call,
+        as if this module were absent. None dispatches always.
     """
+    gate = gate or _always
     for key, stock in _STOCK_CONV2D_STRATEGIES.items():
-        conv2d_strategy.register(key, _dispatching(stock), override=True)
+        conv2d_strategy.register(key, _dispatching(stock, gate), override=True)
     depthwise_conv2d_NCHWc_strategy.register(
-        "cpu", _dispatching(_stock_x86.depthwise_conv2d_NCHWc_strategy_cpu), override=True
+        "cpu", _dispatching(_stock_x86.depthwise_conv2d_NCHWc_strategy_cpu, gate), override=True
     )
     conv2d_strategy.generic_func_node.set_default(
-        _dispatching(conv2d_strategy.fdefault), allow_override=True
+        _dispatching(_STOCK_DEFAULT, gate), allow_override=True
     )
-
-
-register()
