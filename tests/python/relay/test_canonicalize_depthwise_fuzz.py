@@ -1,0 +1,57 @@
+"""Differential fuzzing of depthwise conv2d (bounded, reproducible) and the bugs it found."""
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from depthwise_fuzz import RUNNABLE, Case, cases, check_case
+
+# CI's share of the campaign: reproducible (derandomized), bounded. The extended campaign is
+# tests/scripts/fuzz_depthwise.py.
+CI_EXAMPLES = 300
+
+
+@settings(
+    max_examples=CI_EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+@given(cases())
+def test_random_depthwise_convs_match_numpy_and_build_wherever_stock_does(case):
+    check_case(case)
+
+
+def test_the_host_runs_what_the_fuzzer_builds():
+    # numerics are checked only on builds the host can run: at least one must be
+    assert RUNNABLE, "this host runs neither the AVX2 nor the AVX-512 build"
+
+
+def _case(channels, multiplier, kernel, strides, dilation, padding, size=(9, 9), **kwargs):
+    fields = dict(
+        batch=1, channels=channels, multiplier=multiplier, height=size[0], width=size[1],
+        kernel=kernel, strides=strides, dilation=dilation, padding=padding,
+        data_layout="NCHW", kernel_layout="OIHW", dtype="float32", form="multiplier",
+        weight_kind="constant", epilogue="none", sets_attrs=True,
+    )
+    fields.update(kwargs)
+    return Case(**fields)
+
+
+# Bugs the fuzzer found, each fixed; the cases are its shrunk examples.
+REGRESSIONS = {
+    # NCHW rows strided by 2 under a kernel one column wide read one column phase only; the
+    # phase-split stage's tensor intrinsic needs all of them ("Bind have an unmet assertion:
+    # T.bool(False), on argument split.shape[3]"). Such rows are now staged unsplit.
+    "one_column_kernel_stride2_dilated_rows": _case(8, 5, (1, 1), (2, 2), (2, 1), (0, 0, 1, 2)),
+    "one_column_kernel_stride_3x2": _case(7, 2, (3, 1), (3, 2), (1, 1), (0, 0, 2, 0)),
+    # a dilation that is a multiple of the column stride reads one phase too
+    "dilation_multiple_of_stride": _case(4, 1, (3, 3), (1, 2), (1, 2), (1, 1, 1, 1),
+                                         form="canonical"),
+}
+
+
+@pytest.mark.parametrize("case", REGRESSIONS.values(), ids=REGRESSIONS.keys())
+def test_fuzzer_regressions(case):
+    outcome = check_case(case)
+    assert not outcome.both_failed, outcome.both_failed
+    assert set(RUNNABLE) <= set(outcome.ran)

@@ -1,0 +1,174 @@
+"""The extended differential-fuzzing campaign of depthwise conv2d (CI runs a bounded share).
+
+    .venv/bin/python tests/scripts/fuzz_depthwise.py --examples 10000 --jobs 2 \
+        --record docs/fuzzing.md
+
+Draws ``--examples`` random depthwise convolutions (``tests/python/relay/depthwise_fuzz.py``),
+split over ``--jobs`` worker processes with seeds ``seed``, ``seed + 1``, ...; each example is
+checked as in CI: the pass, patch-on builds for AVX2, AVX-512 and aarch64, NumPy on what this
+host runs, and stock TVM wherever the patch fails to build. A failing example is shrunk by
+Hypothesis, recorded, and the worker goes on with the next seed. Prints the seed, the count,
+the failures and the duration; ``--record`` writes them to a Markdown file. Exits 1 if any
+example failed, 2 on bad arguments.
+"""
+import argparse
+import collections
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+FUZZ_DIR = HERE.parent / "python" / "relay"
+
+
+def _worker(seed, examples, out_path):
+    """Run ``examples`` examples from ``seed`` on; write counts and failures to ``out_path``."""
+    sys.path.insert(0, str(FUZZ_DIR))
+    # pylint: disable=import-outside-toplevel
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import seed as hypothesis_seed
+
+    import depthwise_fuzz
+
+    stats = {"examples": 0, "failures": [], "both_failed": collections.Counter(),
+             "built": collections.Counter(), "ran": collections.Counter()}
+    failing = []
+
+    def body(case):
+        try:
+            outcome = depthwise_fuzz.check_case(case)
+        except Exception as error:  # pylint: disable=broad-except
+            # Hypothesis replays the shrunk example last: the last one recorded is minimal
+            failing.append((repr(case), f"{type(error).__name__}: {str(error)[:2000]}"))
+            raise
+        stats["examples"] += 1
+        stats["built"].update(outcome.built)
+        stats["ran"].update(outcome.ran)
+        stats["both_failed"].update(
+            f"{target}: {error[:120]}" for target, error in outcome.both_failed.items()
+        )
+        if stats["examples"] % 100 == 0:
+            print(f"[seed {seed}] {stats['examples']}/{examples} examples, "
+                  f"{len(stats['failures'])} failures", file=sys.stderr, flush=True)
+
+    current = seed
+    while stats["examples"] < examples:
+        left = examples - stats["examples"]
+        run = hypothesis_seed(current)(settings(
+            max_examples=left, deadline=None, database=None,
+            suppress_health_check=list(HealthCheck),
+        )(given(depthwise_fuzz.cases())(body)))
+        failing.clear()
+        try:
+            run()
+        except Exception:  # pylint: disable=broad-except
+            if failing:
+                case, error = failing[-1]
+                stats["failures"].append({"seed": current, "case": case, "error": error})
+                print(f"[seed {seed}] FAILURE {case}\n  {error[:500]}", file=sys.stderr,
+                      flush=True)
+            current += 1_000_003  # a fresh stream of examples
+            continue
+        break
+    Path(out_path).write_text(json.dumps(stats))
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--examples", type=int, default=10000)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=None, help="default: a random seed")
+    parser.add_argument("--record", type=Path, help="write the result to this Markdown file")
+    parser.add_argument("--worker", nargs=3, metavar=("SEED", "EXAMPLES", "OUT"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.examples < 1 or args.jobs < 1:
+        parser.error("--examples and --jobs must be at least 1")
+    return args
+
+
+def _host_cpu():
+    import tvm  # pylint: disable=import-outside-toplevel
+
+    return tvm.target.codegen.llvm_get_system_cpu()
+
+
+def _report(args, seed, stats, seconds):
+    lines = [
+        "# Differential fuzzing: the last extended campaign",
+        "",
+        f"- Command: `{' '.join(['.venv/bin/python', 'tests/scripts/fuzz_depthwise.py'] + sys.argv[1:])}`",
+        f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; host `-mcpu={_host_cpu()}`",
+        f"- Seed: {seed} (workers {seed} to {seed + args.jobs - 1})",
+        f"- Examples: {stats['examples']}; failures: {len(stats['failures'])}; "
+        f"duration: {seconds / 60:.1f} min on {args.jobs} worker(s)",
+        f"- Builds that succeeded with the patch, per target: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(stats["built"].items())),
+        f"- Builds checked against NumPy on this host, per target: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(stats["ran"].items())),
+        "",
+        "Examples that neither the patch nor stock TVM builds (allowed: the patch must build "
+        "wherever stock does), by target and stock's error:",
+        "",
+    ]
+    for key, count in sorted(stats["both_failed"].items(), key=lambda kv: -kv[1]):
+        lines.append(f"- {count} x {key}")
+    if not stats["both_failed"]:
+        lines.append("- none")
+    lines += ["", "Failures:", ""]
+    for failure in stats["failures"]:
+        lines.append(f"- seed {failure['seed']}: `{failure['case']}`: {failure['error'][:300]}")
+    if not stats["failures"]:
+        lines.append("- none")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    """Run the campaign; returns the exit code."""
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    if args.worker:
+        _worker(int(args.worker[0]), int(args.worker[1]), args.worker[2])
+        return 0
+    seed = args.seed if args.seed is not None else random.randrange(1 << 31)
+    print(f"seed {seed}: {args.examples} examples over {args.jobs} worker(s)", flush=True)
+    start = time.time()
+    env = {**os.environ, "TOPHUB_LOCATION": "NONE", "TVM_NUM_THREADS": "1"}
+    env.pop("TVM_CANONICALIZE_DEPTHWISE", None)
+    with tempfile.TemporaryDirectory() as scratch:
+        shares = [args.examples // args.jobs + (i < args.examples % args.jobs)
+                  for i in range(args.jobs)]
+        workers = [
+            (Path(scratch) / f"worker{i}.json", subprocess.Popen(
+                [sys.executable, __file__, "--worker", str(seed + i), str(share),
+                 str(Path(scratch) / f"worker{i}.json")],
+                env=env, stdout=subprocess.DEVNULL,
+            ))
+            for i, share in enumerate(shares) if share
+        ]
+        total = {"examples": 0, "failures": [], "both_failed": collections.Counter(),
+                 "built": collections.Counter(), "ran": collections.Counter()}
+        for out, process in workers:
+            if process.wait() != 0 or not out.exists():
+                print(f"fuzz_depthwise: a worker died (exit {process.returncode})",
+                      file=sys.stderr)
+                return 1
+            stats = json.loads(out.read_text())
+            total["examples"] += stats["examples"]
+            total["failures"] += stats["failures"]
+            for key in ("both_failed", "built", "ran"):
+                total[key].update(stats[key])
+    seconds = time.time() - start
+    report = _report(args, seed, total, seconds)
+    print(report)
+    if args.record:
+        args.record.write_text(report)
+    return 1 if total["failures"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
