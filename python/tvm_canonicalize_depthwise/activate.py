@@ -45,12 +45,13 @@ def _canonicalizing(method):
 
 
 def activate():
-    """Attach the pass to ``tvm.relay.transform``, register dispatch and hook the builders.
+    """Attach the pass, register dispatch, alter-layout and conv3d legalize, hook the builders.
 
     Runs once per process, when ``tvm.relay`` has been imported (see :mod:`.bootstrap`).
     """
     from tvm.relay.op.strategy import depthwise_canonical
     from tvm.relay.transform import canonicalize_depthwise
+    from tvm.topi.nn import depthwise_conv3d_legalize
     from tvm.topi.x86 import depthwise_conv2d_canonical_alter_op
 
     relay.transform.CanonicalizeDepthwise = canonicalize_depthwise.CanonicalizeDepthwise
@@ -66,3 +67,5 @@ def activate():
         (interpreter.Interpreter, "__init__"),
     ):
         setattr(owner, name, _canonicalizing(getattr(owner, name)))
+    # Last, so that the pass and dispatch stay whatever happens here; gated like the others.
+    depthwise_conv3d_legalize.register(gate=enabled)

@@ -35,10 +35,45 @@ def depthwise_conv2d_nchw(data, weight, strides=(1, 1), padding=(0, 0, 0, 0), di
     return out.astype(out_dtype or data.dtype)
 
 
+def depthwise_conv3d_ncdhw(data, weight, strides=(1, 1, 1), padding=(0,) * 6,
+                           dilation=(1, 1, 1), out_dtype=None):
+    """Depthwise 3-D convolution, NCDHW data and a canonical OIDHW weight ``[C*m, 1, kD, kH, kW]``.
+
+    ``padding`` is (front, top, left, back, bottom, right), as TVM orders it. Accumulation and
+    the result's dtype as in :func:`depthwise_conv2d_nchw`.
+    """
+    batch, channels = data.shape[:2]
+    out_channels, _, *kernel = weight.shape
+    multiplier = out_channels // channels
+    acc_dtype = np.float64 if np.issubdtype(data.dtype, np.floating) else np.int64
+    before, after = padding[:3], padding[3:]
+    padded = np.pad(data.astype(acc_dtype), [(0, 0), (0, 0)] + list(zip(before, after)))
+    out_size = [
+        (size + lo + hi - (k - 1) * dil - 1) // stride + 1
+        for size, lo, hi, k, dil, stride in zip(
+            data.shape[2:], before, after, kernel, dilation, strides
+        )
+    ]
+    # Output channel o reads input channel o // m.
+    source = np.repeat(padded, multiplier, axis=1)
+    out = np.zeros((batch, out_channels, *out_size), acc_dtype)
+    for tap in np.ndindex(*kernel):
+        window = tuple(
+            slice(t * dil, t * dil + stride * (size - 1) + 1, stride)
+            for t, dil, stride, size in zip(tap, dilation, strides, out_size)
+        )
+        taps = weight[(slice(None), 0) + tap].astype(acc_dtype)
+        out += source[(slice(None), slice(None)) + window] * taps[None, :, None, None, None]
+    return out.astype(out_dtype or data.dtype)
+
+
 def multiplier_to_canonical(weight):
-    """OIHW ``[C, m, kH, kW]`` to ``[C*m, 1, kH, kW]``: canonical ``[c*m + q]`` is ``[c, q]``."""
-    channels, multiplier, kernel_h, kernel_w = weight.shape
-    canonical = np.empty((channels * multiplier, 1, kernel_h, kernel_w), weight.dtype)
+    """OIHW ``[C, m, kH, kW]`` to ``[C*m, 1, kH, kW]``: canonical ``[c*m + q]`` is ``[c, q]``.
+
+    Any number of kernel axes after O and I (OIDHW ``[C, m, kD, kH, kW]`` too).
+    """
+    channels, multiplier, *kernel = weight.shape
+    canonical = np.empty((channels * multiplier, 1, *kernel), weight.dtype)
     for c in range(channels):
         for q in range(multiplier):
             canonical[c * multiplier + q, 0] = weight[c, q]

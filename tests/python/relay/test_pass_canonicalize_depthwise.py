@@ -9,6 +9,7 @@ import tvm.testing
 from tvm import relay
 from tvm.contrib import graph_executor
 from tvm.relay.transform import CanonicalizeDepthwise
+from tvm.topi.nn.depthwise_form import CANONICAL, MULTIPLIER, OTHER, conv2d_form, conv_form
 from tvm_canonicalize_depthwise import reference as ref
 
 TARGET = tvm.target.Target(f"llvm -mcpu={tvm.target.codegen.llvm_get_system_cpu()}")
@@ -21,19 +22,48 @@ LAYOUTS = [
     ("NHWC", "OHWI"),
     ("NHWC", "OIHW"),
 ]
+# nn.conv3d: the same cases, with D in front of H and W
+LAYOUTS_3D = [
+    ("NCDHW", "OIDHW"),
+    ("NCDHW", "ODHWI"),
+    ("NCDHW", "DHWIO"),
+    ("NDHWC", "DHWOI"),
+    ("NDHWC", "DHWIO"),
+    ("NDHWC", "ODHWI"),
+    ("NDHWC", "OIDHW"),
+    ("NDHWC", "IODHW"),
+]
 
 
-def data_shape(data_layout, channels, height=9, width=10):
+def _is_3d(layout):
+    return len(layout) == 5
+
+
+def oi_layout(kernel_layout):
+    """OIHW or OIDHW: the layout the tests state weights in."""
+    return "OIDHW" if _is_3d(kernel_layout) else "OIHW"
+
+
+def oi_shape(kernel_layout, out_channels, in_channels, size=3):
+    return (out_channels, in_channels) + (size,) * (3 if _is_3d(kernel_layout) else 2)
+
+
+def data_shape(data_layout, channels, height=9, width=10, depth=5):
+    if _is_3d(data_layout):
+        return ref.to_layout(np.empty((1, channels, depth, height, width)), "NCDHW",
+                             data_layout).shape
     return ref.to_layout(np.empty((1, channels, height, width)), "NCHW", data_layout).shape
 
 
 def conv(data, weight, channels, mult, data_layout, kernel_layout, size=3, **kwargs):
-    return relay.nn.conv2d(
+    """The depthwise nn.conv2d, or nn.conv3d for 3-D layouts, of ``channels * mult`` outputs."""
+    op, dims = (relay.nn.conv3d, 3) if _is_3d(data_layout) else (relay.nn.conv2d, 2)
+    return op(
         data,
         weight,
         channels=channels * mult,
         groups=channels,
-        kernel_size=(size, size),
+        kernel_size=(size,) * dims,
         data_layout=data_layout,
         kernel_layout=kernel_layout,
         **kwargs,
@@ -48,31 +78,36 @@ def infer(expr):
     return relay.transform.InferType()(tvm.IRModule.from_expr(expr))
 
 
-@pytest.mark.parametrize("data_layout,kernel_layout", LAYOUTS)
+@pytest.mark.parametrize("data_layout,kernel_layout", LAYOUTS + LAYOUTS_3D)
 def test_constant_weight_becomes_canonical_constant(data_layout, kernel_layout):
     channels, mult = 4, 3
-    oihw = np.arange(channels * mult * 9, dtype="float32").reshape(channels, mult, 3, 3)
+    shape = oi_shape(kernel_layout, channels, mult)
+    oihw = np.arange(np.prod(shape), dtype="float32").reshape(shape)
+    oi = oi_layout(kernel_layout)
 
     def before():
         x = relay.var("x", shape=data_shape(data_layout, channels))
-        w = relay.const(ref.to_layout(oihw, "OIHW", kernel_layout))
+        w = relay.const(ref.to_layout(oihw, oi, kernel_layout))
         return relay.Function([x], conv(x, w, channels, mult, data_layout, kernel_layout))
 
     def expected():
         x = relay.var("x", shape=data_shape(data_layout, channels))
-        canonical = ref.to_layout(ref.multiplier_to_canonical(oihw), "OIHW", kernel_layout)
+        canonical = ref.to_layout(ref.multiplier_to_canonical(oihw), oi, kernel_layout)
         w = relay.const(canonical)
         return relay.Function([x], conv(x, w, channels, mult, data_layout, kernel_layout))
 
     tvm.ir.assert_structural_equal(run_pass(infer(before())), infer(expected()))
 
 
-@pytest.mark.parametrize("kernel_layout", ["OIHW", "HWOI"])
+@pytest.mark.parametrize("kernel_layout", ["OIHW", "HWOI", "OIDHW", "DHWOI"])
 def test_parameter_weight_adjacent_o_i_is_reshaped(kernel_layout):
     channels, mult = 4, 2
-    shape = ref.to_layout(np.empty((channels, mult, 3, 3)), "OIHW", kernel_layout).shape
-    canonical_shape = ref.to_layout(np.empty((channels * mult, 1, 3, 3)), "OIHW", kernel_layout)
-    data_layout = "NCHW" if kernel_layout == "OIHW" else "NHWC"
+    oi = oi_layout(kernel_layout)
+    shape = ref.to_layout(np.empty(oi_shape(oi, channels, mult)), oi, kernel_layout).shape
+    canonical_shape = ref.to_layout(np.empty(oi_shape(oi, channels * mult, 1)), oi, kernel_layout)
+    data_layout = {"OIHW": "NCHW", "HWOI": "NHWC", "OIDHW": "NCDHW", "DHWOI": "NDHWC"}[
+        kernel_layout
+    ]
 
     def before():
         x = relay.var("x", shape=data_shape(data_layout, channels))
@@ -88,23 +123,25 @@ def test_parameter_weight_adjacent_o_i_is_reshaped(kernel_layout):
     tvm.ir.assert_structural_equal(run_pass(infer(before())), infer(expected()))
 
 
-@pytest.mark.parametrize("kernel_layout", ["HWIO", "OHWI", "IOHW"])
-def test_parameter_weight_goes_through_oihw(kernel_layout):
+@pytest.mark.parametrize("kernel_layout", ["HWIO", "OHWI", "IOHW", "DHWIO", "ODHWI", "IODHW"])
+def test_parameter_weight_goes_through_oihw_or_oidhw(kernel_layout):
     channels, mult = 4, 2
-    shape = ref.to_layout(np.empty((channels, mult, 3, 3)), "OIHW", kernel_layout).shape
+    oi = oi_layout(kernel_layout)
+    shape = ref.to_layout(np.empty(oi_shape(oi, channels, mult)), oi, kernel_layout).shape
+    data_layout = "NDHWC" if _is_3d(kernel_layout) else "NHWC"
 
     def before():
-        x = relay.var("x", shape=data_shape("NHWC", channels))
+        x = relay.var("x", shape=data_shape(data_layout, channels))
         w = relay.var("w", shape=shape)
-        return relay.Function([x, w], conv(x, w, channels, mult, "NHWC", kernel_layout))
+        return relay.Function([x, w], conv(x, w, channels, mult, data_layout, kernel_layout))
 
     def expected():
-        x = relay.var("x", shape=data_shape("NHWC", channels))
+        x = relay.var("x", shape=data_shape(data_layout, channels))
         w = relay.var("w", shape=shape)
-        new_w = relay.layout_transform(w, kernel_layout, "OIHW")
-        new_w = relay.reshape(new_w, (channels * mult, 1, 3, 3))
-        new_w = relay.layout_transform(new_w, "OIHW", kernel_layout)
-        return relay.Function([x, w], conv(x, new_w, channels, mult, "NHWC", kernel_layout))
+        new_w = relay.layout_transform(w, kernel_layout, oi)
+        new_w = relay.reshape(new_w, oi_shape(oi, channels * mult, 1))
+        new_w = relay.layout_transform(new_w, oi, kernel_layout)
+        return relay.Function([x, w], conv(x, new_w, channels, mult, data_layout, kernel_layout))
 
     tvm.ir.assert_structural_equal(run_pass(infer(before())), infer(expected()))
 
@@ -183,6 +220,39 @@ def test_idempotent():
     assert not tvm.ir.structural_equal(once, _multiplier_module())
 
 
+@pytest.mark.parametrize("weight_kind", ["constant", "parameter"])
+@pytest.mark.parametrize("data_layout,kernel_layout", [("NCDHW", "OIDHW"), ("NDHWC", "DHWIO")])
+def test_conv3d_idempotent(data_layout, kernel_layout, weight_kind):
+    channels, mult = 4, 2
+    weight = ref.to_layout(np.ones(oi_shape("OIDHW", channels, mult), "float32"), "OIDHW",
+                           kernel_layout)
+    canonical = ref.to_layout(np.empty(oi_shape("OIDHW", channels * mult, 1)), "OIDHW",
+                              kernel_layout)
+    x = relay.var("x", shape=data_shape(data_layout, channels))
+    if weight_kind == "constant":
+        params, w = [x], relay.const(weight)
+    else:
+        w = relay.var("w", shape=weight.shape)
+        params = [x, w]
+    mod = infer(relay.Function(params, conv(x, w, channels, mult, data_layout, kernel_layout)))
+    once = run_pass(mod)
+    tvm.ir.assert_structural_equal(run_pass(once), once)
+    assert not tvm.ir.structural_equal(once, mod)
+    new_weight_type = once["main"].body.args[1].checked_type
+    assert tuple(int(e) for e in new_weight_type.shape) == canonical.shape
+
+
+def test_conv2d_and_conv3d_in_one_function():
+    x2, x3 = relay.var("x2", shape=(1, 4, 8, 8)), relay.var("x3", shape=(1, 4, 5, 8, 8))
+    w2 = relay.const(np.ones((4, 2, 3, 3), "float32"))
+    w3 = relay.const(np.ones((4, 2, 3, 3, 3), "float32"))
+    y = relay.Tuple([conv(x2, w2, 4, 2, "NCHW", "OIHW"), conv(x3, w3, 4, 2, "NCDHW", "OIDHW")])
+    out = run_pass(infer(relay.Function([x2, x3], y)))
+    shapes = [tuple(int(e) for e in field.args[1].checked_type.shape)
+              for field in out["main"].body.fields]
+    assert shapes == [(8, 1, 3, 3), (8, 1, 3, 3, 3)]
+
+
 def test_env_var_zero_leaves_an_explicit_pass_on(monkeypatch):
     # The switch belongs to the install glue (the automatic run, dispatch, alter-layout); the
     # pass itself, called by name, is an IR rewrite like any other.
@@ -214,6 +284,18 @@ def _untouched_cases():
     xs = relay.var("xs", shape=(1, relay.Any(), 8, 8))
     yield "dynamic channels", relay.nn.conv2d(
         xs, relay.var("ws", shape=(8, 1, 3, 3)), channels=8, groups=4, kernel_size=(3, 3)
+    )
+    x3 = relay.var("x3", shape=(1, 4, 5, 8, 8))
+    yield "3d m == 1", conv(x3, ones(4, 1, 3, 3, 3), 4, 1, "NCDHW", "OIDHW")
+    yield "3d canonical m > 1", conv(x3, ones(8, 1, 3, 3, 3), 4, 2, "NCDHW", "OIDHW")
+    yield "3d canonical NDHWC", conv(
+        relay.var("x3l", shape=(1, 5, 8, 8, 4)), ones(3, 3, 3, 1, 12), 4, 3, "NDHWC", "DHWIO"
+    )
+    yield "3d ordinary conv", relay.nn.conv3d(
+        x3, ones(6, 4, 3, 3, 3), channels=6, kernel_size=(3, 3, 3)
+    )
+    yield "3d grouped conv", relay.nn.conv3d(
+        x3, ones(6, 2, 3, 3, 3), channels=6, groups=2, kernel_size=(3, 3, 3)
     )
 
 
@@ -293,9 +375,39 @@ def test_thousands_of_convs_in_a_chain():
 def test_rewrites_and_skips_logged_at_debug(caplog):
     caplog.set_level(logging.DEBUG, logger="tvm.relay.transform.canonicalize_depthwise")
     run_pass(_multiplier_module())
+    x = relay.var("x", shape=(1, 4, 5, 8, 8))
+    run_pass(infer(relay.Function([x], conv(
+        x, relay.const(np.ones((4, 2, 3, 3, 3), "float32")), 4, 2, "NCDHW", "OIDHW"))))
     messages = [r.getMessage() for r in caplog.records
                 if r.name == "tvm.relay.transform.canonicalize_depthwise"]
     assert any("[4, 2, 3, 3] -> [8, 1, 3, 3]" in m for m in messages), messages
+    assert any(m.startswith("nn.conv3d NCDHW/OIDHW: C=4 m=2: weight [4, 2, 3, 3, 3] -> "
+                            "[8, 1, 3, 3, 3]") for m in messages), messages
+
+
+@pytest.mark.parametrize(
+    "data_shape_,data_layout,kernel_shape,kernel_layout,groups,kind,mult",
+    [
+        ((1, 4, 5, 6, 7), "NCDHW", (4, 2, 3, 3, 3), "OIDHW", 4, MULTIPLIER, 2),
+        ((1, 5, 6, 7, 4), "NDHWC", (3, 3, 3, 4, 3), "DHWOI", 4, MULTIPLIER, 3),
+        ((1, 5, 6, 7, 4), "NDHWC", (3, 3, 3, 1, 8), "DHWIO", 4, CANONICAL, 2),
+        ((1, 4, 5, 6, 7), "NCDHW", (4, 1, 3, 3, 3), "OIDHW", 4, CANONICAL, 1),
+        ((1, 1, 5, 6, 7, 8), "NCDHW8c", (1, 1, 3, 3, 3, 1, 8), "OIDHW1i8o", 8, CANONICAL, 1),
+        ((1, 4, 5, 6, 7), "NCDHW", (6, 2, 3, 3, 3), "OIDHW", 2, OTHER, None),
+        ((1, 4, 5, 6, 7), "NCDHW", (4, 2, 3, 3), "OIHW", 4, OTHER, None),
+        ((1, 4, 5, 6), "NCHW", (4, 2, 3, 3), "OIHW", 4, MULTIPLIER, 2),
+    ],
+)
+def test_conv_form_answers_2d_and_3d(data_shape_, data_layout, kernel_shape, kernel_layout,
+                                     groups, kind, mult):
+    form = conv_form(data_shape_, data_layout, kernel_shape, kernel_layout, groups)
+    assert (form.kind, form.multiplier) == (kind, mult), form
+    # conv2d_form, which the 2-D dispatch asks, answers for 2-D convolutions only
+    form_2d = conv2d_form(data_shape_, data_layout, kernel_shape, kernel_layout, groups)
+    if "D" in data_layout:
+        assert form_2d.kind == OTHER, form_2d
+    else:
+        assert form_2d == form
 
 
 def test_relay_to_relax_translation_still_works():

@@ -6,24 +6,36 @@ import numpy as np
 import tvm
 from tvm import relay, tir
 from tvm.relay.dataflow_pattern import DFPatternCallback, is_op, rewrite, wildcard
-from tvm.topi.nn.depthwise_form import MULTIPLIER, conv2d_form, is_primal_layout
+from tvm.topi.nn.depthwise_form import MULTIPLIER, conv_form, is_primal_layout
 
 logger = logging.getLogger(__name__)
 
-_OIHW = "OIHW"
+CONV_OPS = ("nn.conv2d", "nn.conv3d")
+"""The convolutions the pass rewrites: Conv2DRel and Conv3DRel both accept the multiplier form."""
 
 
 def _static_shape(ty):
     return [int(extent) for extent in ty.shape]
 
 
-def conv2d_call_form(call):
-    """The :class:`~tvm.topi.nn.depthwise_form.Conv2DForm` of a typed ``nn.conv2d`` call."""
+def conv_call_form(call):
+    """The :class:`~tvm.topi.nn.depthwise_form.ConvForm` of a typed ``nn.conv2d``/``nn.conv3d``."""
     data_type, kernel_type = call.args[0].checked_type, call.args[1].checked_type
     attrs = call.attrs
-    return conv2d_form(
+    return conv_form(
         data_type.shape, attrs.data_layout, kernel_type.shape, attrs.kernel_layout, attrs.groups
     )
+
+
+conv2d_call_form = conv_call_form
+"""The name :func:`conv_call_form` had when the pass rewrote ``nn.conv2d`` only."""
+
+
+def _oi_layout(layout):
+    # OIHW for a 2-D kernel layout, OIDHW for a 3-D one: where [C, m, ..] -> [C*m, 1, ..] is a
+    # reshape.
+    spatial = [layout[i] for i in range(len(layout)) if layout[i] not in "OI"]
+    return "OI" + "".join(sorted(spatial, key="DHW".index))
 
 
 def canonical_weight_shape(kernel_shape, kernel_layout, multiplier):
@@ -37,7 +49,7 @@ def canonical_weight_shape(kernel_shape, kernel_layout, multiplier):
 
 def _merges_by_reshape(layout):
     # When I directly follows O, [.., C, m, ..] -> [.., C*m, 1, ..] keeps the element order, so
-    # a reshape alone does the rewrite (OIHW, HWOI).
+    # a reshape alone does the rewrite (OIHW, HWOI, OIDHW, DHWOI).
     return layout.index_of("I") == layout.index_of("O") + 1
 
 
@@ -47,11 +59,11 @@ def _canonical_constant(weight, kernel_layout, multiplier):
     new_shape = canonical_weight_shape(array.shape, kernel_layout, multiplier)
     if _merges_by_reshape(layout):
         return relay.const(array.reshape(new_shape), str(array.dtype))
-    to_oihw = tir.bijective_layout(kernel_layout, _OIHW)
-    oihw_axes = [layout.index_of(axis) for axis in _OIHW]
-    oihw = array.transpose(oihw_axes)
-    canonical = oihw.reshape([int(e) for e in to_oihw.forward_shape(new_shape)])
-    back_axes = [_OIHW.index(layout[i]) for i in range(len(layout))]
+    oi_layout = _oi_layout(layout)
+    to_oi = tir.bijective_layout(kernel_layout, oi_layout)
+    oi = array.transpose([layout.index_of(axis) for axis in oi_layout])
+    canonical = oi.reshape([int(e) for e in to_oi.forward_shape(new_shape)])
+    back_axes = [oi_layout.index(layout[i]) for i in range(len(layout))]
     return relay.const(np.ascontiguousarray(canonical.transpose(back_axes)), str(array.dtype))
 
 
@@ -60,10 +72,11 @@ def _canonical_expr(weight, kernel_shape, kernel_layout, multiplier):
     new_shape = canonical_weight_shape(kernel_shape, kernel_layout, multiplier)
     if _merges_by_reshape(layout):
         return relay.reshape(weight, new_shape)
-    to_oihw = tir.bijective_layout(kernel_layout, _OIHW)
-    oihw = relay.layout_transform(weight, kernel_layout, _OIHW)
-    oihw = relay.reshape(oihw, [int(e) for e in to_oihw.forward_shape(new_shape)])
-    return relay.layout_transform(oihw, _OIHW, kernel_layout)
+    oi_layout = _oi_layout(layout)
+    to_oi = tir.bijective_layout(kernel_layout, oi_layout)
+    oi = relay.layout_transform(weight, kernel_layout, oi_layout)
+    oi = relay.reshape(oi, [int(e) for e in to_oi.forward_shape(new_shape)])
+    return relay.layout_transform(oi, oi_layout, kernel_layout)
 
 
 def canonical_weight(weight, kernel_shape, kernel_layout, multiplier):
@@ -87,22 +100,23 @@ def _skip_reason(call):
 
 
 class _MultiplierFormRewrite(DFPatternCallback):
-    """Matches every ``nn.conv2d``; rewrites those in the multiplier form."""
+    """Matches every ``nn.conv2d`` and ``nn.conv3d``; rewrites those in the multiplier form."""
 
     def __init__(self, external_calls):
         # The module is typed before the rewrite, so `pre` keeps its checked types and its
         # identity (which the external-codegen check relies on).
         super().__init__(require_type=False, rewrite_once=True)
-        self.pattern = is_op("nn.conv2d")(wildcard(), wildcard())
+        conv2d, conv3d = (is_op(op)(wildcard(), wildcard()) for op in CONV_OPS)
+        self.pattern = conv2d | conv3d
         self.external_calls = external_calls
         self.rewritten = {}
         self.count = 0
 
     def callback(self, pre, post, node_map):
-        form = conv2d_call_form(pre)
+        form = conv_call_form(pre)
         if form.kind != MULTIPLIER:
             return post
-        span = f"nn.conv2d {pre.attrs.data_layout}/{pre.attrs.kernel_layout}"
+        span = f"{pre.op.name} {pre.attrs.data_layout}/{pre.attrs.kernel_layout}"
         reason = "inside a function for an external codegen" if pre in self.external_calls else (
             _skip_reason(pre)
         )
@@ -180,17 +194,20 @@ class _CanonicalizeDepthwise:
 
 
 def CanonicalizeDepthwise():  # pylint: disable=invalid-name
-    """Rewrite depthwise ``nn.conv2d`` from the channel-multiplier form to the canonical form.
+    """Rewrite depthwise ``nn.conv2d``/``nn.conv3d`` from the multiplier to the canonical form.
 
     A depthwise convolution with channel multiplier ``m`` over ``C`` input channels
     (``groups == C``, ``channels == C*m``) reaches Relay with its weight in one of two forms.
     In OIHW terms the multiplier form is ``[C, m, kH, kW]`` (TFLite, Keras, TensorFlow) and the
     canonical grouped form is ``[C*m, 1, kH, kW]`` (ONNX, PyTorch, and every grouped
-    convolution). This pass rewrites every convolution in the multiplier form, in any data
-    layout and any unpacked kernel layout, to the canonical form with identical results, so
-    that one strategy serves every depthwise convolution. A constant weight becomes a new
-    constant; any other weight is reshaped in the graph (``FoldConstant`` folds it once it is
-    bound). Everything else is left unchanged, as are functions for an external codegen.
+    convolution); in OIDHW terms ``[C, m, kD, kH, kW]`` and ``[C*m, 1, kD, kH, kW]``. This pass
+    rewrites every convolution in the multiplier form, in any data layout and any unpacked
+    kernel layout, to the canonical form with identical results, so that one strategy serves
+    every depthwise 2-D convolution, and so that a 3-D one computes ``C*m`` output channels at
+    all (stock TVM 0.19 type-checks the multiplier form of ``nn.conv3d``, then computes ``C``).
+    A constant weight becomes a new constant; any other weight is reshaped in the graph
+    (``FoldConstant`` folds it once it is bound). Everything else is left unchanged, as are
+    functions for an external codegen.
 
     Returns
     -------

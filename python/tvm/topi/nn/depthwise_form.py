@@ -1,4 +1,8 @@
-"""Which form a 2-D convolution's weight is in: the one place that answers "is this depthwise"."""
+"""Which form a convolution's weight is in: the one place that answers "is this depthwise".
+
+2-D and 3-D convolutions alike; the forms are stated in OIHW terms, with ``kD`` in front of
+``kH, kW`` for 3-D (OIDHW).
+"""
 from dataclasses import dataclass
 
 import tvm
@@ -13,8 +17,8 @@ OTHER = "other"
 
 
 @dataclass(frozen=True)
-class Conv2DForm:
-    """What a 2-D convolution is, in OIHW terms.
+class ConvForm:
+    """What a convolution is, in OI+spatial terms (OIHW, OIDHW).
 
     Attributes
     ----------
@@ -36,6 +40,10 @@ class Conv2DForm:
         return self.kind != OTHER
 
 
+Conv2DForm = ConvForm
+"""The name this class had when only 2-D convolutions were asked about."""
+
+
 def _static(extent):
     if isinstance(extent, int):
         return extent
@@ -50,50 +58,82 @@ def is_primal_layout(layout):
     return all(layout[i].isupper() for i in range(len(layout)))
 
 
-def conv2d_form(data_shape, data_layout, kernel_shape, kernel_layout, groups):
-    """Classify a 2-D convolution by its data and weight shapes.
+def _primal_axes(layout):
+    return [layout[i] for i in range(len(layout)) if layout[i].isupper()]
+
+
+def conv_form(data_shape, data_layout, kernel_shape, kernel_layout, groups, spatial_dims=None):
+    """Classify a convolution of any dimension (``nn.conv2d``, ``nn.conv3d``) by its shapes.
+
+    The question is asked in NC+spatial / OI+spatial terms (``NCHW``/``OIHW`` for 2-D,
+    ``NCDHW``/``OIDHW`` for 3-D): the spatial axes are the data layout's primal axes other
+    than ``N`` and ``C``, and the kernel layout must hold ``O``, ``I`` and the same ones.
 
     Parameters
     ----------
     data_shape, kernel_shape : sequence of int or PrimExpr
         Shapes in ``data_layout`` and ``kernel_layout``.
     data_layout, kernel_layout : str
-        Any layout convertible to ``NCHW`` / ``OIHW`` (packed layouts included).
+        Any layouts convertible to ``NC``/``OI`` followed by the spatial axes (packed layouts
+        such as ``NCHW16c`` included).
     groups : int
         The convolution's ``groups`` attribute.
+    spatial_dims : int, optional
+        Answer :data:`OTHER` unless the convolution has this many spatial axes.
 
     Returns
     -------
-    form : Conv2DForm
+    form : ConvForm
     """
     groups = int(groups)
     if groups <= 1:
-        return Conv2DForm(OTHER, "groups == 1: an ordinary convolution")
-    try:
-        _, channels, _, _ = tir.bijective_layout(data_layout, "NCHW").forward_shape(data_shape)
-        kernel_o, kernel_i, _, _ = tir.bijective_layout(kernel_layout, "OIHW").forward_shape(
-            kernel_shape
+        return ConvForm(OTHER, "groups == 1: an ordinary convolution")
+    data_axes = _primal_axes(tir.layout(data_layout))
+    kernel_axes = _primal_axes(tir.layout(kernel_layout))
+    spatial = [axis for axis in data_axes if axis not in "NC"]
+    wanted = f"{spatial_dims}-D " if spatial_dims is not None else ""
+    if (
+        sorted(data_axes) != sorted(["N", "C"] + spatial)
+        or sorted(kernel_axes) != sorted(["O", "I"] + spatial)
+        or (spatial_dims is not None and len(spatial) != spatial_dims)
+    ):
+        return ConvForm(
+            OTHER, f"layouts {data_layout}/{kernel_layout} are not {wanted}NC.../OI... layouts"
         )
+    spatial = "".join(spatial)
+    try:
+        channels = tir.bijective_layout(data_layout, "NC" + spatial).forward_shape(data_shape)[1]
+        kernel_o, kernel_i = tir.bijective_layout(kernel_layout, "OI" + spatial).forward_shape(
+            kernel_shape
+        )[:2]
     except tvm.TVMError:
-        return Conv2DForm(OTHER, f"layouts {data_layout}/{kernel_layout} are not 2-D NCHW/OIHW")
+        return ConvForm(OTHER, f"shapes do not match layouts {data_layout}/{kernel_layout}")
     channels, kernel_o, kernel_i = (_static(e) for e in (channels, kernel_o, kernel_i))
     if None in (channels, kernel_o, kernel_i):
-        return Conv2DForm(OTHER, "symbolic channel extent")
+        return ConvForm(OTHER, "symbolic channel extent")
     if channels != groups:
-        return Conv2DForm(OTHER, f"grouped convolution: groups {groups} != in_channels {channels}")
+        return ConvForm(OTHER, f"grouped convolution: groups {groups} != in_channels {channels}")
+    window = ", ".join(f"k{axis}" for axis in spatial)
     if kernel_i == 1 and kernel_o % groups == 0:
-        return Conv2DForm(
-            CANONICAL, "weight already [C*m, 1, kH, kW]", channels, kernel_o // groups
+        return ConvForm(
+            CANONICAL, f"weight already [C*m, 1, {window}]", channels, kernel_o // groups
         )
     if kernel_o == groups and kernel_i > 1:
-        return Conv2DForm(MULTIPLIER, f"weight [C, m, kH, kW] with m={kernel_i}", channels, kernel_i)
-    return Conv2DForm(
+        return ConvForm(
+            MULTIPLIER, f"weight [C, m, {window}] with m={kernel_i}", channels, kernel_i
+        )
+    return ConvForm(
         OTHER, f"weight O={kernel_o}, I={kernel_i} fits neither depthwise form for C={channels}"
     )
 
 
+def conv2d_form(data_shape, data_layout, kernel_shape, kernel_layout, groups):
+    """:func:`conv_form` for 2-D convolutions (layouts convertible to ``NCHW``/``OIHW``)."""
+    return conv_form(data_shape, data_layout, kernel_shape, kernel_layout, groups, spatial_dims=2)
+
+
 def is_depthwise(data_shape, data_layout, kernel_shape, kernel_layout, groups):
-    """True for a depthwise convolution with its weight in the canonical grouped form.
+    """True for a depthwise 2-D convolution with its weight in the canonical grouped form.
 
     Every depthwise dispatch of this patch asks this; the multiplier form answers False, since
     :func:`tvm.relay.transform.CanonicalizeDepthwise` rewrites it before dispatch.
