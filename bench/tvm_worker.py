@@ -5,7 +5,11 @@ For a workload it builds three inputs with ``relay.build`` at ``opt_level=3`` on
 
 * ``mult``:   NCHW ``nn.conv2d``, multiplier-form weight ``[C, m, kh, kw]`` as a constant;
 * ``canon``:  the same with the canonical weight ``[C*m, 1, kh, kw]``;
-* ``tflite``: ``relay.frontend.from_tflite`` of ``bench/models/<name>.tflite`` (NHWC).
+* ``tflite``: ``relay.frontend.from_tflite`` of ``bench/models/<name>.tflite`` (NHWC);
+* ``packed``: ``nn.contrib_depthwise_conv2d_NCHWc``, input and output packed NCHW{b}c and the
+  canonical weight packed OIHW1i{b}o, ``b`` the largest divisor of C up to the target's lanes
+  (16 on AVX-512, 8 on AVX2): the layer as it sits between packed neighbours in a network
+  that x86 alter-layout packed (stock TVM: ``depthwise_conv2d_NCHWc``).
 
 Each output is checked against the NumPy reference. Whether the project's pass is active is
 up to the environment (``TVM_CANONICALIZE_DEPTHWISE=0`` gives stock TVM); this file does not
@@ -41,7 +45,7 @@ from timing import settle  # noqa: E402
 from workloads import BY_NAME  # noqa: E402
 
 MODELS_DIR = os.path.join(HERE, "models")
-KINDS = ("mult", "canon", "tflite")
+KINDS = ("mult", "canon", "tflite", "packed")
 
 
 def relay_conv(wl, weight):
@@ -52,6 +56,30 @@ def relay_conv(wl, weight):
                           padding=wl.pads, dilation=(wl.dilation, wl.dilation),
                           groups=wl.C, channels=wl.C * wl.m, kernel_size=(wl.kh, wl.kw))
     return IRModule.from_expr(relay.Function([data], out))
+
+
+def channel_block(channels, lanes):
+    """The largest divisor of ``channels`` up to ``lanes``: x86's block for a packed layer."""
+    return next(b for b in range(min(channels, lanes), 0, -1) if channels % b == 0)
+
+
+def packed_module(wl, target):
+    """``(mod, block)``: the packed layer (see ``packed`` above) with a constant weight."""
+    import tvm
+    from tvm import IRModule, relay
+    from tvm.target.x86 import get_simd_32bit_lanes
+    with tvm.target.Target(target):
+        block = channel_block(wl.C, get_simd_32bit_lanes())
+    out_c = wl.C * wl.m
+    weight = wl.weight_canonical().reshape(out_c // block, block, 1, wl.kh, wl.kw)
+    weight = np.ascontiguousarray(weight.transpose(0, 2, 3, 4, 1))[:, :, :, :, None, :]
+    data = relay.var("data", shape=(1, wl.C // block, wl.H, wl.W, block), dtype="float32")
+    out = relay.nn.contrib_depthwise_conv2d_nchwc(
+        data, relay.const(weight), strides=(wl.stride, wl.stride), padding=wl.pads,
+        dilation=(wl.dilation, wl.dilation), groups=wl.C, channels=out_c,
+        kernel_size=(wl.kh, wl.kw), data_layout=f"NCHW{block}c",
+        kernel_layout=f"OIHW1i{block}o", out_layout=f"NCHW{block}c")
+    return IRModule.from_expr(relay.Function([data], out)), block
 
 
 def tflite_module(wl):
@@ -78,6 +106,11 @@ def build(kind, wl, target, expected, slice_ms):
     if kind == "tflite":
         mod, params, input_name = tflite_module(wl)
         x = wl.input_nhwc()
+    elif kind == "packed":
+        mod, block = packed_module(wl, target)
+        params, input_name = None, "data"
+        x = wl.input_nchw().reshape(1, wl.C // block, block, wl.H, wl.W).transpose(0, 1, 3, 4, 2)
+        x = np.ascontiguousarray(x)
     else:
         weight = wl.weight_multiplier() if kind == "mult" else wl.weight_canonical()
         mod, params, input_name, x = relay_conv(wl, weight), None, "data", wl.input_nchw()
@@ -95,6 +128,8 @@ def build(kind, wl, target, expected, slice_ms):
     out = gmod.get_output(0).numpy()
     if kind == "tflite":
         out = out.transpose(0, 3, 1, 2)
+    elif kind == "packed":
+        out = out.transpose(0, 1, 4, 2, 3).reshape(expected.shape)
     ok, err = check(out, expected)
 
     probe = gmod.module.time_evaluator("run", dev, number=10, repeat=3)

@@ -66,12 +66,14 @@ def _worker(seed, examples, out_path):
         failing.clear()
         try:
             run()
-        except Exception:  # pylint: disable=broad-except
-            if failing:
-                case, error = failing[-1]
-                stats["failures"].append({"seed": current, "case": case, "error": error})
-                print(f"[seed {seed}] FAILURE {case}\n  {error[:500]}", file=sys.stderr,
-                      flush=True)
+        except Exception as error:  # pylint: disable=broad-except
+            case, message = failing[-1] if failing else (
+                "(none)", f"{type(error).__name__}: {str(error)[:2000]}")
+            stats["failures"].append({"seed": current, "case": case, "error": message})
+            print(f"[seed {seed}] FAILURE {case}\n  {message[:500]}", file=sys.stderr,
+                  flush=True)
+            if len(stats["failures"]) > 20:
+                break  # something is broken wholesale: no point drawing more
             current += 1_000_003  # a fresh stream of examples
             continue
         break

@@ -10,18 +10,11 @@ import tvm.testing
 from tvm import relay
 from tvm.contrib import graph_executor
 from tvm.relay.backend import vm
-from tvm.target.x86 import get_simd_32bit_lanes
 from tvm_canonicalize_depthwise import ENV_VAR
 from tvm_canonicalize_depthwise import reference as ref
 
 TARGET = tvm.target.Target(f"llvm -mcpu={tvm.target.codegen.llvm_get_system_cpu()}")
 ARM_TARGET = "llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon"
-# the alter-layout rule depends on the vector width: both widths are checked on any host
-# (optimizing only); what runs is built for the host
-AVX512_TARGET = tvm.target.Target("llvm -mcpu=skylake-avx512")
-AVX2_TARGET = tvm.target.Target("llvm -mcpu=haswell")
-with TARGET:
-    HOST_LANES = get_simd_32bit_lanes()
 CHANNELS, MULT = 4, 3
 
 
@@ -202,122 +195,6 @@ def test_dispatch_is_one_implementation_for_both_forms(data_layout, kernel_layou
         for weight in (_weight(), ref.multiplier_to_canonical(_weight()))
     }
     assert names == {"depthwise_conv2d_canonical.x86"}
-
-
-def _altered_ops(mod, target=TARGET):
-    with tvm.transform.PassContext(opt_level=3):
-        optimized, _ = relay.optimize(mod, target=target)
-    ops = []
-    relay.analysis.post_order_visit(
-        optimized["main"],
-        lambda n: ops.append((n.op.name, n.attrs.kernel_layout))
-        if isinstance(n, relay.Call) and "conv2d" in getattr(n.op, "name", "") else None,
-    )
-    return ops
-
-
-def _canonical_module(channels, mult, height, stride, kernel=3):
-    rng = np.random.default_rng(mult)
-    data = rng.uniform(-1, 1, (1, channels, height, height)).astype("float32")
-    canonical = rng.uniform(-1, 1, (channels * mult, 1, kernel, kernel)).astype("float32")
-    pad = kernel // 2
-    x = relay.var("x", shape=data.shape)
-    y = relay.nn.conv2d(x, relay.const(canonical), channels=channels * mult, groups=channels,
-                        kernel_size=(kernel, kernel), padding=(pad, pad),
-                        strides=(stride, stride))
-    mod = tvm.IRModule.from_expr(relay.Function([x], relay.nn.relu(y)))
-    expected = np.maximum(
-        ref.depthwise_conv2d_nchw(data, canonical, (stride,) * 2, (pad,) * 4), 0
-    )
-    return mod, data, expected
-
-
-def _check_build(mod, data, expected):
-    with tvm.transform.PassContext(opt_level=3):
-        lib = relay.build(mod, target=TARGET)
-    module = graph_executor.GraphModule(lib["default"](tvm.cpu()))
-    module.run(x=data)
-    tvm.testing.assert_allclose(module.get_output(0).numpy(), expected, rtol=1e-4, atol=1e-4)
-
-
-def _packed(lanes=HOST_LANES):
-    return [("nn.contrib_depthwise_conv2d_NCHWc", f"OIHW1i{lanes}o")]
-
-
-PACKED = _packed()
-
-
-@pytest.mark.parametrize(
-    "height,stride,kernel,packed_avx512,packed_avx2",
-    [(16, 2, 5, True, False), (8, 1, 5, True, False), (14, 2, 5, True, True),
-     (7, 1, 5, True, True), (12, 1, 5, False, False), (40, 1, 5, False, False),
-     (56, 2, 5, False, False), (64, 2, 3, False, False), (12, 1, 3, False, False),
-     (7, 1, 3, False, False), (14, 2, 3, False, False)],
-)
-def test_alter_layout_packs_untuned_by_workload(
-    height, stride, kernel, packed_avx512, packed_avx2
-):
-    mod, data, expected = _canonical_module(16, 1, height, stride, kernel)
-    assert (_altered_ops(mod, AVX512_TARGET) == _packed(16)) == packed_avx512
-    assert (_altered_ops(mod, AVX2_TARGET) == _packed(8)) == packed_avx2
-    _check_build(mod, data, expected)
-
-
-@pytest.mark.parametrize("packed_faster", [True, False])
-@pytest.mark.parametrize("mult", [1, 2, 3])
-def test_alter_layout_follows_tuned_costs_and_packs_any_multiplier_as_depthwise(
-    tmp_path, mult, packed_faster
-):
-    from tvm import autotvm
-    from tvm.topi.x86.depthwise_conv2d_canonical_alter_op import _packed_workload
-
-    mod, data, expected = _canonical_module(16, mult, 12, 1)
-    (task,) = autotvm.task.extract_from_program(mod["main"], params={}, target=TARGET)
-    assert task.name == "depthwise_conv2d_canonical.x86"
-    (_, (_, data_shape, dtype), (_, kernel_shape, _), strides, padding, dilation, _, _,
-     out_dtype) = task.workload
-    packed_args = (
-        ("TENSOR", (1, data_shape[1] // HOST_LANES, *data_shape[2:], HOST_LANES), dtype),
-        ("TENSOR", (kernel_shape[0] // HOST_LANES, 1, *kernel_shape[2:], 1, HOST_LANES), dtype),
-        strides, padding, dilation, f"NCHW{HOST_LANES}c", f"OIHW1i{HOST_LANES}o", out_dtype,
-    )
-    packed_task = autotvm.task.create(task.name, args=packed_args, target=TARGET)
-    assert packed_task.workload == _packed_workload(task.workload, HOST_LANES)
-    # a log measuring both: the faster one decides (untuned, this workload stays NCHW)
-    log = tmp_path / "tuned.log"
-    records = []
-    for each, cost in ((task, 2e-5 if packed_faster else 1e-5),
-                       (packed_task, 1e-5 if packed_faster else 2e-5)):
-        result = autotvm.MeasureResult((cost,), 0, 0.1, 0)
-        records.append(autotvm.record.encode(
-            autotvm.MeasureInput(TARGET, each, each.config_space.get(0)), result))
-    log.write_text("\n".join(records) + "\n")
-    assert _altered_ops(mod) != PACKED
-    with autotvm.apply_history_best(str(log)):
-        assert (_altered_ops(mod) == PACKED) == packed_faster
-        _check_build(mod, data, expected)
-
-
-def test_alter_layout_ignores_a_log_with_one_side(tmp_path):
-    from tvm import autotvm
-
-    mod, _, _ = _canonical_module(16, 1, 7, 1, kernel=5)  # untuned: packs
-    (task,) = autotvm.task.extract_from_program(mod["main"], params={}, target=TARGET)
-    log = tmp_path / "tuned.log"
-    log.write_text(autotvm.record.encode(
-        autotvm.MeasureInput(TARGET, task, task.config_space.get(0)),
-        autotvm.MeasureResult((1e-6,), 0, 0.1, 0)) + "\n")
-    with autotvm.apply_history_best(str(log)):
-        assert _altered_ops(mod) == PACKED
-
-
-def test_alter_layout_stock_with_patch_off(monkeypatch):
-    monkeypatch.setenv(ENV_VAR, "0")
-    x = relay.var("x", shape=(1, 16, 16, 16))
-    y = relay.nn.conv2d(x, relay.const(np.ones((32, 1, 3, 3), "float32")), channels=32,
-                        groups=16, kernel_size=(3, 3), padding=(1, 1), strides=(2, 2))
-    ops = _altered_ops(tvm.IRModule.from_expr(relay.Function([x], y)))
-    assert ops and ops[0][0] != "nn.contrib_depthwise_conv2d_NCHWc", ops
 
 
 # nn.conv3d: the pass canonicalizes the multiplier form, and the conv3d legalization

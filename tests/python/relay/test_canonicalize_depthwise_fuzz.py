@@ -1,24 +1,29 @@
 """Differential fuzzing of depthwise conv2d (bounded, reproducible) and the bugs it found."""
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 
 from depthwise_fuzz import RUNNABLE, Case, cases, check_case
 
-# CI's share of the campaign: reproducible (derandomized), bounded. The extended campaign is
-# tests/scripts/fuzz_depthwise.py.
+# CI's share of the campaign, bounded and reproducible: fixed seeds, in shards that the test
+# runner's workers (pytest -n) share out. The extended campaign is tests/scripts/fuzz_depthwise.py.
 CI_EXAMPLES = 300
+SHARDS = 4
 
 
-@settings(
-    max_examples=CI_EXAMPLES,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
-@given(cases())
-def test_random_depthwise_convs_match_numpy_and_build_wherever_stock_does(case):
-    check_case(case)
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_random_depthwise_convs_match_numpy_and_build_wherever_stock_does(shard):
+    @seed(shard)
+    @settings(
+        max_examples=CI_EXAMPLES // SHARDS,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(cases())
+    def example(case):
+        check_case(case)
+
+    example()
 
 
 def test_the_host_runs_what_the_fuzzer_builds():

@@ -448,34 +448,6 @@ def schedule_depthwise_conv2d_canonical(cfg, outs):
     return schedule_depthwise_conv2d_canonical_cpu(cfg, outs, lanes, 32 if lanes == 16 else 16)
 
 
-def prefers_packed_channels(in_channels, multiplier, kernel_width, out_width, lanes):
-    """Whether an NCHW depthwise convolution runs faster packed into NCHW{lanes}c.
-
-    The NCHW schedule vectorizes along output width, which wastes lanes on narrow outputs; the
-    packed schedule vectorizes along channels but pays for two layout transforms (each about
-    as long as the convolution on small planes, and the part most slowed when the machine's
-    memory is busy) and, for ``m > 1``, for upsampling channels. Measured end to end with
-    ``bench/pack_choice.py``:
-
-    * AVX-512 (16 lanes): packing wins (1.1-1.5x) only where the kernel is 5 wide or more and
-      the output at most half a vector wide (7x7 outputs); the NCHW schedule wins by 1.1x on
-      3x3 layers with 7x7 outputs and on 5x5 ones with 14x14, by 1.4-2.2x on the other 3x3
-      layers up to 28x28 and on 5x5 layers with 28 output columns.
-    * AVX2 (8 lanes): packing wins only where the kernel is 5 wide or more and the output
-      narrower than a vector (packed/NCHW 0.70-0.72 on the 5x5 layers with 7x7 outputs). The
-      NCHW schedule, with its rows in whole vectors and its strided rows split by shuffles,
-      wins on the 5x5 layers with 28 output columns (packed/NCHW 1.13-1.62), on the 3x3
-      layers with 7x7 outputs (1.06-1.19) and on the 3x3 layers with wider outputs; the 5x5
-      layer with 14x14 outputs is a tie (0.96-1.27), left unpacked.
-    * Every multiplier workload measured slower packed, on both.
-
-    Whole channel blocks are required.
-    """
-    if in_channels % lanes or multiplier != 1 or kernel_width < 5:
-        return False
-    return out_width < lanes if lanes <= 8 else 2 * out_width <= lanes
-
-
 def _largest_divisor(extent, limit):
     """The largest divisor of ``extent`` that is at most ``limit`` (at least 1)."""
     for factor in range(min(extent, max(limit, 1)), 0, -1):

@@ -1,95 +1,50 @@
-"""x86 alter-layout for canonical depthwise conv2d: NCHW to NCHW{b}c where packing wins."""
-import numpy as np
-
-import tvm
-from tvm import autotvm, relay
+"""x86 alter-layout for canonical depthwise conv2d: NCHW to NCHW{b}c, with its neighbours' block."""
+from tvm import relay
 from tvm.target.x86 import get_simd_32bit_lanes
 
 from ..nn import conv2d_alter_layout
 from ..nn.depthwise_form import CANONICAL, conv2d_form
 from ..utils import get_const_tuple
 from . import conv2d_alter_op as _stock
-from .depthwise_conv2d_canonical import prefers_packed_channels
 
 
-def _packed_workload(workload, lanes):
-    """The workload of the same convolution packed into NCHW{lanes}c / OIHW1i{lanes}o."""
-    name, (_, data_shape, data_dtype), (_, kernel_shape, kernel_dtype), *rest = workload
-    strides, padding, dilation, _, kernel_layout, out_dtype = rest
-    batch, channels, height, width = data_shape
-    out_channels, _, kernel_h, kernel_w = get_const_tuple(
-        tvm.tir.bijective_layout(kernel_layout, "OIHW").forward_shape(kernel_shape)
-    )
-    return (
-        name,
-        ("TENSOR", (batch, channels // lanes, height, width, lanes), data_dtype),
-        ("TENSOR", (out_channels // lanes, 1, kernel_h, kernel_w, 1, lanes), kernel_dtype),
-        strides,
-        padding,
-        dilation,
-        f"NCHW{lanes}c",
-        f"OIHW1i{lanes}o",
-        out_dtype,
-    )
+def channel_block(channels, lanes):
+    """The channel block of a packed layer of ``channels``: their largest divisor up to ``lanes``.
 
-
-def _tuned_choice(attrs, tinfos, out_type, lanes):
-    """Whether the tuning log measured the packed convolution faster than the NCHW one.
-
-    None unless a log (``autotvm.apply_history_best``) holds both workloads. The layout
-    transforms are not in either measurement; a log with only one of them says nothing about
-    the other, so the workload rule decides.
+    It is the block x86's untuned rules give every packed conv2d (``tile_ic``/``tile_oc`` of
+    conv2d_NCHWc and depthwise_conv2d_NCHWc), so a depthwise convolution packed with it meets
+    its neighbours in the layout they produce and read.
     """
-    target = tvm.target.Target.current(allow_none=False)
-    context = autotvm.task.DispatchContext.current
-    best = getattr(context, "best_by_targetkey", None)
-    if not best:
-        return None
-    _, outs = relay.backend.te_compiler.select_implementation(
-        relay.op.get("nn.conv2d"), attrs, tinfos, out_type, target
-    )
-    workload = autotvm.task.get_workload(outs)
-    if workload is None or workload[0] != "depthwise_conv2d_canonical.x86":
-        return None
-    costs = []
-    for candidate in (workload, _packed_workload(workload, lanes)):
-        record = next(
-            (best[(key, candidate)] for key in target.keys if (key, candidate) in best), None
-        )
-        if record is None:
-            return None
-        costs.append(np.mean([float(c) for c in record[1].costs]))
-    return costs[1] < costs[0]
+    for block in range(min(channels, lanes), 0, -1):
+        if channels % block == 0:
+            return block
+    return 1
 
 
-def packed_depthwise_layouts(attrs, tinfos, out_type, lanes):
+def packed_depthwise_layouts(attrs, tinfos, lanes):
     """The (data, kernel) layouts to pack a canonical depthwise NCHW conv2d into, or None.
 
-    A tuning log holding both the NCHW and the packed convolution decides by their measured
-    times; otherwise the workload does (:func:`prefers_packed_channels`). Any multiplier
-    packs as depthwise.
+    A layer's layout follows its network's, not its own speed alone: where x86 packs a network
+    into NCHW{b}c, every layout change between two convolutions costs a ``layout_transform``
+    of the whole tensor, often as long as a depthwise convolution itself. So the rule is stock
+    TVM's, which is consistent along a chain: ``m = 1`` packs with :func:`channel_block` (as
+    stock packs depthwise_conv2d_NCHWc); ``m > 1`` stays NCHW (stock packs no such convolution)
+    and so costs no transform that stock TVM does not have either. The kernel may be in any
+    layout: AlterOpLayout transforms it (once, at build time, for a constant).
     """
     data_shape, kernel_shape = (get_const_tuple(t.shape) for t in tinfos)
     if attrs.data_layout != "NCHW":
         return None
     form = conv2d_form(data_shape, "NCHW", kernel_shape, attrs.kernel_layout, attrs.groups)
-    if form.kind != CANONICAL or form.in_channels % lanes:
+    if form.kind != CANONICAL or form.multiplier != 1:
         return None
-    pack = _tuned_choice(attrs, tinfos, out_type, lanes)
-    if pack is None:
-        pack = prefers_packed_channels(
-            form.in_channels,
-            form.multiplier,
-            kernel_shape[tvm.tir.layout(attrs.kernel_layout).index_of("W")],
-            get_const_tuple(out_type.shape)[3],
-            lanes,
-        )
-    return (f"NCHW{lanes}c", f"OIHW1i{lanes}o") if pack else None
+    block = channel_block(form.in_channels, lanes)
+    return f"NCHW{block}c", f"OIHW1i{block}o"
 
 
 def alter_conv2d_layout(attrs, inputs, tinfos, out_type):
-    """Pack canonical depthwise convolutions as depthwise (any multiplier); else stock x86."""
-    layouts = packed_depthwise_layouts(attrs, tinfos, out_type, get_simd_32bit_lanes())
+    """Pack canonical depthwise convolutions as stock TVM packs depthwise ones; else stock x86."""
+    layouts = packed_depthwise_layouts(attrs, tinfos, get_simd_32bit_lanes())
     if layouts is not None:
         new_attrs = {key: attrs[key] for key in attrs.keys()}
         new_attrs["data_layout"], new_attrs["kernel_layout"] = layouts
