@@ -8,8 +8,9 @@ split over ``--jobs`` worker processes with seeds ``seed``, ``seed + 1``, ...; e
 checked as in CI: the pass, patch-on builds for AVX2, AVX-512 and aarch64, NumPy on what this
 host runs, and stock TVM wherever the patch fails to build. A failing example is shrunk by
 Hypothesis, recorded, and the worker goes on with the next seed. Prints the seed, the count,
-the failures and the duration; ``--record`` writes them to a Markdown file. Exits 1 if any
-example failed, 2 on bad arguments.
+the failures and the duration; ``--record`` writes them to a Markdown file. ``--minutes``
+bounds the time: the workers then stop drawing and the report says how many were checked.
+Exits 1 if any example failed or the time ran out first, 2 on bad arguments.
 """
 import argparse
 import collections
@@ -26,8 +27,9 @@ HERE = Path(__file__).resolve().parent
 FUZZ_DIR = HERE.parent / "python" / "relay"
 
 
-def _worker(seed, examples, out_path):
-    """Run ``examples`` examples from ``seed`` on; write counts and failures to ``out_path``."""
+def _worker(seed, examples, out_path, deadline):
+    """Run ``examples`` examples from ``seed`` on, or until the epoch time ``deadline``; write
+    counts and failures to ``out_path``."""
     sys.path.insert(0, str(FUZZ_DIR))
     # pylint: disable=import-outside-toplevel
     from hypothesis import HealthCheck, given, settings
@@ -35,11 +37,14 @@ def _worker(seed, examples, out_path):
 
     import depthwise_fuzz
 
-    stats = {"examples": 0, "failures": [], "both_failed": collections.Counter(),
+    stats = {"examples": 0, "failures": [], "stopped_at_deadline": False, "both_failed": collections.Counter(),
              "built": collections.Counter(), "ran": collections.Counter()}
     failing = []
 
     def body(case):
+        if time.time() > deadline:
+            stats["stopped_at_deadline"] = True
+            return  # out of time: let Hypothesis run out its remaining draws unchecked
         try:
             outcome = depthwise_fuzz.check_case(case)
         except Exception as error:  # pylint: disable=broad-except
@@ -57,7 +62,7 @@ def _worker(seed, examples, out_path):
                   f"{len(stats['failures'])} failures", file=sys.stderr, flush=True)
 
     current = seed
-    while stats["examples"] < examples:
+    while stats["examples"] < examples and not stats["stopped_at_deadline"]:
         left = examples - stats["examples"]
         run = hypothesis_seed(current)(settings(
             max_examples=left, deadline=None, database=None,
@@ -86,7 +91,9 @@ def _parse(argv):
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=None, help="default: a random seed")
     parser.add_argument("--record", type=Path, help="write the result to this Markdown file")
-    parser.add_argument("--worker", nargs=3, metavar=("SEED", "EXAMPLES", "OUT"),
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="stop drawing examples after this long (the count is reported)")
+    parser.add_argument("--worker", nargs=4, metavar=("SEED", "EXAMPLES", "OUT", "DEADLINE"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.examples < 1 or args.jobs < 1:
@@ -100,15 +107,26 @@ def _host_cpu():
     return tvm.target.codegen.llvm_get_system_cpu()
 
 
+def _commit():
+    try:
+        return subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "(not a git checkout)"
+
+
 def _report(args, seed, stats, seconds):
     lines = [
         "# Differential fuzzing: the last extended campaign",
         "",
         f"- Command: `{' '.join(['.venv/bin/python', 'tests/scripts/fuzz_depthwise.py'] + sys.argv[1:])}`",
-        f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; host `-mcpu={_host_cpu()}`",
+        f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; host `-mcpu={_host_cpu()}`; "
+        f"project at {_commit()}",
         f"- Seed: {seed} (workers {seed} to {seed + args.jobs - 1})",
         f"- Examples: {stats['examples']}; failures: {len(stats['failures'])}; "
-        f"duration: {seconds / 60:.1f} min on {args.jobs} worker(s)",
+        f"duration: {seconds / 60:.1f} min on {args.jobs} worker(s)"
+        + (f"; stopped at the --minutes limit, short of the {args.examples} asked"
+           if stats["stopped_at_deadline"] else ""),
         f"- Builds that succeeded with the patch, per target: "
         + ", ".join(f"{k} {v}" for k, v in sorted(stats["built"].items())),
         f"- Builds checked against NumPy on this host, per target: "
@@ -134,11 +152,13 @@ def main(argv=None):
     """Run the campaign; returns the exit code."""
     args = _parse(sys.argv[1:] if argv is None else argv)
     if args.worker:
-        _worker(int(args.worker[0]), int(args.worker[1]), args.worker[2])
+        _worker(int(args.worker[0]), int(args.worker[1]), args.worker[2],
+                float(args.worker[3]))
         return 0
     seed = args.seed if args.seed is not None else random.randrange(1 << 31)
     print(f"seed {seed}: {args.examples} examples over {args.jobs} worker(s)", flush=True)
     start = time.time()
+    deadline = start + args.minutes * 60 if args.minutes else float("inf")
     env = {**os.environ, "TOPHUB_LOCATION": "NONE", "TVM_NUM_THREADS": "1"}
     env.pop("TVM_CANONICALIZE_DEPTHWISE", None)
     with tempfile.TemporaryDirectory() as scratch:
@@ -147,12 +167,12 @@ def main(argv=None):
         workers = [
             (Path(scratch) / f"worker{i}.json", subprocess.Popen(
                 [sys.executable, __file__, "--worker", str(seed + i), str(share),
-                 str(Path(scratch) / f"worker{i}.json")],
+                 str(Path(scratch) / f"worker{i}.json"), str(deadline)],
                 env=env, stdout=subprocess.DEVNULL,
             ))
             for i, share in enumerate(shares) if share
         ]
-        total = {"examples": 0, "failures": [], "both_failed": collections.Counter(),
+        total = {"examples": 0, "failures": [], "stopped_at_deadline": False, "both_failed": collections.Counter(),
                  "built": collections.Counter(), "ran": collections.Counter()}
         for out, process in workers:
             if process.wait() != 0 or not out.exists():
@@ -162,6 +182,7 @@ def main(argv=None):
             stats = json.loads(out.read_text())
             total["examples"] += stats["examples"]
             total["failures"] += stats["failures"]
+            total["stopped_at_deadline"] |= stats["stopped_at_deadline"]
             for key in ("both_failed", "built", "ran"):
                 total[key].update(stats[key])
     seconds = time.time() - start
@@ -169,7 +190,7 @@ def main(argv=None):
     print(report)
     if args.record:
         args.record.write_text(report)
-    return 1 if total["failures"] else 0
+    return 1 if total["failures"] or total["stopped_at_deadline"] else 0
 
 
 if __name__ == "__main__":
