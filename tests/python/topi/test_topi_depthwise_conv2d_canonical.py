@@ -1,4 +1,15 @@
-"""The CPU templates of depthwise conv2d on canonical weights: numerics, fallback, tuning, ARM."""
+"""The CPU templates of depthwise conv2d on canonical weights: numerics, fallback, tuning, ARM.
+
+Every test of a schedule decision names its target, never the host's: the AVX2 one (``znver3``:
+8 lanes, 16 vector registers) or the AVX-512 one (``znver5``: 16 lanes, 32 registers), and
+takes both where the decision depends on the vector width, so that it holds on either kind of
+host. They assert properties any good configuration has on that target (outputs match NumPy,
+vectors of whole lanes, multiply-adds fed from registers, tasks for both threads, a point of
+the tuning space, a tuned configuration honoured), not the untuned fallback's tile sizes.
+Built code runs only where the host executes the target's instructions (``_runs_here``): an
+AVX-512 build on an AVX-512 host, an AVX2 build on both; elsewhere the AVX-512 checks are
+compile-only and the numerics run on the AVX2 build (``_runnable``).
+"""
 import os
 
 os.environ["TOPHUB_LOCATION"] = "NONE"
@@ -17,12 +28,87 @@ from tvm.target.x86 import get_simd_32bit_lanes
 from tvm.topi.nn.utils import get_pad_tuple
 from tvm.topi.x86 import depthwise_conv2d_canonical as x86_dw
 
-TARGET = tvm.target.Target(f"llvm -mcpu={tvm.target.codegen.llvm_get_system_cpu()}")
-AVX2_TARGET = tvm.target.Target("llvm -mcpu=haswell")
-# decisions that depend on the vector width are checked for both widths on any host (they
-# lower without running); numerics always run on the host
-AVX512_TARGET = tvm.target.Target("llvm -mcpu=skylake-avx512")
+# the project's two kinds of machine (see test_targets_have_the_vector_widths_assumed)
+AVX2_TARGET = tvm.target.Target("llvm -mcpu=znver3")
+AVX512_TARGET = tvm.target.Target("llvm -mcpu=znver5")
 ARM_TARGET = tvm.target.Target("llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon")
+X86_TARGETS = {"avx2": AVX2_TARGET, "avx512": AVX512_TARGET}
+BOTH = [pytest.param(target, id=name) for name, target in X86_TARGETS.items()]
+
+# the level-1 data cache of a core, the smaller of the two (32 KiB on Zen 3 and Zen 4)
+_L1_BYTES = 32 * 1024
+
+
+def _host_flags():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+_HOST_FLAGS = _host_flags()
+# The vector extensions the built convolutions use, named alike by LLVM and /proc/cpuinfo:
+# float vectors, FMA, F16C and AVX-512 F/BW/DQ/VL (the assembly of every dtype here has no
+# instruction of znver5's other extensions, such as AVX-VNNI or VP2INTERSECT).
+_VECTOR_FEATURES = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512dq", "avx512vl")
+
+
+def _runs_here(target):
+    """Whether this host executes the vector instructions of code built for ``target``."""
+    features = set(tvm.target.codegen.llvm_get_cpu_features(target))
+    return all(flag in _HOST_FLAGS for flag in _VECTOR_FEATURES if flag in features)
+
+
+def _runnable(target):
+    """``target`` where the host runs its code, else the AVX2 target (runs on both kinds)."""
+    return target if _runs_here(target) else AVX2_TARGET
+
+
+# numerics-only tests: the wider of the two targets that this host runs
+RUN_TARGET = _runnable(AVX512_TARGET)
+
+
+def _lanes(target):
+    with target:
+        return get_simd_32bit_lanes()
+
+
+def _registers(target):
+    """Vector registers of the target: 32 with AVX-512, 16 with AVX2."""
+    return 32 if "avx512f" in set(tvm.target.codegen.llvm_get_cpu_features(target)) else 16
+
+
+def _on_both(cases, known=None):
+    """Each case on both x86 targets (first argument), as ``pytest.param``.
+
+    ``known`` maps ``(target name,) + case`` to the reason of a known failure of the fallback:
+    such a case is a strict xfail, which turns red once the fallback is fixed.
+    """
+    known = known or {}
+    params = []
+    for case in cases:
+        case = case if isinstance(case, tuple) else (case,)
+        for name, target in X86_TARGETS.items():
+            reason = known.get((name,) + case)
+            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+            ident = "-".join([name] + [str(value).replace(" ", "") for value in case])
+            params.append(pytest.param(target, *case, marks=marks, id=ident))
+    return params
+
+
+# known failures of the untuned fallback (to be fixed by its rework, not by these tests)
+SPILLS_ON_AVX512 = (
+    "the untuned fallback spills on AVX-512: multiply-adds read the stack (its rules were "
+    "measured on AVX2)"
+)
+OUTSIDE_SPACE = (
+    "the untuned fallback takes more than 16 blocks of rows a task, past the max_factor of "
+    "16 of the tile_h split: a point that tuning cannot reach or log"
+)
 
 
 def _inputs(channels, height, width, multiplier, kernel, dtype):
@@ -37,6 +123,10 @@ def _inputs(channels, height, width, multiplier, kernel, dtype):
     return data, weight
 
 
+# the _check calls done this session
+_CHECKED = set()
+
+
 def _check(
     data_layout,
     kernel_layout,
@@ -49,9 +139,15 @@ def _check(
     dilation=(1, 1),
     dtype="float32",
     out_dtype=None,
-    target=TARGET,
+    target=RUN_TARGET,
 ):
-    """Build the x86 template (fallback config) with te and compare it with NumPy."""
+    """Build the x86 template (fallback config) for ``target`` and compare it with NumPy
+    (once a session: several tests check the numerics of the same build)."""
+    assert _runs_here(target), f"this host cannot run code built for {target}"
+    key = (data_layout, kernel_layout, channels, size, multiplier, kernel, strides, padding,
+           dilation, dtype, out_dtype, str(target))
+    if key in _CHECKED:
+        return
     out_dtype = out_dtype or dtype
     data_nchw, weight_oihw = _inputs(channels, *size, multiplier, kernel, dtype)
     data_np = ref.to_layout(data_nchw, "NCHW", data_layout)
@@ -81,6 +177,17 @@ def _check(
         rtol=tolerance,
         atol=tolerance,
     )
+    _CHECKED.add(key)
+
+
+@pytest.mark.parametrize("target,lanes", [(AVX2_TARGET, 8), (AVX512_TARGET, 16)],
+                         ids=["avx2", "avx512"])
+def test_targets_have_the_vector_widths_assumed(target, lanes):
+    # an -mcpu this LLVM does not know would have no features, and 4 lanes
+    assert _lanes(target) == lanes
+    assert _registers(target) == 2 * lanes
+    # the code built for AVX2 runs on both kinds of host
+    assert _runs_here(AVX2_TARGET)
 
 
 LAYOUTS = [
@@ -136,236 +243,153 @@ def test_fallback_odd_channels_tiny_sizes(data_layout, kernel_layout, channels, 
 
 @pytest.mark.parametrize("data_layout,kernel_layout", [("NCHW", "OIHW"), ("NHWC", "HWOI")])
 def test_avx2_vector_width(data_layout, kernel_layout):
+    # the numerics of the 8-lane schedule, which runs on either kind of host
     _check(data_layout, kernel_layout, 12, (9, 9), 2, target=AVX2_TARGET)
 
 
-def _task(data_layout="NHWC", kernel_layout="HWOI", channels=16, size=8, multiplier=1):
+def _create(args, target):
+    return autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=target)
+
+
+def _nchw_args(channels, size, multiplier=1, kernel=3, stride=1, padding=None):
+    data = te.placeholder((1, channels, size, size), "float32", name="data")
+    weight = te.placeholder((channels * multiplier, 1, kernel, kernel), "float32", name="weight")
+    padding = (kernel // 2,) * 4 if padding is None else padding
+    return (data, weight, (stride, stride), padding, (1, 1), "NCHW", "OIHW", "float32")
+
+
+def _task(target, data_layout="NHWC", kernel_layout="HWOI", channels=16, size=8, multiplier=1):
     data_shape = (1, size, size, channels) if data_layout == "NHWC" else (1, channels, size, size)
     weight_shape = (3, 3, channels * multiplier, 1) if kernel_layout == "HWOI" else None
     data = te.placeholder(data_shape, "float32", name="data")
     weight = te.placeholder(weight_shape, "float32", name="weight")
     args = (data, weight, (1, 1), (1, 1, 1, 1), (1, 1), data_layout, kernel_layout, "float32")
-    return autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=TARGET)
+    return _create(args, target)
 
 
-def _lowered(task):
+def _schedule(task, config=None):
+    """The schedule of ``task`` under ``config``, or under the current dispatch context (the
+    fallback, or a tuning log applied) when None."""
     with task.target:
-        sch, args = task.func(*task.args)
-    return tvm.lower(sch, args, simple_mode=True).script()
+        if config is None:
+            return task.func(*task.args)
+        with autotvm.task.ApplyConfig(config):
+            return task.func(*task.args)
 
 
 def _fallback(task):
     """The analytic fallback configuration the template picks for ``task`` on its target."""
     fallback = autotvm.task.space.FallbackConfigEntity()
-    with task.target, autotvm.task.ApplyConfig(fallback):
-        task.func(*task.args)
+    _schedule(task, fallback)
     return fallback
 
 
-def _built_with(task, matches):
-    """The task built with the first configuration of its space for which ``matches`` holds."""
-    space = task.config_space
-    config = next(space.get(i) for i in range(len(space)) if matches(space.get(i)))
-    with task.target, autotvm.task.ApplyConfig(config):
-        sch, args = task.func(*task.args)
-        return tvm.build(sch, args, task.target)
+def _lowered(task, config=None):
+    sch, args = _schedule(task, config)
+    return tvm.lower(sch, args, simple_mode=True).script()
 
 
-def _parallel_extent(task):
+def _lower(task, config=None, **pass_config):
+    """The lowered ``task`` (an IRModule, which ``tvm.build`` takes as it is)."""
+    sch, args = _schedule(task, config)
+    with tvm.transform.PassContext(config=pass_config):
+        return tvm.lower(sch, args)
+
+
+def _nodes(mod):
+    """The nodes of the lowered function, in post order."""
+    nodes = []
+    tvm.tir.stmt_functor.post_order_visit(mod["main"].body, nodes.append)
+    return nodes
+
+
+def _visit(task, config=None, **pass_config):
+    return _nodes(_lower(task, config, **pass_config))
+
+
+def _parallel_extent(task, config=None, nodes=None):
     """Tasks of the parallel loop; 1 when the layer runs on one thread."""
-    text = _lowered(task)
-    marker = "T.parallel("
-    if marker not in text:
-        return 1
-    start = text.index(marker) + len(marker)
-    return int(text[start: text.index(")", start)])
+    nodes = _visit(task, config) if nodes is None else nodes
+    extents = [
+        int(node.extent)
+        for node in nodes
+        if isinstance(node, tvm.tir.For) and node.kind == tvm.tir.ForKind.PARALLEL
+    ]
+    assert len(extents) <= 1, extents
+    return extents[0] if extents else 1
 
 
-def test_fallback_config_is_chosen_from_workload():
-    task = _task(size=32)
-    assert task.config_space.space_map.keys() >= {"tile_c", "tile_h", "tile_w", "parallel"}
-    # 16 channels are one AVX-512 vector, one task per row
-    assert _parallel_extent(task) == 32
-
-
-def test_fallback_runs_tiny_layers_on_one_thread():
-    # 16 x 8 x 8 outputs x 9 taps: less work than starting the thread pool is worth
-    assert _parallel_extent(_task(size=8)) == 1
-    assert _parallel_extent(_task(size=8, multiplier=16)) > 1
-
-
-@pytest.mark.parametrize("target,lanes", [(AVX512_TARGET, 16), (AVX2_TARGET, 8)])
-def test_strided_nchw_reads_columns_at_unit_stride(target, lanes):
-    data = te.placeholder((1, 32, 64, 64), "float32", name="data")
-    weight = te.placeholder((32, 1, 3, 3), "float32", name="weight")
-    args = (data, weight, (2, 2), (1, 1, 1, 1), (1, 1), "NCHW", "OIHW", "float32")
-    text = _lowered(autotvm.task.create("depthwise_conv2d_canonical.x86", args=args,
-                                        target=target))
-    assert f"float32x{lanes}" in text  # 32 output columns in vectors
-    assert "T.Ramp(" not in text  # every vector load a plain slice, no stride-2 gather
-
-
-def _strided_nchw_task(channels, size, padding=(1, 1, 1, 1), stride=2, kernel=3):
-    data = te.placeholder((1, channels, size, size), "float32", name="data")
-    weight = te.placeholder((channels, 1, kernel, kernel), "float32", name="weight")
-    args = (data, weight, (stride, stride), padding, (1, 1), "NCHW", "OIHW", "float32")
-    return autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=TARGET)
-
-
-@pytest.mark.parametrize("size,stride", [(14, 2), (28, 2), (112, 2), (28, 1)])
-def test_staged_rows_start_on_cache_lines(size, stride):
-    task = _strided_nchw_task(64, size, stride=stride)
-    with TARGET:
-        sch, args = task.func(*task.args)
-    # without common subexpressions, so that every store index is a sum over the loops
-    with tvm.transform.PassContext(config={"tir.disable_cse_tir": True}):
-        func = tvm.lower(sch, args)["main"]
-    loops, stores = [], []
-
-    def _visit(node):
-        if isinstance(node, tvm.tir.For):
-            loops.append(node.loop_var)
-        elif isinstance(node, tvm.tir.BufferStore) and node.buffer.name.startswith("data_pad"):
-            index = node.indices[0]
-            stores.append(index.base if isinstance(index, tvm.tir.Ramp) else index)
-
-    tvm.tir.stmt_functor.post_order_visit(func.body, _visit)
-    assert stores
-    line = 64 // 4  # float32 elements of a cache line
-    with TARGET:
-        lanes = get_simd_32bit_lanes()
-    for index in stores:
-        *coefficients, offset = (int(e) for e in tvm.arith.detect_linear_equation(index, loops))
-        # rows, channels and phases step by whole cache lines; within a row only the column
-        # loop steps by 1 (stride 1), or the vectors of the split start a line or whole
-        # vectors after its start (stride 2)
-        assert all(c % line == 0 for c in coefficients if c not in (0, 1)), index
-        if stride == 1:
-            assert coefficients.count(1) == 1 and offset % line == 0, index
-        else:
-            assert 1 not in coefficients and offset % line % lanes == 0, index
-    assert any(int(tvm.arith.detect_linear_equation(i, loops)[-1]) % line == 0 for i in stores)
-
-
-@pytest.mark.parametrize("channels,size,stride,multiplier", [
-    (512, 14, 1, 1), (256, 28, 2, 1), (32, 28, 1, 16), (32, 112, 1, 1),
-])
-def test_nchw_block_sums_stay_on_the_stack(channels, size, stride, multiplier):
-    data = te.placeholder((1, channels, size, size), "float32", name="data")
-    weight = te.placeholder((channels * multiplier, 1, 3, 3), "float32", name="weight")
-    args = (data, weight, (stride, stride), (1, 1, 1, 1), (1, 1), "NCHW", "OIHW", "float32")
-    task = autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=TARGET)
-    with TARGET:
-        sch, args = task.func(*task.args)
-    sums = []
-
-    def _visit(node):
-        if isinstance(node, tvm.tir.Allocate) and node.buffer_var.name.startswith(
-            "depthwise_conv2d_canonical"
-        ):
+def _allocated_bytes(nodes, prefix):
+    """Bytes of each buffer allocated in ``nodes`` whose name starts with ``prefix``."""
+    sizes = []
+    for node in nodes:
+        if isinstance(node, tvm.tir.Allocate) and node.buffer_var.name.startswith(prefix):
             dtype = tvm.DataType(node.dtype)
-            sums.append(int(np.prod([int(e) for e in node.extents])) * dtype.bits // 8
-                        * dtype.lanes)
-
-    tvm.tir.stmt_functor.post_order_visit(tvm.lower(sch, args)["main"].body, _visit)
-    # TVM 0.19 keeps a buffer on the stack up to 1 KiB, else allocates it from the pool
-    assert sums and max(sums) <= 1024, sums
+            elements = int(np.prod([int(e) for e in node.extents]))
+            sizes.append(elements * dtype.bits // 8 * dtype.lanes)
+    return sizes
 
 
-@pytest.mark.parametrize("target", [AVX512_TARGET, AVX2_TARGET, ARM_TARGET])
-@pytest.mark.parametrize("size,padding,kernel,stride", [
-    (14, (0, 0, 1, 1), 3, 2), (56, (1, 1, 2, 2), 5, 2), (57, (1, 1, 1, 1), 3, 2),
-    (20, (3, 3, 3, 3), 7, 3), (3, (1, 1, 1, 1), 3, 2),
-])
-def test_phase_split_is_vector_shuffles(target, size, padding, kernel, stride):
-    data = te.placeholder((1, 8, size, size), "float32", name="data")
-    weight = te.placeholder((8, 1, kernel, kernel), "float32", name="weight")
-    args = (data, weight, (stride, stride), padding, (1, 1), "NCHW", "OIHW", "float32")
-    task = autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=target)
-    stores = []
+def _first_config(task, **wanted):
+    """The first configuration of the task's space whose knobs satisfy ``wanted``, predicates
+    on a knob's ``size`` (splits) or ``val`` by its name (found knob by knob: the space
+    numbers its first knob fastest)."""
+    index, stride = 0, 1
+    for name, space in task.config_space.space_map.items():
+        holds = wanted.get(name, lambda _: True)
+        index += stride * next(
+            position
+            for position, entity in enumerate(space.entities)
+            if holds(entity.size if hasattr(entity, "size") else entity.val)
+        )
+        stride *= len(space)
+    return task.config_space.get(index)
 
-    def _visit(node):
-        if isinstance(node, tvm.tir.BufferStore) and node.buffer.name.startswith("data_pad"):
-            stores.append(node)
 
+def _built_with(task, **wanted):
+    """The task built with the first configuration of its space that ``wanted`` holds for."""
+    return tvm.build(_lower(task, _first_config(task, **wanted)), target=task.target)
+
+
+def _stack_fmas(module):
+    """The multiply-adds of the built ``module`` that read an operand from the stack (a
+    spilled weight or input row, or sums that never reached registers)."""
+    fmas = [line for line in module.get_source("asm").splitlines() if "vfmadd" in line]
+    assert fmas, "no multiply-add in the code"
+    return [line for line in fmas if "(%rsp)" in line]
+
+
+def _outside_space(task, config):
+    """The knobs of ``config`` whose value the task's tuning space does not hold."""
+    outside = []
+    for name, space in task.config_space.space_map.items():
+        value = config[name]
+        key = (lambda e: list(e.size)) if hasattr(value, "size") else (lambda e: e.val)
+        if key(value) not in [key(entity) for entity in space.entities]:
+            outside.append((name, key(value)))
+    return outside
+
+
+def _conv(args, target):
+    """The convolution stage of the compute for ``target`` (it may be cropped after)."""
     with target:
-        sch, built_args = task.func(*task.args)
-    tvm.tir.stmt_functor.post_order_visit(tvm.lower(sch, built_args)["main"].body, _visit)
-    # every staged row is whole-vector loads split by shuffles, with no loop left over it
-    assert stores and all(isinstance(node.value, tvm.tir.Shuffle) for node in stores)
-    with target:
-        lanes = 4 if target is ARM_TARGET else get_simd_32bit_lanes()
         conv = x86_dw.depthwise_conv2d_canonical(*args)
     while conv.op.tag != "depthwise_conv2d_canonical":
         conv = conv.op.input_tensors[0]
-    columns = int(conv.op.input_tensors[0].shape[-1])  # staged columns a phase
-    # chunks of whole vectors while the row has them
-    widest = max(tvm.DataType(node.value.dtype).lanes for node in stores)
-    assert widest == min(lanes, columns)
-    # compiles (for aarch64 too: it cannot run here)
-    tvm.build(sch, built_args, target)
+    return conv
 
 
-@pytest.mark.parametrize("target", [AVX512_TARGET, AVX2_TARGET, ARM_TARGET])
-@pytest.mark.parametrize("size,padding,stride", [
-    (56, (1, 1, 2, 2), 2), (14, (2, 2, 2, 2), 2), (20, (0, 0, 3, 3), 3),
-])
-def test_tall_kernels_stage_whole_planes_with_zero_rows(target, size, padding, stride):
-    # 64 channels or more: a task stages the whole planes of its channels, padding rows
-    # included as zeros, so that the 5x5 kernel reads them without masks
-    data = te.placeholder((1, 64, size, size), "float32", name="data")
-    weight = te.placeholder((64, 1, 5, 5), "float32", name="weight")
-    args = (data, weight, (stride, stride), padding, (1, 1), "NCHW", "OIHW", "float32")
-    task = autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=target)
-    stores, masked = [], []
-
-    def _visit(node):
-        if isinstance(node, tvm.tir.BufferStore) and node.buffer.name.startswith("data_pad"):
-            stores.append(node.value)
-        if isinstance(node, tvm.tir.Select) and isinstance(node.true_value, tvm.tir.BufferLoad):
-            masked.append(node.true_value.buffer.name.startswith("data_pad"))
-
-    with target:
-        sch, built_args = task.func(*task.args)
-    tvm.tir.stmt_functor.post_order_visit(tvm.lower(sch, built_args)["main"].body, _visit)
-    assert not any(masked)
-    zeros = [v for v in stores if not isinstance(v, tvm.tir.Shuffle)]
-    assert zeros and len(zeros) < len(stores)  # the padding rows, and shuffled input rows
-    zeros = [v.value if isinstance(v, tvm.tir.Broadcast) else v for v in zeros]
-    assert all(isinstance(v, tvm.tir.FloatImm) and v.value == 0 for v in zeros)
-    tvm.build(sch, built_args, target)
-    if target is ARM_TARGET:
-        return  # compiles only: it cannot run here
-    # numerics of the fallback, and of a configuration staging block by block, which
-    # leaves the guarded copy of the planes to LLVM
-    data_nchw, weight_oihw = _inputs(64, size, size, 1, (5, 5), "float32")
-    expected = ref.depthwise_conv2d_nchw(
-        data_nchw, weight_oihw, (stride, stride), padding, (1, 1)
-    )
-    target = AVX2_TARGET  # runs on any AVX-512 machine too
-    task = autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=target)
-    with target:
-        sch, built_args = task.func(*task.args)
-    for built in (
-        tvm.build(sch, built_args, target),
-        _built_with(task, lambda cfg: cfg["stage_per_block"].val == 1
-                    and cfg["tile_h"].size[1] > 1),
-    ):
-        dev = tvm.cpu()
-        result = tvm.nd.empty(expected.shape, "float32", dev)
-        built(result, tvm.nd.array(weight_oihw, dev), tvm.nd.array(data_nchw, dev))
-        np.testing.assert_allclose(result.numpy(), expected, rtol=1e-5, atol=1e-5)
+def _vector(config, data_layout):
+    """The vector of a register block: output channels (NHWC) or columns (NCHW)."""
+    return config["tile_c" if data_layout == "NHWC" else "tile_w"].size[-1]
 
 
-@pytest.mark.parametrize("size,padding,kernel,stride,dilation", [
-    (14, (0, 0, 1, 1), 3, 2, 1), (56, (1, 1, 2, 2), 5, 2, 1), (57, (1, 1, 1, 1), 3, 2, 1),
-    (20, (3, 3, 3, 3), 7, 3, 1), (3, (1, 1, 1, 1), 3, 2, 1), (2, (1, 1, 1, 1), 3, 2, 1),
-    (23, (2, 0, 1, 3), 3, 2, 2), (16, (0, 0, 0, 0), 3, 2, 1), (9, (0, 4, 0, 0), 3, 2, 1),
-])
-def test_phase_split_numerics(size, padding, kernel, stride, dilation):
-    # rows shorter than a vector, rows ending inside one, padding wider than the input
-    _check("NCHW", "OIHW", 8, (size, size + 1), 1, (kernel, kernel), (stride, stride),
-           padding, (dilation, dilation))
+def _run_nchw(func, data_nchw, weight_oihw, expected):
+    """Run a built NCHW / OIHW template (arguments: output, weight, data) against NumPy."""
+    dev = tvm.cpu()
+    result = tvm.nd.empty(expected.shape, "float32", dev)
+    func(result, tvm.nd.array(weight_oihw, dev), tvm.nd.array(data_nchw, dev))
+    np.testing.assert_allclose(result.numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
 def _check_nhwc_build(func, data_nchw, weight_oihw, expected):
@@ -380,318 +404,548 @@ def _check_nhwc_build(func, data_nchw, weight_oihw, expected):
     )
 
 
-def _nhwc_task(channels, size, multiplier, kernel=3):
+def _nhwc_args(channels, size, multiplier=1, kernel=3, stride=1):
     data = te.placeholder((1, size, size, channels), "float32", name="data")
     weight = te.placeholder((kernel, kernel, channels * multiplier, 1), "float32", name="weight")
     pad = kernel // 2
-    args = (data, weight, (1, 1), (pad, pad, pad, pad), (1, 1), "NHWC", "HWOI", "float32")
-    return autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=TARGET)
+    return (data, weight, (stride, stride), (pad,) * 4, (1, 1), "NHWC", "HWOI", "float32")
 
 
-@pytest.mark.parametrize("channels,size,multiplier,kernel,inner", [
-    (32, 28, 16, 3, True),  # 512 output channels were written 16 at a time per pixel
-    (128, 56, 1, 3, True),
-    (240, 28, 1, 5, False),  # a 5x5 window across 240 channels outgrows L1
-    (512, 14, 1, 3, False),
-    (32, 28, 2, 3, False),  # every task would upsample all channels
+def _nhwc_task(channels, size, multiplier, target, kernel=3):
+    return _create(_nhwc_args(channels, size, multiplier, kernel), target)
+
+
+def _strided_nchw_task(channels, size, target, padding=(1, 1, 1, 1), stride=2, kernel=3):
+    return _create(_nchw_args(channels, size, 1, kernel, stride, padding), target)
+
+
+def _check_task(task, module, channels, size, multiplier, kernel, stride, padding):
+    """Compare ``module``, the NCHW ``task`` built for its target, with NumPy where this host
+    runs that target's code; elsewhere the fallback built for AVX2."""
+    if not _runs_here(task.target):
+        _check("NCHW", "OIHW", channels, (size, size), multiplier, (kernel, kernel),
+               (stride, stride), padding, target=AVX2_TARGET)
+        return
+    data_nchw, weight_oihw = _inputs(channels, size, size, multiplier, (kernel, kernel), "float32")
+    expected = ref.depthwise_conv2d_nchw(
+        data_nchw, weight_oihw, (stride, stride), padding, (1, 1)
+    )
+    _run_nchw(module, data_nchw, weight_oihw, expected)
+
+
+# layout, channels, size, multiplier, kernel, stride
+_WORKLOADS = [
+    ("NHWC", 16, 8, 1, 3, 1),  # 9 K multiply-adds
+    ("NHWC", 16, 32, 1, 3, 1),  # 147 K
+    ("NHWC", 32, 28, 2, 3, 1),  # 452 K
+    ("NCHW", 16, 14, 1, 3, 1),  # 28 K
+    ("NCHW", 32, 64, 1, 3, 2),  # 295 K
+    ("NCHW", 16, 40, 8, 3, 1),  # 1.8 M
+    ("NCHW", 144, 56, 1, 5, 2),  # 2.8 M
+    ("NCHW", 32, 112, 1, 3, 1),  # 3.6 M
+    ("NCHW", 32, 112, 1, 3, 2),  # 0.9 M
+]
+
+
+@pytest.mark.parametrize(
+    "target,layout,channels,size,multiplier,kernel,stride",
+    _on_both(_WORKLOADS, known={
+        ("avx2", "NCHW", 32, 112, 1, 3, 1): OUTSIDE_SPACE,  # tile_h [-1, 28, 4]
+        ("avx512", "NCHW", 32, 112, 1, 3, 2): OUTSIDE_SPACE,  # tile_h [-1, 28, 2]
+    }),
+)
+def test_fallback_config_is_chosen_from_workload(
+    target, layout, channels, size, multiplier, kernel, stride
+):
+    """The fallback, chosen from the workload and the target, vectorizes whole registers (or a
+    whole row or channel axis), runs a large layer (256 K multiply-adds or more) in two tasks
+    a thread or more and a tiny one (under 16 K) on one thread, and is a point of the space."""
+    make_args = _nhwc_args if layout == "NHWC" else _nchw_args
+    args = make_args(channels, size, multiplier, kernel, stride)
+    task = _create(args, target)
+    assert task.config_space.space_map.keys() >= {"tile_c", "tile_h", "tile_w", "parallel"}
+    fallback = autotvm.task.space.FallbackConfigEntity()
+    nodes = _visit(task, fallback)
+    lanes = _lanes(target)
+    conv = _conv(args, target)
+    whole = int(conv.shape[-1 if layout == "NCHW" else 3])
+    vector = _vector(fallback, layout)
+    assert vector % lanes == 0 or vector == whole, (vector, whole)
+    tasks = _parallel_extent(task, nodes=nodes)
+    work = int(np.prod([int(e) for e in conv.shape])) * kernel * kernel
+    if work >= 1 << 18:
+        assert tasks >= 4
+    if work < 1 << 14:
+        assert tasks == 1
+    assert not _outside_space(task, fallback)
+
+
+@pytest.mark.parametrize("target", BOTH)
+def test_fallback_runs_tiny_layers_on_one_thread(target):
+    # 16 x 8 x 8 outputs x 9 taps: less work than starting the thread pool is worth
+    assert _parallel_extent(_task(target, size=8)) == 1
+    assert _parallel_extent(_task(target, size=8, multiplier=16)) >= 2
+
+
+@pytest.mark.parametrize("target", BOTH)
+def test_strided_nchw_reads_columns_at_unit_stride(target):
+    text = _lowered(_create(_nchw_args(32, 64, stride=2), target))
+    assert f"float32x{_lanes(target)}" in text  # 32 output columns in whole vectors
+    assert "T.Ramp(" not in text  # every vector load a plain slice, no stride-2 gather
+
+
+@pytest.mark.parametrize("target", BOTH)
+@pytest.mark.parametrize("size,stride", [(14, 2), (28, 2), (112, 2), (28, 1)])
+def test_staged_rows_start_on_cache_lines(target, size, stride):
+    task = _strided_nchw_task(64, size, target, stride=stride)
+    sch, args = _schedule(task)
+    # without common subexpressions, so that every store index is a sum over the loops
+    with tvm.transform.PassContext(config={"tir.disable_cse_tir": True}):
+        func = tvm.lower(sch, args)["main"]
+    loops, stores = [], []
+
+    def _visit_node(node):
+        if isinstance(node, tvm.tir.For):
+            loops.append(node.loop_var)
+        elif isinstance(node, tvm.tir.BufferStore) and node.buffer.name.startswith("data_pad"):
+            index = node.indices[0]
+            stores.append(index.base if isinstance(index, tvm.tir.Ramp) else index)
+
+    tvm.tir.stmt_functor.post_order_visit(func.body, _visit_node)
+    assert stores
+    line = 64 // 4  # float32 elements of a cache line
+    lanes = _lanes(target)
+    for index in stores:
+        *coefficients, offset = (int(e) for e in tvm.arith.detect_linear_equation(index, loops))
+        # rows, channels and phases step by whole cache lines; within a row only the column
+        # loop steps by 1 (stride 1), or the vectors of the split start a line or whole
+        # vectors after its start (stride 2)
+        assert all(c % line == 0 for c in coefficients if c not in (0, 1)), index
+        if stride == 1:
+            assert coefficients.count(1) == 1 and offset % line == 0, index
+        else:
+            assert 1 not in coefficients and offset % line % lanes == 0, index
+    assert any(int(tvm.arith.detect_linear_equation(i, loops)[-1]) % line == 0 for i in stores)
+
+
+@pytest.mark.parametrize("target", BOTH)
+@pytest.mark.parametrize("channels,size,stride,multiplier", [
+    (512, 14, 1, 1), (256, 28, 2, 1), (32, 28, 1, 16), (32, 112, 1, 1),
 ])
-def test_nhwc_tasks_loop_over_channel_blocks(channels, size, multiplier, kernel, inner):
-    task = _nhwc_task(channels, size, multiplier, kernel)
+def test_nchw_block_sums_stay_on_the_stack(target, channels, size, stride, multiplier):
+    task = _create(_nchw_args(channels, size, multiplier, stride=stride), target)
+    sums = _allocated_bytes(_visit(task), "depthwise_conv2d_canonical")
+    # TVM 0.19 keeps a buffer on the stack up to 1 KiB, else allocates it from the pool
+    assert sums and max(sums) <= 1024, sums
+
+
+@pytest.mark.parametrize("target", [AVX512_TARGET, AVX2_TARGET, ARM_TARGET],
+                         ids=["avx512", "avx2", "arm"])
+@pytest.mark.parametrize("size,padding,kernel,stride", [
+    (14, (0, 0, 1, 1), 3, 2), (56, (1, 1, 2, 2), 5, 2), (57, (1, 1, 1, 1), 3, 2),
+    (20, (3, 3, 3, 3), 7, 3), (3, (1, 1, 1, 1), 3, 2),
+])
+def test_phase_split_is_vector_shuffles(target, size, padding, kernel, stride):
+    args = _nchw_args(8, size, 1, kernel, stride, padding)
+    mod = _lower(_create(args, target))
+    stores = [
+        node for node in _nodes(mod)
+        if isinstance(node, tvm.tir.BufferStore) and node.buffer.name.startswith("data_pad")
+    ]
+    # every staged row is whole-vector loads split by shuffles, with no loop left over it
+    assert stores and all(isinstance(node.value, tvm.tir.Shuffle) for node in stores)
+    lanes = 4 if target is ARM_TARGET else _lanes(target)
+    columns = int(_conv(args, target).op.input_tensors[0].shape[-1])  # staged columns a phase
+    # chunks of whole vectors while the row has them
+    widest = max(tvm.DataType(node.value.dtype).lanes for node in stores)
+    assert widest == min(lanes, columns)
+    # compiles (for aarch64 too: it cannot run here)
+    tvm.build(mod, target=target)
+
+
+@pytest.mark.parametrize("target", [AVX512_TARGET, AVX2_TARGET, ARM_TARGET],
+                         ids=["avx512", "avx2", "arm"])
+@pytest.mark.parametrize("size,padding,stride", [
+    (56, (1, 1, 2, 2), 2), (14, (2, 2, 2, 2), 2), (20, (0, 0, 3, 3), 3),
+])
+def test_tall_kernels_stage_whole_planes_with_zero_rows(target, size, padding, stride):
+    # 64 channels or more: a task stages the whole planes of its channels, padding rows
+    # included as zeros, so that the 5x5 kernel reads them without masks
+    args = _nchw_args(64, size, 1, 5, stride, padding)
+    task = _create(args, target)
+    mod = _lower(task)
+    stores, masked = [], []
+    for node in _nodes(mod):
+        if isinstance(node, tvm.tir.BufferStore) and node.buffer.name.startswith("data_pad"):
+            stores.append(node.value)
+        if isinstance(node, tvm.tir.Select) and isinstance(node.true_value, tvm.tir.BufferLoad):
+            masked.append(node.true_value.buffer.name.startswith("data_pad"))
+    assert not any(masked)
+    zeros = [v for v in stores if not isinstance(v, tvm.tir.Shuffle)]
+    assert zeros and len(zeros) < len(stores)  # the padding rows, and shuffled input rows
+    zeros = [v.value if isinstance(v, tvm.tir.Broadcast) else v for v in zeros]
+    assert all(isinstance(v, tvm.tir.FloatImm) and v.value == 0 for v in zeros)
+    module = tvm.build(mod, target=target)
+    if target is ARM_TARGET:
+        return  # compiles only: it cannot run here
+    # numerics of the fallback, and of a configuration staging block by block, which
+    # leaves the guarded copy of the planes to LLVM
+    data_nchw, weight_oihw = _inputs(64, size, size, 1, (5, 5), "float32")
+    expected = ref.depthwise_conv2d_nchw(
+        data_nchw, weight_oihw, (stride, stride), padding, (1, 1)
+    )
+    if not _runs_here(target):
+        task = _create(args, AVX2_TARGET)
+        module = tvm.build(_lower(task), target=AVX2_TARGET)
+    for built in (
+        module,
+        _built_with(task, stage_per_block=lambda val: val == 1,
+                    tile_h=lambda size: size[1] > 1),
+    ):
+        _run_nchw(built, data_nchw, weight_oihw, expected)
+
+
+@pytest.mark.parametrize("size,padding,kernel,stride,dilation", [
+    (14, (0, 0, 1, 1), 3, 2, 1), (56, (1, 1, 2, 2), 5, 2, 1), (57, (1, 1, 1, 1), 3, 2, 1),
+    (20, (3, 3, 3, 3), 7, 3, 1), (3, (1, 1, 1, 1), 3, 2, 1), (2, (1, 1, 1, 1), 3, 2, 1),
+    (23, (2, 0, 1, 3), 3, 2, 2), (16, (0, 0, 0, 0), 3, 2, 1), (9, (0, 4, 0, 0), 3, 2, 1),
+])
+def test_phase_split_numerics(size, padding, kernel, stride, dilation):
+    # rows shorter than a vector, rows ending inside one, padding wider than the input
+    _check("NCHW", "OIHW", 8, (size, size + 1), 1, (kernel, kernel), (stride, stride),
+           padding, (dilation, dilation))
+
+
+@pytest.mark.parametrize("target,channels,size,multiplier,kernel", _on_both([
+    (32, 28, 16, 3),  # 512 output channels
+    (128, 56, 1, 3),
+    (240, 28, 1, 5),  # a 5x5 window across 240 channels: 52 KiB for blocks of 7 columns
+    (512, 14, 1, 3),  # a 3x3 window across 512 channels: 54 KiB
+    (32, 28, 2, 3),
+]))
+def test_nhwc_tasks_loop_over_channel_blocks(target, channels, size, multiplier, kernel):
+    """NHWC tasks span all channel blocks of their rows only where the input that a block of
+    columns reads across all channels stays in L1; the parallel loop follows the knob, in two
+    tasks a thread or more."""
+    task = _nhwc_task(channels, size, multiplier, target, kernel)
     fallback = _fallback(task)
-    assert fallback["channels_inner"].val == inner
+    inner = fallback["channels_inner"].val
+    if inner:
+        window = kernel * (fallback["tile_w"].size[-1] + kernel - 1) * channels * 4
+        assert window <= _L1_BYTES, window
     rows = size // (fallback["tile_h"].size[1] * fallback["tile_h"].size[2])
     blocks = channels * multiplier // fallback["tile_c"].size[-1]
     # tasks of rows only, or of rows and channel blocks
-    assert _parallel_extent(task) == (rows if inner else rows * blocks)
+    tasks = _parallel_extent(task, fallback)
+    assert tasks == (rows if inner else rows * blocks)
+    assert tasks >= 4
 
 
 @pytest.mark.parametrize("multiplier", [1, 2, 16])
 def test_nhwc_channels_inner_knob_numerics(multiplier):
-    task = _nhwc_task(16, 9, multiplier)
+    task = _nhwc_task(16, 9, multiplier, RUN_TARGET)
     data_nchw, weight_oihw = _inputs(16, 9, 9, multiplier, (3, 3), "float32")
     expected = ref.depthwise_conv2d_nchw(data_nchw, weight_oihw, (1, 1), (1, 1, 1, 1), (1, 1))
     for inner in (0, 1):
-        func = _built_with(task, lambda cfg: cfg["channels_inner"].val == inner)
+        func = _built_with(task, channels_inner=lambda val: val == inner)
         _check_nhwc_build(func, data_nchw, weight_oihw, expected)
 
 
-@pytest.mark.parametrize("target,size,stride,multiplier,lanes", [
-    (AVX512_TARGET, 28, 1, 1, 28), (AVX512_TARGET, 56, 2, 1, 28), (AVX512_TARGET, 20, 1, 1, 20),
-    (AVX512_TARGET, 28, 1, 16, 28), (AVX512_TARGET, 32, 1, 1, 16), (AVX2_TARGET, 14, 1, 1, 14),
-    (AVX2_TARGET, 16, 1, 1, 8), (AVX2_TARGET, 14, 1, 8, 14),
-])
-def test_nchw_rows_up_to_two_vectors_are_one_vector(target, size, stride, multiplier, lanes):
-    data = te.placeholder((1, 16, size, size), "float32", name="data")
-    weight = te.placeholder((16 * multiplier, 1, 3, 3), "float32", name="weight")
-    args = (data, weight, (stride, stride), (1, 1, 1, 1), (1, 1), "NCHW", "OIHW", "float32")
-    task = autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=target)
-    fallback = _fallback(task)
-    with target:
-        register_lanes = get_simd_32bit_lanes()
-    assert fallback["tile_w"].size[-1] == lanes
-    if lanes > register_lanes:
-        # two registers a vector: half the rows a register block
-        assert fallback["tile_h"].size[-1] <= 4
-        # with m > 1, tasks of two input channels (see the test below)
-        assert fallback["tile_c"].size[-1] == multiplier * (2 if multiplier > 1 else 4)
-    _check("NCHW", "OIHW", 16, (size, size), multiplier, strides=(stride, stride))
+# 16 channels of size x size, stride, multiplier: rows narrower than a vector (7 on both,
+# 14 on AVX-512), of one or two vectors (16, and 32 on AVX-512), between one and two (14 on
+# AVX2, 20 and 28 on AVX-512), between two and four (20 and 28 on AVX2, 56 on AVX-512), of
+# four or more (32 and 56 on AVX2); both tests below compare the same builds with NumPy
+_NCHW_ROWS = [
+    (14, 2, 1), (7, 1, 2), (14, 1, 1), (14, 1, 8), (16, 1, 1), (20, 1, 1), (28, 1, 1),
+    (28, 1, 16), (32, 1, 1), (56, 1, 1),
+]
 
 
-@pytest.mark.parametrize("target,size,stride,multiplier,wide", [
-    (AVX2_TARGET, 14, 2, 1, 8), (AVX2_TARGET, 7, 1, 1, 8), (AVX2_TARGET, 5, 1, 1, 8),
-    (AVX512_TARGET, 14, 2, 1, 8), (AVX512_TARGET, 14, 1, 1, 16), (AVX2_TARGET, 16, 2, 1, None),
-    (AVX2_TARGET, 7, 1, 2, 8),
-    # rows between two and four vectors, in whole ones (any m); none for rows between one
-    # and two vectors
-    (AVX2_TARGET, 28, 1, 1, 32), (AVX2_TARGET, 56, 2, 1, 32), (AVX2_TARGET, 20, 1, 1, 24),
-    (AVX512_TARGET, 56, 1, 1, 64), (AVX2_TARGET, 28, 1, 2, 32), (AVX2_TARGET, 14, 1, 1, None),
-    (AVX512_TARGET, 28, 1, 1, None),
-])
-def test_nchw_rows_are_computed_in_whole_vectors(target, size, stride, multiplier, wide):
-    data = te.placeholder((1, 16, size, size), "float32", name="data")
-    weight = te.placeholder((16 * multiplier, 1, 3, 3), "float32", name="weight")
-    args = (data, weight, (stride, stride), (1, 1, 1, 1), (1, 1), "NCHW", "OIHW", "float32")
-    task = autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=target)
+@pytest.mark.parametrize("target,size,stride,multiplier", _on_both(_NCHW_ROWS))
+def test_nchw_rows_up_to_two_vectors_are_one_vector(target, size, stride, multiplier):
+    """A row between one and two vectors wide is one vector of two registers, not two
+    vectors of half the row; any other row is vectorized in whole registers, or as a whole. The
+    sums of a register block take at most half the registers (a row of two registers: half
+    the rows)."""
+    args = _nchw_args(16, size, multiplier, stride=stride)
+    fallback = _fallback(_create(args, target))
+    lanes = _lanes(target)
+    out_w = (size - 1) // stride + 1
+    row = int(_conv(args, target).shape[-1])  # computed width (see the test below)
+    vector = fallback["tile_w"].size[-1]
+    if lanes < out_w < 2 * lanes:
+        assert vector == row == out_w
+    else:
+        assert vector % lanes == 0 or vector == row, (vector, row)
+    sums = fallback["tile_h"].size[-1] * -(-vector // lanes)
+    assert sums <= _registers(target) // 2
+    _check("NCHW", "OIHW", 16, (size, size), multiplier, strides=(stride, stride),
+           target=_runnable(target))
+
+
+@pytest.mark.parametrize("target,size,stride,multiplier", _on_both(_NCHW_ROWS))
+def test_nchw_rows_are_computed_in_whole_vectors(target, size, stride, multiplier):
+    """The sums of a row narrower than a vector are one whole vector of a power of two lanes
+    (one load each, where 7 lanes take 4 + 2 + 1), of a row between two and four vectors
+    whole vectors; never more than a vector wider than the row, whose output keeps its
+    width. A row between one and two vectors may stay as it is (16 wide measured slower
+    than 14 on AVX2)."""
+    args = _nchw_args(16, size, multiplier, stride=stride)
+    task = _create(args, target)
+    lanes = _lanes(target)
     out_w = (size + 2 - 3) // stride + 1
     with target:
         outs = x86_dw.depthwise_conv2d_canonical(*args)
-    conv = outs.op.input_tensors[0] if wide else outs
     assert int(outs.shape[-1]) == out_w
-    # the sums of a row are computed in a whole vector, the output keeps its own width
-    assert conv.op.tag == "depthwise_conv2d_canonical"
-    assert int(conv.shape[-1]) == (wide or out_w)
-    if wide:
+    row = int(_conv(args, target).shape[-1])
+    assert out_w <= row < out_w + lanes
+    if out_w < lanes:
+        assert row & (row - 1) == 0, row
+    elif 2 * lanes < out_w < 4 * lanes:
+        assert row % lanes == 0, row
+    if row != out_w:
         # the block's sums are one vector of the whole row (in as many registers)
-        assert f"T.Broadcast(T.float32(0.0), {wide})" in _lowered(task)
-    _check("NCHW", "OIHW", 16, (size, size), multiplier, strides=(stride, stride))
+        assert f"T.Broadcast(T.float32(0.0), {row})" in _lowered(task)
+    _check("NCHW", "OIHW", 16, (size, size), multiplier, strides=(stride, stride),
+           target=_runnable(target))
 
 
-@pytest.mark.parametrize("channels,multiplier,kernel,size,width", [
-    (32, 16, 3, 28, 32), (16, 4, 5, 28, 32), (16, 2, 3, 28, 32), (64, 8, 3, 14, 14),
-])
-def test_nchw_wide_vector_rows_give_tasks_two_input_channels(
-    channels, multiplier, kernel, size, width
+@pytest.mark.parametrize("target,channels,multiplier,kernel,size", _on_both(
+    [(32, 16, 3, 28), (16, 4, 5, 28), (16, 2, 3, 28), (64, 8, 3, 14)],
+    known={
+        ("avx512", 16, 4, 5, 28): SPILLS_ON_AVX512,  # 22 of 200 multiply-adds
+        ("avx512", 64, 8, 3, 14): SPILLS_ON_AVX512,  # 12 of 126
+    },
+))
+def test_nchw_wide_vector_rows_keep_multiply_adds_off_the_stack(
+    target, channels, multiplier, kernel, size
 ):
-    # on AVX2 28 columns are computed 32 wide, 14 in one vector of two registers; tasks of
-    # one input channel would read the same rows for all their output channels, which LLVM
-    # hoists out of that loop and spills
-    data = te.placeholder((1, channels, size, size), "float32", name="data")
-    weight = te.placeholder((channels * multiplier, 1, kernel, kernel), "float32", name="weight")
+    """Rows in one vector of several registers (28 columns computed 32 wide on AVX2, 14 in
+    one vector of two registers) with m > 1: no multiply-add reads a row or weight from the
+    stack. (Tasks of one input channel read the same rows for all their output channels,
+    which LLVM hoisted out of that loop and spilled.)"""
     pad = kernel // 2
-    args = (data, weight, (1, 1), (pad,) * 4, (1, 1), "NCHW", "OIHW", "float32")
-    task = autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=AVX2_TARGET)
-    fallback = autotvm.task.space.FallbackConfigEntity()
-    with AVX2_TARGET, autotvm.task.ApplyConfig(fallback):
-        sch, tensors = task.func(*task.args)
-        conv = sch.outputs[0].output(0)
-        if width != size:
-            conv = conv.op.input_tensors[0]  # the crop's input
-        assert int(conv.shape[-1]) == width
-        assembly = tvm.build(sch, tensors, AVX2_TARGET).get_source("asm")
-    assert fallback["tile_c"].size[-1] == 2 * multiplier
-    assert fallback["tile_w"].size[-1] == width  # one vector a row
-    fmas = [line for line in assembly.splitlines() if "vfmadd" in line]
-    assert fmas and not [line for line in fmas if "(%rsp)" in line]
-    _check("NCHW", "OIHW", channels, (size, size), multiplier, (kernel, kernel), (1, 1),
-           (pad,) * 4, target=AVX2_TARGET)
+    args = _nchw_args(channels, size, multiplier, kernel)
+    task = _create(args, target)
+    fallback = _fallback(task)
+    row = int(_conv(args, target).shape[-1])
+    vector = fallback["tile_w"].size[-1]
+    assert vector % _lanes(target) == 0 or vector == row
+    sch, tensors = _schedule(task, fallback)
+    module = tvm.build(sch, tensors, target)
+    _check_task(task, module, channels, size, multiplier, kernel, 1, (pad,) * 4)
+    assert not _stack_fmas(module)
 
 
-@pytest.mark.parametrize("channels,size,stride,per_block", [
-    (48, 112, 2, True),  # a channel's rows outgrow the stage buffer, 48 channel tasks
-    (16, 112, 2, False),  # too few channels for tasks of whole channels
-    (128, 28, 2, False),  # the rows of a task of 4 channels fit
-])
-def test_nchw_tasks_of_whole_channels_stage_block_by_block(channels, size, stride, per_block):
-    task = _strided_nchw_task(channels, size, stride=stride)
+@pytest.mark.parametrize("target,channels,size", _on_both([(48, 112), (16, 112), (128, 28)]))
+def test_nchw_tasks_of_whole_channels_stage_block_by_block(target, channels, size):
+    """Strided 3x3 rows: the rows a task stages at once stay in L1 however many rows its
+    channels have (a task of whole 112x112 channels stages them block by block), in two
+    tasks a thread or more; the stage_per_block knob is honoured (one block's rows staged at
+    a time), and both of its values compute the convolution."""
+    task = _strided_nchw_task(channels, size, target)
     assert "stage_per_block" in task.config_space.space_map
-    fallback = _fallback(task)
-    assert fallback["stage_per_block"].val == per_block
-    if per_block:
-        # one task a channel: all its blocks of rows
-        assert _parallel_extent(task) == channels
+    nodes = _visit(task, autotvm.task.space.FallbackConfigEntity())
+    staged = _allocated_bytes(nodes, "data_pad")
+    assert staged and max(staged) <= _L1_BYTES, staged
+    assert _parallel_extent(task, nodes=nodes) >= 4
     data_nchw, weight_oihw = _inputs(channels, size, size, 1, (3, 3), "float32")
-    expected = ref.depthwise_conv2d_nchw(
-        data_nchw, weight_oihw, (stride, stride), (1, 1, 1, 1), (1, 1)
-    )
+    expected = ref.depthwise_conv2d_nchw(data_nchw, weight_oihw, (2, 2), (1, 1, 1, 1), (1, 1))
+    task = _strided_nchw_task(channels, size, _runnable(target))
+    staged = []
     for value in (0, 1):
-        func = _built_with(task, lambda cfg: cfg["stage_per_block"].val == value
-                           and cfg["tile_h"].size[1] > 1)
-        dev = tvm.cpu()
-        result = tvm.nd.empty(expected.shape, "float32", dev)
-        func(result, tvm.nd.array(weight_oihw, dev), tvm.nd.array(data_nchw, dev))
-        np.testing.assert_allclose(result.numpy(), expected, rtol=1e-5, atol=1e-5)
+        # the same configuration but for the knob (the last of the space)
+        config = _first_config(task, stage_per_block=lambda val: val == value,
+                               tile_h=lambda size: size[1] > 1)
+        mod = _lower(task, config)
+        staged.append(max(_allocated_bytes(_nodes(mod), "data_pad")))
+        _run_nchw(tvm.build(mod, target=task.target), data_nchw, weight_oihw, expected)
+    assert staged[1] < staged[0]
 
 
-@pytest.mark.parametrize("kernel,padding,per_block", [
-    (5, (1, 1, 2, 2), False),  # blocks of two rows would stage 7 rows for 4 new ones
-    (3, (0, 0, 1, 1), True),  # 5 rows for 4 new ones
-])
-def test_nchw_tasks_stage_whole_where_blocks_restage_much(kernel, padding, per_block):
-    # AVX2: rows 32 columns wide, blocks of two of them; 36 tasks of 4 channels
-    data = te.placeholder((1, 144, 56, 56), "float32", name="data")
-    weight = te.placeholder((144, 1, kernel, kernel), "float32", name="weight")
-    args = (data, weight, (2, 2), padding, (1, 1), "NCHW", "OIHW", "float32")
-    task = autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=AVX2_TARGET)
+@pytest.mark.parametrize("target,kernel,padding", _on_both([(5, (1, 1, 2, 2)), (3, (0, 0, 1, 1))]))
+def test_nchw_tasks_stage_whole_where_blocks_restage_much(target, kernel, padding):
+    """A task stages its rows block by block only where a block restages less than half again
+    its new rows (two rows of a 5x5 stride-2 kernel would stage 7 rows for 4 new ones; a 3x3
+    one 5 for 4)."""
+    args = _nchw_args(144, 56, 1, kernel, 2, padding)
+    task = _create(args, target)
     fallback = _fallback(task)
-    assert fallback["tile_h"].size[1:] == [14, 2]  # a task: all blocks of its channels
-    assert fallback["stage_per_block"].val == per_block
+    rows = fallback["tile_h"].size[-1]
+    if fallback["stage_per_block"].val and fallback["tile_h"].size[1] > 1:
+        assert ((rows - 1) * 2 + kernel) / (rows * 2) < 1.5
+    assert _parallel_extent(task, fallback) >= 4
     _check("NCHW", "OIHW", 144, (56, 56), 1, (kernel, kernel), (2, 2), padding,
-           target=AVX2_TARGET)
+           target=_runnable(target))
 
 
-@pytest.mark.parametrize("size,stride", [(56, 1), (112, 2)])
-def test_nchw_blocks_leave_registers_for_3x3_weights(size, stride):
-    # rows of one AVX2 register: 8 sums and 9 weights overfill its 16 registers, so blocks
-    # of 4 rows; AVX-512 (32 registers) keeps blocks of 8 sums (2 rows of 4 registers)
-    data = te.placeholder((1, 32, size, size), "float32", name="data")
-    weight = te.placeholder((32, 1, 3, 3), "float32", name="weight")
-    args = (data, weight, (stride, stride), (1, 1, 1, 1), (1, 1), "NCHW", "OIHW", "float32")
-    tasks = {
-        target: autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=target)
-        for target in (AVX2_TARGET, AVX512_TARGET)
-    }
-    assert _fallback(tasks[AVX2_TARGET])["tile_w"].size[-1] == 8  # one register a row
-    assert _fallback(tasks[AVX2_TARGET])["tile_h"].size[-1] == 4
-    wide = _fallback(tasks[AVX512_TARGET])
-    assert wide["tile_h"].size[-1] * wide["tile_w"].size[-1] // 16 == 8
-    # no multiply-add reads a spilled weight or row from the stack
-    fallback = autotvm.task.space.FallbackConfigEntity()
-    with AVX2_TARGET, autotvm.task.ApplyConfig(fallback):
-        sch, tensors = tasks[AVX2_TARGET].func(*tasks[AVX2_TARGET].args)
-        assembly = tvm.build(sch, tensors, AVX2_TARGET).get_source("asm")
-    fmas = [line for line in assembly.splitlines() if "vfmadd" in line]
-    assert fmas and not [line for line in fmas if "(%rsp)" in line]
-    _check("NCHW", "OIHW", 32, (size, size), 1, strides=(stride, stride), target=AVX2_TARGET)
-
-
-@pytest.mark.parametrize("target", [AVX2_TARGET, AVX512_TARGET], ids=["avx2", "avx512"])
-@pytest.mark.parametrize("channels,size,tile_c", [
-    (256, 28, 8),  # 784 KiB of input: tasks of 8 channels stage 24.5 KiB each
-    (512, 28, 8),
-    (320, 40, 4),  # 50 KiB a channel: 4 channels stage that already
-    (128, 28, 4),  # 392 KiB of input, within L2: tasks of 4 channels as before
-])
-def test_strided_nchw_tasks_stream_where_input_outgrows_l2(target, channels, size, tile_c):
-    data = te.placeholder((1, channels, size, size), "float32", name="data")
-    weight = te.placeholder((channels, 1, 3, 3), "float32", name="weight")
-    args = (data, weight, (2, 2), (0, 0, 1, 1), (1, 1), "NCHW", "OIHW", "float32")
-    task = autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=target)
+@pytest.mark.parametrize("target,size,stride", _on_both([(56, 1), (112, 2)], known={
+    ("avx512", 56, 1): SPILLS_ON_AVX512,  # 43 of 72 multiply-adds
+    ("avx512", 112, 2): SPILLS_ON_AVX512,  # 36 of 72
+}))
+def test_nchw_blocks_leave_registers_for_3x3_weights(target, size, stride):
+    """The sums of a register block leave registers for the 9 weights of a 3x3 kernel, a
+    loaded row and a temporary, and no multiply-add reads a spilled weight or row from the
+    stack."""
+    args = _nchw_args(32, size, stride=stride)
+    task = _create(args, target)
     fallback = _fallback(task)
-    assert fallback["tile_c"].size[-1] == tile_c
-    out_h = size // 2
-    if tile_c == 8:
-        # such a task stages all its rows at once
-        tile_h = fallback["tile_h"].size
-        assert tile_h[1] * tile_h[2] == out_h and fallback["stage_per_block"].val == 0
-    assert channels // tile_c >= 32  # tasks enough for more cores than two
-    if target is AVX2_TARGET and channels in (256, 128):
+    sums = fallback["tile_h"].size[-1] * -(-fallback["tile_w"].size[-1] // _lanes(target))
+    assert sums + 9 + 2 <= _registers(target)
+    sch, tensors = _schedule(task, fallback)
+    module = tvm.build(sch, tensors, target)
+    _check_task(task, module, 32, size, 1, 3, stride, (1, 1, 1, 1))
+    assert not _stack_fmas(module)
+
+
+@pytest.mark.parametrize("target,channels,size", _on_both([
+    (256, 28),  # 784 KiB of input
+    (512, 28),
+    (320, 40),  # 2000 KiB, 6.25 KiB a channel
+    (128, 28),  # 392 KiB of input, within L2
+]))
+def test_strided_nchw_tasks_stream_where_input_outgrows_l2(target, channels, size):
+    """Where the input outgrows a core's L2 (512 KiB on Zen 3), the channels of a task hold
+    16 KiB of input or more (staged in long sweeps: tasks of 4 channels of 28x28 hold
+    12 KiB); 32 tasks or more either way, for more cores than two."""
+    args = _nchw_args(channels, size, stride=2, padding=(0, 0, 1, 1))
+    task = _create(args, target)
+    fallback = _fallback(task)
+    channel_bytes = size * size * 4
+    if channels * channel_bytes > 512 * 1024:
+        assert fallback["tile_c"].size[-1] * channel_bytes >= 16 * 1024
+    assert _parallel_extent(task, fallback) >= 32
+    if channels in (256, 128):
         _check("NCHW", "OIHW", channels, (size, size), 1, (3, 3), (2, 2), (0, 0, 1, 1),
-               target=AVX2_TARGET)
+               target=_runnable(target))
 
 
-@pytest.mark.parametrize("channels,size,stride,multiplier", [
+@pytest.mark.parametrize("target,channels,size,stride,multiplier", _on_both([
     (16, 40, 1, 8), (8, 32, 1, 16), (64, 14, 1, 8), (6, 20, 1, 3), (8, 28, 2, 4),
-])
-def test_nchw_task_holds_every_output_of_its_input_channels(channels, size, stride, multiplier):
+]))
+def test_nchw_task_holds_every_output_of_its_input_channels(
+    target, channels, size, stride, multiplier
+):
     # a task stages whole input channels, so it computes all m outputs of each (the
     # staged rows are then built once per input channel, not once per output channel)
-    data = te.placeholder((1, channels, size, size), "float32", name="data")
-    weight = te.placeholder((channels * multiplier, 1, 3, 3), "float32", name="weight")
-    args = (data, weight, (stride, stride), (1, 1, 1, 1), (1, 1), "NCHW", "OIHW", "float32")
-    task = autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=TARGET)
-    fallback = _fallback(task)
-    assert fallback["tile_c"].size[-1] % multiplier == 0
-    _check("NCHW", "OIHW", channels, (size, size), multiplier, strides=(stride, stride))
+    task = _create(_nchw_args(channels, size, multiplier, stride=stride), target)
+    assert _fallback(task)["tile_c"].size[-1] % multiplier == 0
+    _check("NCHW", "OIHW", channels, (size, size), multiplier, strides=(stride, stride),
+           target=_runnable(target))
 
 
-def test_phase_split_only_where_columns_are_strided():
-    assert "T.Shuffle(" in _lowered(_strided_nchw_task(16, 28, stride=2))
-    assert "T.Shuffle(" not in _lowered(_strided_nchw_task(16, 28, stride=1))
+@pytest.mark.parametrize("target", BOTH)
+def test_phase_split_only_where_columns_are_strided(target):
+    assert "T.Shuffle(" in _lowered(_strided_nchw_task(16, 28, target, stride=2))
+    assert "T.Shuffle(" not in _lowered(_strided_nchw_task(16, 28, target, stride=1))
 
 
-@pytest.mark.parametrize("multiplier,upsample_lanes", [(2, 2), (4, 4), (16, None)])
-def test_nhwc_multiplier_upsample_is_broadcasts(multiplier, upsample_lanes):
-    text = _lowered(_task(size=32, channels=64 // multiplier, multiplier=multiplier))
-    if upsample_lanes is None:
-        # a vector of 16 output channels reads one input channel: no upsampled copy at all
+@pytest.mark.parametrize("target", BOTH)
+@pytest.mark.parametrize("multiplier", [2, 4, 16])
+def test_nhwc_multiplier_upsample_is_broadcasts(target, multiplier):
+    text = _lowered(_task(target, size=32, channels=64 // multiplier, multiplier=multiplier))
+    lanes = _lanes(target)
+    if multiplier % lanes == 0:
+        # a vector of output channels reads one input channel: no upsampled copy at all
         assert "data_upsampled" not in text
     else:
         # the copies of one input channel are stored as one broadcast vector
-        assert f"] = T.Broadcast(T.if_then_else(" in text
-        assert f", {upsample_lanes})\n" in text
-        assert "T.Ramp(0, 1, 16) //" not in text  # no element-by-element gather
+        assert "] = T.Broadcast(T.if_then_else(" in text
+        assert f", {multiplier})\n" in text
+        assert f"T.Ramp(0, 1, {lanes}) //" not in text  # no element-by-element gather
 
 
-def _tall_kernel_task(multiplier, target=TARGET):
+def _tall_kernel_task(multiplier, target):
     # a 22x1 kernel over 22 rows reads each input pixel once
     data = te.placeholder((1, 22, 32, 8), "float32", name="data")
     weight = te.placeholder((22, 1, 8 * multiplier, 1), "float32", name="weight")
     args = (data, weight, (1, 1), (0, 0, 0, 0), (1, 1), "NHWC", "HWOI", "float32")
-    return autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=target)
+    return _create(args, target)
 
 
-@pytest.mark.parametrize("multiplier", [2, 4, 8])
-def test_nhwc_multiplier_without_reuse_upsamples_at_each_tap(multiplier):
-    task = _tall_kernel_task(multiplier, AVX512_TARGET)
+def _upsampled_at_each_tap(nodes):
+    """Stores of the upsampled input inside the kernel loop, and outside it."""
+    inside = set()
+    for node in nodes:
+        if isinstance(node, tvm.tir.For) and node.loop_var.name == "ry":
+            tvm.tir.stmt_functor.post_order_visit(
+                node.body,
+                lambda n: inside.add(n) if isinstance(n, tvm.tir.BufferStore) else None,
+            )
+    stores = [
+        node for node in nodes
+        if isinstance(node, tvm.tir.BufferStore) and node.buffer.name.startswith("data_upsampled")
+    ]
+    at_tap = [store for store in stores if store in inside]
+    return at_tap, [store for store in stores if store not in inside]
+
+
+@pytest.mark.parametrize("target,multiplier", _on_both([2, 4, 8]))
+def test_nhwc_multiplier_without_reuse_upsamples_at_each_tap(target, multiplier):
+    """Where each input pixel is read once, no task upsamples its input ahead: the upsampled
+    pixels are made at each tap for one block of columns, in vectors of one register of two
+    input channels' copies at most (four channels gather element by element), or the input
+    is read as broadcasts."""
+    task = _tall_kernel_task(multiplier, target)
     fallback = _fallback(task)
-    # vectors of two input channels' m copies, made at each tap
-    assert fallback["upsample_per_tap"].val == 1
-    assert fallback["tile_c"].size[-1] == 2 * multiplier
-    text = _lowered(task)
-    block = fallback["tile_w"].size[-1]
-    assert f'data_upsampled = T.allocate([{block}], "float32x{2 * multiplier}"' in text
-    assert text.index("for ry in") < text.index("data_upsampled_1[")
-    _check("NHWC", "HWOI", 8, (22, 32), multiplier, kernel=(22, 1), padding=(0, 0, 0, 0))
+    nodes = _visit(task, fallback)
+    at_tap, ahead = _upsampled_at_each_tap(nodes)
+    assert not ahead
+    vector = fallback["tile_c"].size[-1]
+    if at_tap:
+        assert vector <= min(2 * multiplier, _lanes(target))
+        block = fallback["tile_w"].size[-1] * vector * 4
+        assert _allocated_bytes(nodes, "data_upsampled") == [block]
+    _check("NHWC", "HWOI", 8, (22, 32), multiplier, kernel=(22, 1), padding=(0, 0, 0, 0),
+           target=_runnable(target))
 
 
-def test_upsample_at_each_tap_only_for_two_channels_a_vector():
-    # AVX2: two input channels' 8 copies are 16 lanes, two registers; broadcast instead
-    task = _tall_kernel_task(8, AVX2_TARGET)
-    fallback = _fallback(task)
-    assert fallback["upsample_per_tap"].val == 0
-    assert fallback["tile_c"].size[-1] == 8
-    # an upsampled input with reuse (3x3 kernel) is made once per task
-    task = _nhwc_task(16, 14, 4)
-    fallback = _fallback(task)
-    assert fallback["upsample_per_tap"].val == 0
+@pytest.mark.parametrize("target", BOTH)
+def test_upsample_with_reuse_is_made_once_per_task(target):
+    # a 3x3 kernel reads each upsampled pixel 9 times: the copy is made once per task
+    at_tap, ahead = _upsampled_at_each_tap(_visit(_nhwc_task(16, 14, 4, target)))
+    assert ahead and not at_tap
 
 
 @pytest.mark.parametrize("multiplier", [2, 3])
 def test_upsample_per_tap_knob_numerics(multiplier):
-    task = _nhwc_task(8, 9, multiplier)
+    task = _nhwc_task(8, 9, multiplier, RUN_TARGET)
     data_nchw, weight_oihw = _inputs(8, 9, 9, multiplier, (3, 3), "float32")
     expected = ref.depthwise_conv2d_nchw(data_nchw, weight_oihw, (1, 1), (1, 1, 1, 1), (1, 1))
     for per_tap, unroll, block in ((0, 1, 9), (1, 0, 3), (1, 1, 1), (1, 1, 9)):
         func = _built_with(
             task,
-            lambda cfg: cfg["upsample_per_tap"].val == per_tap
-            and cfg["unroll_kernel"].val == unroll
-            and cfg["tile_c"].size[-1] == 2 * multiplier
-            and cfg["tile_w"].size[-1] == block,
+            upsample_per_tap=lambda val: val == per_tap,
+            unroll_kernel=lambda val: val == unroll,
+            tile_c=lambda size: size[-1] == 2 * multiplier,
+            tile_w=lambda size: size[-1] == block,
         )
         _check_nhwc_build(func, data_nchw, weight_oihw, expected)
 
 
-def test_tuned_config_from_log_is_used(tmp_path):
-    task = _task(size=32)
-    space = task.config_space
-    wanted = next(
-        index
-        for index in range(len(space))
-        if space.get(index)["tile_h"].size[1:] == [8, 1]
-        and space.get(index)["tile_c"].size[-1] == 8
-        and space.get(index)["parallel"].val == 1
+@pytest.mark.parametrize("target", BOTH)
+def test_tuned_config_from_log_is_used(target, tmp_path):
+    task = _task(target, size=32)
+    config = _first_config(
+        task,
+        tile_h=lambda size: list(size[1:]) == [8, 1],
+        tile_c=lambda size: size[-1] == 8,
+        parallel=lambda val: val == 1,
     )
-    config = space.get(wanted)
     log = tmp_path / "tuned.log"
     result = autotvm.MeasureResult((1e-5,), 0, 0.1, 0)
-    with open(log, "w") as stream:
-        stream.write(autotvm.record.encode(autotvm.MeasureInput(TARGET, task, config), result))
+    with open(log, "w", encoding="utf-8") as stream:
+        stream.write(autotvm.record.encode(autotvm.MeasureInput(target, task, config), result))
         stream.write("\n")
     with autotvm.apply_history_best(str(log)):
-        # 32 rows in 4 tasks, 16 channels in vectors of 8: 4 * 2 tasks
-        assert _parallel_extent(task) == 8
-    assert _parallel_extent(task) == 32
+        # 32 rows in tasks of 8, times 2 blocks of 8 of the 16 channels unless a task spans
+        # them; vectors of 8 channels, whatever the target's width
+        tasks = 32 // 8 * (1 if config["channels_inner"].val else 2)
+        assert _parallel_extent(task) == tasks
+        text = _lowered(task)
+        assert "float32x8" in text and "float32x16" not in text
+    # without the log: the fallback
+    assert _lowered(task) == _lowered(task, _fallback(task))
 
 
 def _conv_module(data_layout, kernel_layout, channels, multiplier, dtype="float32"):
@@ -714,10 +968,10 @@ def _conv_module(data_layout, kernel_layout, channels, multiplier, dtype="float3
 
 def test_relay_extracts_the_template_and_fuses_relu():
     mod = _conv_module("NHWC", "HWOI", 4, 2)
-    tasks = autotvm.task.extract_from_program(mod, params={}, target=TARGET)
+    tasks = autotvm.task.extract_from_program(mod, params={}, target=RUN_TARGET)
     assert [task.name for task in tasks] == ["depthwise_conv2d_canonical.x86"]
     with tvm.transform.PassContext(opt_level=3):
-        lib = relay.build(mod, target=TARGET)
+        lib = relay.build(mod, target=RUN_TARGET)
     module = graph_executor.GraphModule(lib["default"](tvm.cpu()))
     data = np.random.default_rng(1).uniform(-1, 1, (1, 8, 8, 4)).astype("float32")
     module.set_input("data", data)
