@@ -105,10 +105,6 @@ SPILLS_ON_AVX512 = (
     "the untuned fallback spills on AVX-512: multiply-adds read the stack (its rules were "
     "measured on AVX2)"
 )
-OUTSIDE_SPACE = (
-    "the untuned fallback takes more than 16 blocks of rows a task, past the max_factor of "
-    "16 of the tile_h split: a point that tuning cannot reach or log"
-)
 
 
 def _inputs(channels, height, width, multiplier, kernel, dtype):
@@ -449,10 +445,7 @@ _WORKLOADS = [
 
 @pytest.mark.parametrize(
     "target,layout,channels,size,multiplier,kernel,stride",
-    _on_both(_WORKLOADS, known={
-        ("avx2", "NCHW", 32, 112, 1, 3, 1): OUTSIDE_SPACE,  # tile_h [-1, 28, 4]
-        ("avx512", "NCHW", 32, 112, 1, 3, 2): OUTSIDE_SPACE,  # tile_h [-1, 28, 2]
-    }),
+    _on_both(_WORKLOADS),
 )
 def test_fallback_config_is_chosen_from_workload(
     target, layout, channels, size, multiplier, kernel, stride

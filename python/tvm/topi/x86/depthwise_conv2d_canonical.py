@@ -492,7 +492,9 @@ def _define_knobs(cfg, conv, lanes, accumulators, vector_registers, cropped=Fals
     cfg.define_split("tile_c", out_c, num_outputs=2)
     # unpacked layouts: rows of a task, blocks of rows within it, rows of a register block
     rows_split = 2 if is_packed(layout) else 3
-    cfg.define_split("tile_h", out_h, num_outputs=rows_split, max_factor=16)
+    # every divisor: the fallback gives a task of a large plane all its rows (28 blocks of
+    # 4 rows of 112), which tuning must be able to reach and log as well
+    cfg.define_split("tile_h", out_h, num_outputs=rows_split)
     cfg.define_split("tile_w", out_w, num_outputs=3 if not channels_last else 2)
     cfg.define_knob("unroll_kernel", [1, 0])
     cfg.define_knob("parallel", [1, 0])
