@@ -4,6 +4,7 @@ Shared by ``test_canonicalize_depthwise_fuzz.py`` (a bounded, reproducible run i
 ``tests/scripts/fuzz_depthwise.py`` (the extended campaign). One example is a
 :class:`Case`, drawn by :func:`cases`; :func:`check_case` runs every check on it.
 """
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -17,8 +18,13 @@ from tvm.contrib import graph_executor
 from tvm.target import codegen
 from tvm.relay.transform.canonicalize_depthwise import CanonicalizeDepthwise, conv2d_call_form
 from tvm.topi.nn.depthwise_form import MULTIPLIER
+from tvm.relay.backend import te_compiler
 from tvm_canonicalize_depthwise import ENV_VAR
 from tvm_canonicalize_depthwise import reference as ref
+
+# TVM 0.19 reads the library's build flags anew for every dimension of every lowered tensor
+# (te_compiler.get_shape): a sixth of a small build's time. They never change in a process.
+te_compiler.libinfo = functools.lru_cache(maxsize=None)(te_compiler.libinfo)
 
 # Every data layout and unpacked kernel layout pair Relay type-checks is fair game: where stock
 # TVM cannot build one (most kernel layouts with NCHW data, HWCN data, ...), the patch may
