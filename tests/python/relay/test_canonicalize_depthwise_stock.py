@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -60,17 +61,15 @@ def _site_packages():
 def _stock_descriptions(modules):
     """:func:`describe` of each ``(module, target)`` in a process without the project."""
     cases = [{"module": tvm.ir.save_json(mod), "target": target} for mod, target in modules]
-    path = Path(os.environ.get("PYTEST_TMPDIR", "/tmp")) / f"stock_cases_{os.getpid()}.json"
-    path.write_text(json.dumps(cases))
-    try:
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as path:
+        json.dump(cases, path)
+        path.flush()
         env = {k: v for k, v in os.environ.items() if k != ENV_VAR}
         result = subprocess.run(
             [sys.executable, "-S", str(Path(__file__).with_name("stock_tvm.py")),
-             _site_packages(), str(path)],
+             _site_packages(), path.name],
             capture_output=True, text=True, check=False, env=env, timeout=900,
         )
-    finally:
-        path.unlink()
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     # the stock process ran the installed TVM, not a copy of the project's tree
