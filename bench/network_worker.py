@@ -1,0 +1,328 @@
+"""Builds, checks, profiles and times whole networks with TVM Relay; a subprocess of networks.py.
+
+For a network of ``bench/networks/`` it builds three paths with ``relay.build`` at
+``opt_level=3`` on ``llvm -mcpu=<host cpu>`` and runs them with the graph executor:
+
+* ``tflite_nhwc``: ``relay.frontend.from_tflite`` of ``<name>.tflite``, as imported (NHWC);
+* ``tflite_nchw``: the same, then ``ConvertLayout`` of the convolutions to NCHW (TVM's usual
+  x86 path: alter-layout then packs them to NCHW{b}c);
+* ``onnx``: ``relay.frontend.from_onnx`` of ``<name>.onnx`` (NCHW, the same weights).
+
+Whether the project's pass is active is up to the environment (``TVM_CANONICALIZE_DEPTHWISE=0``
+gives stock TVM). Set ``TOPHUB_LOCATION=NONE`` and ``TVM_NUM_THREADS=2`` (networks.py does).
+
+For each path it reports, besides whether it built and matched the source engine's output
+(LiteRT's for the TFLite paths, ONNX Runtime's for ONNX; networks.py passes them as .npy files):
+
+* ``profile``: TVM's debug executor (``run_individual``), per node of the compiled graph the
+  median time, each fused function attributed by the Relay ops it holds: ``depthwise`` (it
+  holds a conv whose ``groups`` equals its input channels, or a
+  ``contrib_depthwise_conv2d_NCHWc``), else ``layout_transform`` (it holds one), else ``conv``,
+  else ``other``; totals per class in microseconds and the nodes themselves;
+* ``layout_transforms``: the number of ``layout_transform`` ops in the compiled graph (each
+  call of a fused function counted), ``depthwise_convs`` likewise.
+
+The ops of each fused function come from ``relay.optimize`` of the same module in the same
+``PassContext`` (what ``relay.build`` lowers): the k-th call of a primitive function in its
+``main`` is the k-th ``tvm_op`` node of the graph; the names are checked to agree.
+
+Protocol, one JSON object per line (as ``tvm_worker.py``): first a ``hello``; then
+``{"op": "build", "network": N, "slice_ms": T, "expected": {"tflite": npy, "onnx": npy}}``
+answers ``{path: {"ok", "err", "build_s", "error", "profile", "layout_transforms", ...}}``;
+``{"op": "time"}`` times each built path once for about T ms with the same Python loop as the
+other engines (``timing.slice_timer`` around the graph executor's ``run``) and answers
+``{path: ms}``. Standalone: ``python bench/network_worker.py NAME`` prints a build answer.
+"""
+import json
+import logging
+import os
+import re
+import sys
+import tempfile
+import time
+import traceback
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from timing import settle, slice_timer  # noqa: E402
+from tvm_worker import short_error  # noqa: E402
+
+NETWORKS_DIR = os.path.join(HERE, "networks")
+PATHS = ("tflite_nhwc", "tflite_nchw", "onnx")
+# TVM's ConvertLayout recipe for TFLite models (conv ops to NCHW, kernels in their default)
+DESIRED_LAYOUTS = {"nn.conv2d": ["NCHW", "default"], "nn.conv2d_transpose": ["NCHW", "default"],
+                   "qnn.conv2d": ["NCHW", "default"]}
+CLASSES = ("depthwise", "layout_transform", "conv", "other")
+CONVS = ("nn.conv2d", "nn.contrib_conv2d_NCHWc", "nn.contrib_depthwise_conv2d_NCHWc",
+         "qnn.conv2d")
+
+
+def close(got, expected):
+    """``(ok, max_abs_err)``: equal within 1e-4 of the output's scale (deep float networks
+    reorder sums differently per engine); err is None if the shapes differ."""
+    got, expected = np.asarray(got), np.asarray(expected)
+    if got.shape != expected.shape:
+        return False, None
+    err = float(np.max(np.abs(got.astype(np.float64) - expected)))
+    return bool(err <= 1e-4 * max(1.0, float(np.max(np.abs(expected))))), err
+
+
+def network_input(name):
+    """The network's input, NHWC, as make_networks.py saved it."""
+    return np.load(os.path.join(NETWORKS_DIR, f"{name}.npz"))["input_nhwc"]
+
+
+def import_module(name, path):
+    """``(mod, params, input_name, x)`` of one path."""
+    from tvm import relay
+    x = network_input(name)
+    if path.startswith("tflite"):
+        import tflite
+        with open(os.path.join(NETWORKS_DIR, f"{name}.tflite"), "rb") as f:
+            model = tflite.Model.GetRootAsModel(f.read(), 0)
+        graph = model.Subgraphs(0)
+        input_name = graph.Tensors(graph.Inputs(0)).Name().decode()
+        mod, params = relay.frontend.from_tflite(
+            model, shape_dict={input_name: x.shape}, dtype_dict={input_name: "float32"})
+        if path == "tflite_nchw":
+            import tvm
+            seq = tvm.transform.Sequential([relay.transform.RemoveUnusedFunctions(),
+                                            relay.transform.ConvertLayout(DESIRED_LAYOUTS)])
+            with tvm.transform.PassContext(opt_level=3):
+                mod = seq(mod)
+        return mod, params, input_name, x
+    import onnx
+    _onnx_mapping_shim()
+    model = onnx.load(os.path.join(NETWORKS_DIR, f"{name}.onnx"))
+    inits = {i.name for i in model.graph.initializer}
+    input_name = next(i.name for i in model.graph.input if i.name not in inits)
+    x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    mod, params = relay.frontend.from_onnx(model, shape={input_name: x.shape}, freeze_params=True)
+    return mod, params, input_name, x
+
+
+def _onnx_mapping_shim():
+    """TVM 0.19's ONNX frontend imports ``onnx.mapping.TENSOR_TYPE_TO_NP_TYPE``, which onnx
+    1.23 (bench/requirements.txt) no longer has: provide it from ``onnx.helper``."""
+    import types
+    import onnx
+    try:
+        import onnx.mapping  # noqa: F401
+        return
+    except ImportError:
+        pass
+    table = {}
+    for t in onnx.TensorProto.DataType.values():
+        try:
+            table[t] = onnx.helper.tensor_dtype_to_np_dtype(t)
+        except Exception:  # types without a NumPy dtype
+            pass
+    shim = types.ModuleType("onnx.mapping")
+    shim.TENSOR_TYPE_TO_NP_TYPE = table
+    sys.modules["onnx.mapping"] = onnx.mapping = shim
+
+
+# ---------------------------------------------------------------------------------------------
+# attribution of the compiled graph's nodes
+def _channels(shape, layout):
+    """Channels of a tensor of ``shape`` in ``layout`` (NCHW, NHWC, NCHW8c, ...)."""
+    axes = re.findall(r"\d*[A-Za-z]", layout)
+    c = 1
+    for axis, extent in zip(axes, shape):
+        if axis[-1] in "Cc":
+            c *= int(extent)
+    return c
+
+
+def _ops(func):
+    """The Relay ops a primitive function holds, in post order, and its classification."""
+    from tvm import relay
+    ops, depthwise = [], 0
+
+    def visit(node):
+        nonlocal depthwise
+        if isinstance(node, relay.Call) and isinstance(node.op, __import__("tvm").ir.Op):
+            name = node.op.name
+            ops.append(name)
+            if name == "nn.contrib_depthwise_conv2d_NCHWc":
+                depthwise += 1
+            elif name in CONVS and int(node.attrs.groups) > 1:
+                layout = str(node.attrs.data_layout)
+                shape = [int(d) for d in node.args[0].checked_type.shape]
+                if int(node.attrs.groups) == _channels(shape, layout):
+                    depthwise += 1
+    relay.analysis.post_order_visit(func.body, visit)
+    if depthwise:
+        cls = "depthwise"
+    elif "layout_transform" in ops:
+        cls = "layout_transform"
+    elif any(op in CONVS or op.startswith("nn.conv") for op in ops):
+        cls = "conv"
+    else:
+        cls = "other"
+    return ops, cls, depthwise
+
+
+def primitive_calls(mod, target, params):
+    """The primitive functions ``main`` calls, in the graph executor's node order."""
+    import tvm
+    from tvm import relay
+    with tvm.transform.PassContext(opt_level=3):
+        opt_mod, _ = relay.optimize(mod, target=target, params=params)
+    opt_mod = relay.transform.InferType()(opt_mod)
+    calls = []
+
+    def visit(node):
+        if isinstance(node, relay.Call) and isinstance(node.op, relay.Function) \
+                and node.op.attrs and int(node.op.attrs.get("Primitive", 0)) == 1:
+            calls.append(_ops(node.op))
+    relay.analysis.post_order_visit(opt_mod["main"], visit)
+    return calls
+
+
+def _name_matches(func_name, ops):
+    """Whether a lowered function's name was made from these ops (``fused_nn_conv2d_add``...)."""
+    if func_name == "__nop":
+        return all(op in ("reshape", "squeeze", "expand_dims", "contrib_reverse_reshape")
+                   or "reshape" in op for op in ops)
+    base = re.sub(r"^tvmgen_default_", "", func_name)
+    return base.startswith("fused_" + ops[0].replace(".", "_")) if ops else False
+
+
+def profile(lib, dev, input_name, x, calls):
+    """Per-class totals (us) and per-node records from the debug executor."""
+    from tvm.contrib.debugger import debug_executor
+    graph = json.loads(lib.get_graph_json())
+    with tempfile.TemporaryDirectory(prefix="tvmdbg_") as dump:
+        m = debug_executor.GraphModuleDebug(lib["debug_create"]("default", dev), [dev],
+                                            lib.get_graph_json(), dump)
+        m.set_input(input_name, x)
+        m.run()
+        times = m.run_individual(number=10, repeat=3)
+    op_nodes = [(i, n) for i, n in enumerate(graph["nodes"]) if n["op"] == "tvm_op"]
+    matched = len(op_nodes) == len(calls) and all(
+        _name_matches(n["attrs"]["func_name"], c[0]) for (_, n), c in zip(op_nodes, calls))
+    totals = dict.fromkeys(CLASSES, 0.0)
+    nodes = []
+    for k, (i, node) in enumerate(op_nodes):
+        us = float(np.median(times[i])) * 1e6
+        name = node["attrs"]["func_name"]
+        if matched:
+            ops, cls, _ = calls[k]
+        else:  # fall back to the function's name
+            ops = []
+            cls = "depthwise" if "depthwise" in name else "layout_transform" \
+                if "layout_transform" in name else "conv" if "conv" in name else "other"
+        totals[cls] += us
+        nodes.append({"name": name, "class": cls, "us": round(us, 2)})
+    return {"total_us": round(sum(totals.values()), 1),
+            **{f"{c}_us": round(v, 1) for c, v in totals.items()},
+            "attributed_by": "ops" if matched else "name", "nodes": nodes}
+
+
+def build(name, path, target, expected, slice_ms):
+    """Build, check and profile one path: ``(result dict, timer)``."""
+    import tvm
+    from tvm import relay
+    from tvm.contrib import graph_executor
+    mod, params, input_name, x = import_module(name, path)
+    relay.backend.te_compiler.get().clear()
+    start = time.perf_counter()
+    with tvm.transform.PassContext(opt_level=3):
+        lib = relay.build(mod, target=target, params=params)
+    build_s = time.perf_counter() - start
+    calls = primitive_calls(mod, target, params)
+
+    dev = tvm.cpu(0)
+    gmod = graph_executor.GraphModule(lib["default"](dev))
+    gmod.set_input(input_name, x)
+    gmod.run()
+    ok, err = close(gmod.get_output(0).numpy(), expected)
+    result = {
+        "ok": ok, "err": err, "build_s": round(build_s, 2), "error": None,
+        "layout_transforms": sum(c[0].count("layout_transform") for c in calls),
+        "depthwise_convs": sum(c[2] for c in calls), "fused_functions": len(calls),
+        "profile": profile(lib, dev, input_name, x, calls),
+    }
+    return result, slice_timer(gmod.module["run"], slice_ms)
+
+
+def _failed(error):
+    return {"ok": False, "err": None, "build_s": None, "error": error}
+
+
+class Session:
+    """The paths of the network built last, and their timers."""
+
+    def __init__(self, target):
+        self.target = target
+        self.timers = {}
+        self.rounds = 0
+
+    def build(self, name, expected, slice_ms):
+        self.timers = {}
+        result = {"network": name}
+        for path in PATHS:
+            try:
+                ref = np.load(expected[path.split("_")[0]])
+                result[path], self.timers[path] = build(name, path, self.target, ref, slice_ms)
+            except Exception as exc:  # one failing path must not stop the run
+                logging.error("%s/%s failed:\n%s", name, path, traceback.format_exc())
+                result[path] = _failed(short_error(exc))
+        settle()
+        return result
+
+    def time(self):
+        start = self.rounds % len(PATHS)  # the paths take turns at going first
+        self.rounds += 1
+        order = PATHS[start:] + PATHS[:start]
+        times = {p: self.timers[p]() if p in self.timers else None for p in order}
+        settle()
+        return {p: times[p] for p in PATHS}
+
+
+def main(argv):
+    proto = os.fdopen(os.dup(1), "w", buffering=1)  # stdout carries the protocol only
+    os.dup2(2, 1)
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TOPHUB_LOCATION", "NONE")
+    import tvm
+    from importlib import metadata
+    try:
+        project = metadata.version("tvm-canonicalize-depthwise")
+    except metadata.PackageNotFoundError:
+        project = None
+    session = Session("llvm -mcpu=" + tvm.target.codegen.llvm_get_system_cpu())
+    proto.write(json.dumps({
+        "hello": True, "tvm": tvm.__version__, "target": session.target, "project": project,
+        "switch": os.environ.get("TVM_CANONICALIZE_DEPTHWISE"),
+        "threads": os.environ.get("TVM_NUM_THREADS"),
+    }) + "\n")
+    if argv:  # standalone: check against Keras' output (no LiteRT/ONNX Runtime needed)
+        for name in argv:
+            keras_out = os.path.join(tempfile.mkdtemp(), "keras.npy")
+            np.save(keras_out, np.load(os.path.join(NETWORKS_DIR, f"{name}.npz"))["keras_output"])
+            result = session.build(name, {"tflite": keras_out, "onnx": keras_out}, 20)
+            for path in PATHS:
+                if path in session.timers:
+                    result[path]["ms"] = float(np.median([session.timers[path]()
+                                                          for _ in range(5)]))
+                    result[path].get("profile", {}).pop("nodes", None)
+            proto.write(json.dumps(result) + "\n")
+        return
+    for line in sys.stdin:
+        req = json.loads(line)
+        if req["op"] == "build":
+            answer = session.build(req["network"], req["expected"], req.get("slice_ms", 100))
+        elif req["op"] == "time":
+            answer = session.time()
+        else:
+            answer = {"error": f"unknown op {req['op']!r}"}
+        proto.write(json.dumps(answer) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
