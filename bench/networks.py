@@ -1,0 +1,490 @@
+"""Whole-network benchmark: stock TVM vs the project vs LiteRT, ONNX Runtime and OpenVINO.
+
+The one command (from the repository root, in the venv of bench/run.py: TVM 0.19, the project
+and ``bench/requirements.txt``)::
+
+    python bench/networks.py                          # all 7 networks
+    python bench/networks.py --quick                  # eegnet and mobilenet_v1_a025, 5 rounds
+    python bench/networks.py --networks eegnet,multipliers --repeat 20 --noise
+
+The networks are ``bench/networks/*.tflite`` and ``*.onnx``, made by
+``bench/make_networks.py`` from Keras (see its docstring). Like ``bench/run.py`` this starts
+``bench/network_worker.py`` with ``TVM_CANONICALIZE_DEPTHWISE=0`` ("stock") and ``=1``
+("project"), and with ``--noise`` a second stock worker ("stock_b", the noise margin: stock
+against stock). For each network in turn both workers build, check and profile three paths
+(TFLite as imported, NHWC; TFLite + ``ConvertLayout`` to NCHW; ONNX), and this process sets up
+LiteRT (XNNPACK delegate) on the .tflite, ONNX Runtime (CPU provider) and OpenVINO (CPU
+plugin, latency hint, f32) on the .onnx. Every engine uses 2 threads and is timed by the same
+Python loop (``timing.slice_timer``: back-to-back calls for about 100 ms, input set once,
+output buffers reused); in each of ``--repeat`` rounds every engine is timed once, in
+alternating order, and an engine's time is its median over the rounds.
+
+Checks: LiteRT and ONNX Runtime against Keras' output (saved by make_networks.py), TVM's
+TFLite paths against LiteRT's output, TVM's ONNX path and OpenVINO against ONNX Runtime's.
+
+Writes ``docs/networks.md``, ``docs/networks.json`` and ``docs/networks.png``
+(``--out-prefix`` changes the ``docs/networks`` part); the workers' stderr goes to
+``bench/logs/networks-worker-<mode>.log``.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import run  # noqa: E402  (the per-layer benchmark: its worker plumbing and report helpers)
+from network_worker import NETWORKS_DIR, PATHS, close, network_input  # noqa: E402
+from run import _fmt, _ms, _stderr_to, geomean, machine  # noqa: E402
+from timing import settle, slice_timer  # noqa: E402
+
+ROOT, DOCS, LOGS, THREADS, SWITCH = run.ROOT, run.DOCS, run.LOGS, run.THREADS, run.SWITCH
+SLICE_MS = 100
+QUICK = ["eegnet", "mobilenet_v1_a025"]
+PEERS = ("litert", "ort", "openvino")
+PEER_LABELS = {"litert": "LiteRT (XNNPACK)", "ort": "ONNX Runtime", "openvino": "OpenVINO"}
+PATH_LABELS = {"tflite_nhwc": "TFLite, NHWC as imported",
+               "tflite_nchw": "TFLite + ConvertLayout NCHW", "onnx": "ONNX, NCHW"}
+
+
+def network_index():
+    with open(os.path.join(NETWORKS_DIR, "index.json")) as f:
+        return json.load(f)
+
+
+# ---------------------------------------------------------------------------------------------
+class Worker(run.Worker):
+    """A network_worker.py subprocess (run.Worker's protocol plumbing, another script)."""
+
+    def __init__(self, mode, switch):  # pylint: disable=super-init-not-called
+        self.mode = mode
+        self.env = dict(os.environ, TOPHUB_LOCATION="NONE", TVM_NUM_THREADS=str(THREADS))
+        self.env[SWITCH] = switch
+        self.log_path = os.path.join(LOGS, f"networks-worker-{mode}.log")
+        self.log = open(self.log_path, "w")
+        self.proc = None
+        self.died = None
+        self.hello = self._start()
+
+    def _start(self):
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "network_worker.py")], env=self.env, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, bufsize=1)
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.mode} TVM worker did not start; see {self.log_path}")
+        return json.loads(line)
+
+    def build(self, name, expected):
+        self.log.write(f"=== {name}\n")
+        self.log.flush()
+        self.died = None
+        answer = self._ask({"op": "build", "network": name, "slice_ms": SLICE_MS,
+                            "expected": expected})
+        return {p: answer[p] if answer else _failed(self.died) for p in PATHS}
+
+    def time(self):
+        answer = None if self.died else self._ask({"op": "time"})
+        return answer or dict.fromkeys(PATHS)
+
+
+def _failed(error):
+    return {"ok": False, "err": None, "error": error}
+
+
+# ---------------------------------------------------------------------------------------------
+# peers, in this process: each returns (run, output)
+def litert(name):
+    from ai_edge_litert.interpreter import Interpreter
+    with _stderr_to(os.path.join(LOGS, "litert.log")):
+        interp = Interpreter(model_path=os.path.join(NETWORKS_DIR, f"{name}.tflite"),
+                             num_threads=THREADS)
+        interp.allocate_tensors()
+    if "DELEGATE" not in [op["op_name"] for op in interp._get_ops_details()]:
+        raise RuntimeError("LiteRT did not apply the XNNPACK delegate")
+    interp.set_tensor(interp.get_input_details()[0]["index"], network_input(name))
+    out_index = interp.get_output_details()[0]["index"]
+    return interp.invoke, lambda: interp.get_tensor(out_index)
+
+
+def _nchw_input(name):
+    return np.ascontiguousarray(network_input(name).transpose(0, 3, 1, 2))
+
+
+def onnx_runtime(name):
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = THREADS
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    sess = ort.InferenceSession(os.path.join(NETWORKS_DIR, f"{name}.onnx"), opts,
+                                providers=["CPUExecutionProvider"])
+    x = _nchw_input(name)
+    shape = list(np.load(os.path.join(NETWORKS_DIR, f"{name}.npz"))["keras_output"].shape)
+    y = np.empty(shape, np.float32)
+    binding = sess.io_binding()  # input and output preallocated, as for the other engines
+    binding.bind_cpu_input(sess.get_inputs()[0].name, x)
+    binding.bind_output(sess.get_outputs()[0].name, "cpu", 0, np.float32, shape, y.ctypes.data)
+
+    def call():
+        sess.run_with_iobinding(binding)
+        return x, y  # the binding does not own x and y: keep them alive
+    return call, (lambda: y)
+
+
+def openvino(name):
+    import openvino as ov
+    core = ov.Core()
+    compiled = core.compile_model(
+        core.read_model(os.path.join(NETWORKS_DIR, f"{name}.onnx")), "CPU",
+        {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": THREADS,
+         "INFERENCE_PRECISION_HINT": "f32"})  # f32: no bf16 on AVX-512-BF16 hosts
+    request = compiled.create_infer_request()
+    x = _nchw_input(name)
+    request.set_input_tensor(ov.Tensor(x))  # a copy: the request owns its input
+    return request.infer, lambda: request.get_output_tensor(0).data.copy()
+
+
+ENGINES = {"litert": litert, "ort": onnx_runtime, "openvino": openvino}
+# what each peer's output is checked against
+PEER_REFERENCE = {"litert": "keras", "ort": "keras", "openvino": "ort"}
+
+
+def setup_peers(name, keras_out):
+    """``({peer: result}, {peer: timer}, {"tflite": npy, "onnx": npy})``."""
+    results, timers, outputs = {}, {}, {"keras": keras_out}
+    for peer in PEERS:
+        try:
+            call, output = ENGINES[peer](name)
+            call()
+            outputs[peer] = np.array(output())
+            ok, err = close(outputs[peer], outputs[PEER_REFERENCE[peer]])
+            results[peer] = {"ok": ok, "err": err, "error": None,
+                             "checked_against": PEER_REFERENCE[peer]}
+            timers[peer] = slice_timer(call, SLICE_MS)
+        except Exception as exc:  # one failing engine must not stop the run
+            results[peer] = _failed(" ".join(f"{type(exc).__name__}: {exc}".split())[:400])
+    expected = {}
+    for kind, source in (("tflite", "litert"), ("onnx", "ort")):
+        path = os.path.join(LOGS, f"{name}-{source}.npy")
+        np.save(path, outputs.get(source, keras_out))  # Keras' if the source engine failed
+        expected[kind] = path
+    return results, timers, expected
+
+
+def measure(name, workers, repeat):
+    npz = np.load(os.path.join(NETWORKS_DIR, f"{name}.npz"))
+    rec = {"network": name, **network_index()[name]}
+    peers, timers, expected = setup_peers(name, npz["keras_output"])
+    rec.update(peers)
+    for mode, worker in workers.items():
+        rec[mode] = worker.build(name, expected)
+    settle()
+    units = list(workers) + [p for p in PEERS if p in timers]
+    samples = {(m, p): [] for m in workers for p in PATHS}
+    samples.update({(p, None): [] for p in PEERS})
+    for r in range(repeat):
+        for unit in units if r % 2 == 0 else reversed(units):
+            if unit in workers:
+                for path, ms in workers[unit].time().items():
+                    samples[(unit, path)].append(ms)
+            else:
+                samples[(unit, None)].append(timers[unit]())
+                settle()
+    for (unit, path), values in samples.items():
+        entry = rec[unit][path] if path else rec[unit]
+        values = [v for v in values if v is not None]
+        entry["ms"] = float(np.median(values)) if values else None
+        entry["samples"] = values
+    return summarize(rec, list(workers))
+
+
+# ---------------------------------------------------------------------------------------------
+def _good(entry):
+    return entry["ms"] if entry and entry.get("ok") and entry.get("ms") is not None else None
+
+
+def _ratio(a, b):
+    return a / b if a is not None and b is not None else None
+
+
+def _prof(entry, key):
+    p = entry.get("profile") if entry and entry.get("ok") else None
+    return p[key] if p else None
+
+
+def summarize(rec, modes):
+    """Ratios (project ÷ other: below 1 means the project is faster)."""
+    rec["ratios"] = {}
+    for path in PATHS:
+        s, p = rec["stock"][path], rec["project"][path]
+        rec["ratios"][path] = {
+            "project_vs_stock": _ratio(_good(p), _good(s)),
+            "depthwise_vs_stock": _ratio(_prof(p, "depthwise_us"), _prof(s, "depthwise_us")),
+            "stock_b_vs_stock": _ratio(_good(rec["stock_b"][path]), _good(s))
+            if "stock_b" in modes else None,
+        }
+    for mode in ("stock", "project"):
+        times = {p: _good(rec[mode][p]) for p in PATHS if _good(rec[mode][p]) is not None}
+        best = min(times, key=times.get) if times else None
+        rec[f"{mode}_best_path"] = best
+        rec[f"{mode}_best_ms"] = times.get(best)
+    rec["ratios"]["best"] = {f"project_vs_{peer}": _ratio(rec["project_best_ms"], _good(rec[peer]))
+                             for peer in PEERS}
+    rec["ratios"]["best"]["project_vs_stock"] = _ratio(rec["project_best_ms"],
+                                                       rec["stock_best_ms"])
+    return rec
+
+
+def _us(v):
+    return "–" if v is None else f"{v:.0f}"
+
+
+def _check(entry):
+    if entry.get("error"):
+        return "ERROR"
+    return "ok" if entry["ok"] else f"WRONG ({_fmt(entry['err'], 3) if entry['err'] else 'shape'})"
+
+
+def markdown(meta, records, smoke):
+    noise = "stock_b" in meta["workers"]
+    head = ["network", "path", "stock ms", "project ms", "project ÷ stock"] \
+        + (["stock_b ÷ stock"] if noise else []) \
+        + ["depthwise µs stock / project", "depthwise ratio", "layout_transform µs stock / project",
+           "# layout_transform stock / project", "profile total µs stock / project", "check"]
+    rows = [head, ["---"] * 2 + ["---:"] * (len(head) - 3) + ["---"]]
+    for rec in records:
+        for path in PATHS:
+            s, p, r = rec["stock"][path], rec["project"][path], rec["ratios"][path]
+            checks = {_check(s), _check(p)}
+            rows.append(
+                [f"`{rec['network']}`", PATH_LABELS[path],
+                 _ms(_good(s)), _ms(_good(p)), _fmt(r["project_vs_stock"])]
+                + ([_fmt(r["stock_b_vs_stock"])] if noise else [])
+                + [f"{_us(_prof(s, 'depthwise_us'))} / {_us(_prof(p, 'depthwise_us'))}",
+                   _fmt(r["depthwise_vs_stock"]),
+                   f"{_us(_prof(s, 'layout_transform_us'))} / "
+                   f"{_us(_prof(p, 'layout_transform_us'))}",
+                   f"{s.get('layout_transforms', '–')} / {p.get('layout_transforms', '–')}",
+                   f"{_us(_prof(s, 'total_us'))} / {_us(_prof(p, 'total_us'))}",
+                   "ok" if checks == {"ok"} else " / ".join(sorted(checks))])
+    for path in PATHS:
+        rows.append([f"**geomean**", PATH_LABELS[path], "", "",
+                     _fmt(geomean([r["ratios"][path]["project_vs_stock"] for r in records]))]
+                    + ([_fmt(geomean([r["ratios"][path]["stock_b_vs_stock"] for r in records]))]
+                       if noise else [])
+                    + ["", _fmt(geomean([r["ratios"][path]["depthwise_vs_stock"]
+                                         for r in records])), "", "", "", ""])
+    table = "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+    phead = ["network", "fastest project path", "project ms", "fastest stock ms"] \
+        + [f"{PEER_LABELS[p]} ms" for p in PEERS] + [f"project ÷ {PEER_LABELS[p]}" for p in PEERS]
+    prows = [phead, ["---"] * 2 + ["---:"] * (len(phead) - 2)]
+    for rec in records:
+        prows.append([f"`{rec['network']}`", PATH_LABELS.get(rec["project_best_path"], "–"),
+                      _ms(rec["project_best_ms"]), _ms(rec["stock_best_ms"])]
+                     + [_ms(_good(rec[p])) if rec[p]["ok"] else _check(rec[p]) for p in PEERS]
+                     + [_fmt(rec["ratios"]["best"][f"project_vs_{p}"]) for p in PEERS])
+    prows.append(["**geomean**", "", "", ""] + [""] * len(PEERS)
+                 + [_fmt(geomean([r["ratios"]["best"][f"project_vs_{p}"] for r in records]))
+                    for p in PEERS])
+    peer_table = "\n".join("| " + " | ".join(row) + " |" for row in prows)
+
+    nets = "\n".join(f"- `{r['network']}`: {r['description']}; {r['params']} parameters, "
+                     f"{r['tflite_depthwise']} depthwise convs" for r in records)
+    problems = [f"- `{r['network']}` {m} {p}: {e['error'] or 'output differs (max abs error ' + _fmt(e['err'], 3) + ')'}"
+                for r in records for m in meta["workers"] for p in PATHS
+                for e in [r[m][p]] if not e["ok"]] + \
+        [f"- `{r['network']}` {p}: {r[p]['error'] or 'output differs (max abs error ' + _fmt(r[p]['err'], 3) + ')'}"
+         for r in records for p in PEERS if not r[p]["ok"]]
+    problems = "\n".join(problems) or "None: every engine built and matched its reference."
+    project, versions = meta["workers"]["project"], meta["versions"]
+    project_note = (f"installed, version {project['project']}" if project["project"]
+                    else "**not installed**: the stock and project columns are both stock TVM")
+    smoke_note = (f"\n> **Smoke run** (`{meta['command']}`): {len(records)} network(s), "
+                  f"{meta['repeat']} rounds, to show the benchmark works end to end. Not the "
+                  "full measurement; the times are not the project's results.\n") if smoke else ""
+    return f"""# Whole-network benchmark
+{smoke_note}
+- Date: {meta['date']} (run took {meta['wall_s'] / 60:.1f} min)
+- Command: `{meta['command']}`
+- Machine: {meta['machine']}
+- TVM {meta['workers']['stock']['tvm']}, target `{meta['workers']['stock']['target']}`; project {project_note}
+- Peers: LiteRT {versions['ai_edge_litert']} (XNNPACK), ONNX Runtime {versions['onnxruntime']},
+  OpenVINO {versions['openvino']} (CPU, latency hint, f32); Python {versions['python']}
+- {THREADS} threads for every engine; times are medians over {meta['repeat']} rounds, in each
+  round every engine runs back to back for about {SLICE_MS} ms
+
+## How to run
+
+```sh
+python3 -m venv .venv && .venv/bin/pip install -e . -r bench/requirements.txt
+.venv/bin/python bench/networks.py            # all networks; --quick: 2 networks, 5 rounds
+# --networks a,b  --repeat N  --noise (a second stock worker: the noise margin)
+# only to remake bench/networks/ (TensorFlow in its own venv): see bench/make_networks.py
+```
+
+## What is measured
+
+Networks (Keras, seeded random weights, batch 1; `bench/make_networks.py`):
+
+{nets}
+
+Paths through TVM (`relay.build`, `opt_level=3`, graph executor): **{PATH_LABELS['tflite_nhwc']}**
+(`relay.frontend.from_tflite`), **{PATH_LABELS['tflite_nchw']}** (then
+`ConvertLayout({{"nn.conv2d": ["NCHW", "default"], ...}})`, which x86 alter-layout packs to
+NCHW{{b}}c), **{PATH_LABELS['onnx']}** (`relay.frontend.from_onnx`, same weights). **stock** is
+TVM with `{SWITCH}=0`, **project** with `=1`, each in its own worker process.
+
+Every engine is timed by the same Python loop (back-to-back calls of the graph executor's
+`run`, LiteRT's `invoke`, ONNX Runtime's `run_with_iobinding`, OpenVINO's `infer`; input set
+once), so each pays its own Python per-call overhead (microseconds, small against these
+networks). The profile columns are TVM's debug executor (`run_individual`, each node's median
+of 3 repeats of 10 runs): the time of the fused functions that hold a depthwise conv, and of
+those that hold a `layout_transform` (and no depthwise conv); a profile sums node times, so it
+is below the whole time (no executor overhead) and taken one node at a time (warm caches).
+`# layout_transform` counts the `layout_transform` ops in the compiled graph. Checks: TVM's
+TFLite paths against LiteRT's output, its ONNX path and OpenVINO against ONNX Runtime's, LiteRT
+and ONNX Runtime against Keras (max abs error within 1e-4 of the output's scale).
+
+Ratios divide a project time by another: **below 1 means the project is faster**.
+
+## Project vs stock, per path
+
+{table}
+
+## Fastest TVM path vs the peers
+
+{peer_table}
+
+![ratios]({meta['png']})
+
+## Errors and wrong outputs
+
+{problems}
+"""
+
+
+def chart(records, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = [r["network"] for r in records]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 1.5 + 0.5 * len(names)), sharey=True)
+    for ax, keys, title in (
+            (axes[0], [(p, "project_vs_stock", PATH_LABELS[p]) for p in PATHS],
+             "project ÷ stock, per path"),
+            (axes[1], [("best", f"project_vs_{p}", PEER_LABELS[p]) for p in PEERS]
+             + [("best", "project_vs_stock", "fastest stock path")],
+             "fastest project path ÷ peer")):
+        h = 0.8 / len(keys)
+        for i, (group, key, label) in enumerate(keys):
+            ys = [j + (i - (len(keys) - 1) / 2) * h for j in range(len(names))]
+            ax.barh(ys, [r["ratios"][group][key] or np.nan for r in records], height=h,
+                    label=label)
+        ax.set_xscale("log")
+        ax.axvline(1.0, color="black", linewidth=1)
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="x", which="both", alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+        ax.set_xlabel("time ratio, log scale (below 1: project faster)")
+    axes[0].set_yticks(range(len(names)), names, fontsize=8)
+    axes[0].set_ylim(len(names) - 0.5, -0.5)
+    fig.suptitle("Whole networks, 2 threads: project TVM vs stock TVM and peers")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true",
+                    help=f"smoke run: {', '.join(QUICK)}; 5 rounds unless --repeat")
+    ap.add_argument("--networks", help="comma-separated network names (bench/networks/index.json)")
+    ap.add_argument("--repeat", type=int, help="timing rounds per network (default 15)")
+    ap.add_argument("--noise", action="store_true",
+                    help="also run a second stock worker (stock_b): the noise margin")
+    ap.add_argument("--out-prefix", default=os.path.join(DOCS, "networks"),
+                    help="write PREFIX.md, .json, .png (default docs/networks)")
+    args = ap.parse_args(argv)
+    known = list(network_index())
+    names = args.networks.split(",") if args.networks else QUICK if args.quick else known
+    names = [n.strip() for n in names if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        ap.error(f"unknown network(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    args.names = names
+    if args.repeat is None:
+        args.repeat = 5 if args.quick else 15
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
+    return args
+
+
+def main(argv):
+    args = parse_args(argv)
+    missing = [m for m in ("tvm", "tflite", "ai_edge_litert", "onnx", "onnxruntime", "openvino",
+                           "tqdm", "matplotlib") if not run._importable(m)]
+    if missing:
+        sys.exit(f"error: missing Python packages {', '.join(missing)} in {sys.executable}; "
+                 "pip install -e . -r bench/requirements.txt")
+    from tqdm import tqdm
+    import ai_edge_litert
+    import onnxruntime
+    import openvino
+
+    os.makedirs(LOGS, exist_ok=True)
+    start = time.time()
+    modes = {"stock": "0", "project": "1", **({"stock_b": "0"} if args.noise else {})}
+    workers = {mode: Worker(mode, switch) for mode, switch in modes.items()}
+    records = []
+    bar = tqdm(args.names, unit="network", dynamic_ncols=True)
+    for name in bar:
+        bar.set_postfix_str(name)
+        records.append(measure(name, workers, args.repeat))
+    for worker in workers.values():
+        worker.close()
+
+    prefix = os.path.abspath(args.out_prefix)
+    meta = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python " + " ".join(shlex.quote(a) for a in
+                                        [os.path.relpath(__file__, ROOT)] + list(argv)),
+        "machine": machine(), "repeat": args.repeat, "slice_ms": SLICE_MS, "threads": THREADS,
+        "wall_s": time.time() - start, "png": os.path.basename(prefix) + ".png",
+        "workers": {mode: w.hello for mode, w in workers.items()},
+        "versions": {"ai_edge_litert": getattr(ai_edge_litert, "__version__", "?"),
+                     "onnxruntime": onnxruntime.__version__,
+                     "openvino": openvino.__version__.split("-")[0],
+                     "numpy": np.__version__, "python": platform.python_version()},
+    }
+    smoke = args.quick or len(records) < len(network_index())
+    os.makedirs(os.path.dirname(prefix), exist_ok=True)
+    with open(prefix + ".json", "w") as f:
+        json.dump({"meta": meta, "smoke_run": smoke, "records": records}, f, indent=1)
+    with open(prefix + ".md", "w") as f:
+        f.write(markdown(meta, records, smoke))
+    chart(records, prefix + ".png")
+
+    rel = os.path.relpath(prefix, ROOT)
+    print(f"wrote {rel}.md, .json, .png in {meta['wall_s'] / 60:.1f} min")
+    for path in PATHS:
+        print(f"  geomean project ÷ stock, {PATH_LABELS[path]}: "
+              f"{_fmt(geomean([r['ratios'][path]['project_vs_stock'] for r in records]))}")
+    bad = sum(1 for r in records for m in workers for p in PATHS if not r[m][p]["ok"]) \
+        + sum(1 for r in records for p in PEERS if not r[p]["ok"])
+    if bad:
+        print(f"  {bad} failed or wrong measurements: see {rel}.md")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
