@@ -376,8 +376,9 @@ def chart(records, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     names = [r["network"] for r in records]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 1.5 + 0.5 * len(names)), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 2.0 + 0.45 * len(names)), sharey=True)
     for ax, keys, title in (
             (axes[0], [(p, "project_vs_stock", PATH_LABELS[p]) for p in PATHS],
              "project ÷ stock, per path"),
@@ -391,9 +392,15 @@ def chart(records, path):
                     label=label)
         ax.set_xscale("log")
         ax.axvline(1.0, color="black", linewidth=1)
-        ax.set_title(title, fontsize=10)
+        lo, hi = ax.get_xlim()
+        lo, hi = min(lo, 0.4), max(hi, 2.5)
+        ax.set_xlim(lo, hi)
+        ax.set_xticks([t for t in (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50) if lo <= t <= hi])
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.grid(axis="x", which="both", alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(title=title, title_fontsize=9, fontsize=8, loc="lower center",
+                  bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
         ax.set_xlabel("time ratio, log scale (below 1: project faster)")
     axes[0].set_yticks(range(len(names)), names, fontsize=8)
     axes[0].set_ylim(len(names) - 0.5, -0.5)
