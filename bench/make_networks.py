@@ -202,8 +202,27 @@ def run_tflite(blob, x):
     return interp.get_tensor(interp.get_output_details()[0]["index"]), ops
 
 
+def _patch_tf2onnx():
+    """tf2onnx 1.17's transpose optimizer fails (``max() arg is an empty sequence``, logged,
+    then it gives up) on a Conv followed by an Add of a scalar constant, hard-swish's ``x + 3``:
+    the ONNX MobileNetV3 then keeps an NHWC<->NCHW Transpose around every op (103 of them).
+    A scalar needs no bias merge: treat it like any other input of the Add."""
+    from tf2onnx.optimizer.transpose_optimizer import TransposeOptimizer
+    original = TransposeOptimizer._add_handler
+    if getattr(original, "scalar_patch", False):
+        return
+
+    def add_handler(self, trans, node):
+        if node.inputs[1].is_const() and node.inputs[1].get_tensor_value(as_list=False).ndim == 0:
+            return self._handle_node_having_branches(trans, node)
+        return original(self, trans, node)
+    add_handler.scalar_patch = True
+    TransposeOptimizer._add_handler = add_handler
+
+
 def to_onnx(fn, input_name):
     import tf2onnx
+    _patch_tf2onnx()
     proto, _ = tf2onnx.convert.from_function(
         fn, input_signature=fn.input_signature, opset=OPSET, inputs_as_nchw=[input_name + ":0"])
     proto.ir_version = min(proto.ir_version, 10)  # what onnxruntime 1.31 reads
