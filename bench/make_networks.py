@@ -18,6 +18,12 @@ input is the ONNX graph's first node only if tf2onnx cannot push it through, see
 output. The script checks that TFLite (TensorFlow's interpreter, with XNNPACK) and ONNX
 Runtime both reproduce Keras' output (``close()``), and that each .tflite holds at least one
 DEPTHWISE_CONV_2D.
+
+What the exporters make of it: TFLite folds every BatchNormalization into its conv; tf2onnx
+folds those after a regular conv but leaves those after a depthwise conv as Mul + Add, and
+writes PReLU as Relu/Neg/Mul/Add (TFLite keeps PRELU). tf2onnx names nodes with counters, so
+remaking a network rewrites its .onnx with other bytes (same graph): remake only the networks
+that change.
 """
 import json
 import os
