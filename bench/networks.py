@@ -243,6 +243,39 @@ def summarize(rec, modes):
     return rec
 
 
+# networks whose depthwise convs have channel multipliers > 1
+MULTIPLIER_NETWORKS = ("eegnet", "multipliers")
+# issue 14's targets: (label, ratio getter, networks/paths it applies to, bound)
+TARGETS = [
+    ("project ÷ stock, every network, every path", "project_vs_stock", PATHS, None, 1.0),
+    ("depthwise time project ÷ stock (profile), NCHW and ONNX paths", "depthwise_vs_stock",
+     ("tflite_nchw", "onnx"), None, 0.6),
+    ("project ÷ stock, networks with multipliers > 1, every path", "project_vs_stock", PATHS,
+     MULTIPLIER_NETWORKS, 1 / 1.5),
+]
+
+
+def targets(records, noise):
+    """Markdown lines: each target, whether this run met it, and what missed it."""
+    lines = ["| target | bound | met | missed by |", "| --- | ---: | --- | --- |"]
+    for label, key, paths, networks, bound in TARGETS:
+        values = [(f"`{r['network']}` {p}", r["ratios"][p][key]) for r in records
+                  for p in paths if networks is None or r["network"] in networks]
+        if not values:
+            continue
+        over = [f"{where} {_fmt(v)}" for where, v in values if v is None or v > bound]
+        lines.append(f"| {label} | {bound:.2f} | {'**no**' if over else 'yes'} | "
+                     f"{', '.join(over) or '-'} |")
+    if noise:
+        spread = [r["ratios"][p]["stock_b_vs_stock"] for r in records for p in PATHS]
+        spread = [abs(np.log(v)) for v in spread if v]
+        if spread:
+            lines.append(f"\nNoise margin (stock_b ÷ stock, same build, another process): "
+                         f"median {np.exp(np.median(spread)):.3f}x, worst "
+                         f"{np.exp(max(spread)):.3f}x either way.")
+    return "\n".join(lines)
+
+
 def _us(v):
     return "–" if v is None else f"{v:.0f}"
 
@@ -355,6 +388,10 @@ TFLite paths against LiteRT's output, its ONNX path and OpenVINO against ONNX Ru
 and ONNX Runtime against Keras (max abs error within 1e-4 of the output's scale).
 
 Ratios divide a project time by another: **below 1 means the project is faster**.
+
+## Targets (issue 14)
+
+{targets(records, noise)}
 
 ## Project vs stock, per path
 
