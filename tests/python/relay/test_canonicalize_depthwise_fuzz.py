@@ -49,6 +49,16 @@ REGRESSIONS = {
     # T.bool(False), on argument split.shape[3]"). Such rows are now staged unsplit.
     "one_column_kernel_stride2_dilated_rows": _case(8, 5, (1, 1), (2, 2), (2, 1), (0, 0, 1, 2)),
     "one_column_kernel_stride_3x2": _case(7, 2, (3, 1), (3, 2), (1, 1), (0, 0, 2, 0)),
+    # NCHW rows of a single staged column at stride 2 (found by the campaign, on aarch64;
+    # x86 packs m = 1 but takes the same path with m > 1): the phase-split intrinsic failed to
+    # match ("Failed to match the compute with TensorIntrin phase_split's declaration"), or,
+    # with a row narrower than its left padding, had an empty row ("Bind have an unmet
+    # assertion ... row.shape[3]"). Such rows are staged unsplit.
+    "single_column_row_stride2": _case(2, 1, (1, 2), (1, 2), (1, 1), (0, 1, 0, 0), size=(1, 2)),
+    "row_narrower_than_left_padding": _case(2, 1, (1, 2), (1, 2), (1, 1), (0, 2, 0, 0),
+                                            size=(1, 1)),
+    "single_column_row_stride2_m2": _case(2, 2, (1, 2), (1, 2), (1, 1), (0, 1, 0, 0),
+                                          size=(1, 2)),
     # a dilation that is a multiple of the column stride reads one phase too
     "dilation_multiple_of_stride": _case(4, 1, (3, 3), (1, 2), (1, 2), (1, 1, 1, 1),
                                          form="canonical"),

@@ -205,15 +205,20 @@ def _stages_whole_planes(stage):
     return _is_phase_split(stage) and "pad_top" in stage.op.attrs
 
 
-def _reads_every_phase(stride, taps):
-    """Whether the kernel column offsets ``taps`` meet every column phase modulo ``stride``.
+def _splits_by_phase(stride, taps, columns, pad_left):
+    """Whether a staged row is split by column phase with :func:`_phase_split_intrinsic`.
 
-    The phase-split stage is tensorized a whole row of ``stride`` phases at a time; a kernel
-    that reads some phases only (one column wide, or a dilation that is a multiple of the
-    stride) would leave TVM's bound inference a smaller region than the intrinsic's, and
-    such a row is staged unsplit instead.
+    The intrinsic stages a whole row of ``stride`` phases of ``columns`` columns at a time, and
+    TVM matches it against the stage only where the stage's region is that whole row and no
+    axis of it is a single iteration (TVM folds such an axis into a constant on one side of
+    the match only). So a row is split where the kernel column offsets ``taps`` meet every
+    phase (not so for a kernel one column wide, or a dilation that is a multiple of the
+    stride), where it has two columns or more, and where it holds an input column at all (a
+    row narrower than its left padding does not); any other row is staged unsplit and read at
+    the stride.
     """
-    return len({tap % stride for tap in taps}) == stride
+    every_phase = len({tap % stride for tap in taps}) == stride
+    return stride > 1 and every_phase and columns > 1 and columns * stride > pad_left
 
 
 def _stage_rows(data, layout, pads, extent, stride, taps, whole_plane=False):
@@ -232,9 +237,8 @@ def _stage_rows(data, layout, pads, extent, stride, taps, whole_plane=False):
     reads them unmasked: the schedule then stages a task's whole planes, each with one
     intrinsic that knows which of its rows are padding.
 
-    ``taps`` are the kernel's column offsets (kernel column times dilation). A kernel whose
-    offsets miss a phase (see :func:`_reads_every_phase`) stages its rows unsplit and reads
-    them at the column stride.
+    ``taps`` are the kernel's column offsets (kernel column times dilation). Rows that
+    :func:`_splits_by_phase` rules out are staged unsplit and read at the column stride.
 
     Returns the stage and ``read(index, x, tap)``: the pixel of the row at ``index`` (the
     position in the layout but for the width) that output column ``x`` meets at the kernel
@@ -250,8 +254,8 @@ def _stage_rows(data, layout, pads, extent, stride, taps, whole_plane=False):
     def _rows(y):
         return _rows_inside(y, height, pad_top, pad_bottom)
 
-    if stride > 1 and _reads_every_phase(stride, taps):
-        columns = -(-extent // stride)
+    columns = -(-extent // stride)
+    if _splits_by_phase(stride, taps, columns, pad_left):
         padded_rows = bool(pad_top or pad_bottom)
         whole_plane = whole_plane and padded_rows
 
