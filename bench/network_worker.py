@@ -47,7 +47,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from timing import settle, slice_timer  # noqa: E402
-from tvm_worker import short_error  # noqa: E402
+from tvm_worker import hello, host_target, short_error  # noqa: E402
 
 NETWORKS_DIR = os.path.join(HERE, "networks")
 PATHS = ("tflite_nhwc", "tflite_nchw", "onnx")
@@ -289,18 +289,8 @@ def main(argv):
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOPHUB_LOCATION", "NONE")
-    import tvm
-    from importlib import metadata
-    try:
-        project = metadata.version("tvm-canonicalize-depthwise")
-    except metadata.PackageNotFoundError:
-        project = None
-    session = Session("llvm -mcpu=" + tvm.target.codegen.llvm_get_system_cpu())
-    proto.write(json.dumps({
-        "hello": True, "tvm": tvm.__version__, "target": session.target, "project": project,
-        "switch": os.environ.get("TVM_CANONICALIZE_DEPTHWISE"),
-        "threads": os.environ.get("TVM_NUM_THREADS"),
-    }) + "\n")
+    session = Session(host_target())
+    proto.write(json.dumps(hello(session.target)) + "\n")
     if argv:  # standalone: check against Keras' output (no LiteRT/ONNX Runtime needed)
         for name in argv:
             keras_out = os.path.join(tempfile.mkdtemp(), "keras.npy")

@@ -63,24 +63,8 @@ def network_index():
 class Worker(run.Worker):
     """A network_worker.py subprocess (run.Worker's protocol plumbing, another script)."""
 
-    def __init__(self, mode, switch):  # pylint: disable=super-init-not-called
-        self.mode = mode
-        self.env = dict(os.environ, TOPHUB_LOCATION="NONE", TVM_NUM_THREADS=str(THREADS))
-        self.env[SWITCH] = switch
-        self.log_path = os.path.join(LOGS, f"networks-worker-{mode}.log")
-        self.log = open(self.log_path, "w")
-        self.proc = None
-        self.died = None
-        self.hello = self._start()
-
-    def _start(self):
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "network_worker.py")], env=self.env, text=True,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, bufsize=1)
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the {self.mode} TVM worker did not start; see {self.log_path}")
-        return json.loads(line)
+    SCRIPT = "network_worker.py"
+    LOG_PREFIX = "networks-worker"
 
     def build(self, name, expected):
         self.log.write(f"=== {name}\n")

@@ -53,13 +53,17 @@ PEERS = ("xnnpack", "ort", "copy")
 # ---------------------------------------------------------------------------------------------
 # TVM workers
 class Worker:
-    """A tvm_worker.py subprocess for one mode, restarted if it dies."""
+    """A worker subprocess (``script``, tvm_worker.py by default) for one mode, restarted if
+    it dies."""
 
-    def __init__(self, mode):
+    SCRIPT = "tvm_worker.py"
+    LOG_PREFIX = "worker"
+
+    def __init__(self, mode, switch=None):
         self.mode = mode
         self.env = dict(os.environ, TOPHUB_LOCATION="NONE", TVM_NUM_THREADS=str(THREADS))
-        self.env[SWITCH] = MODES[mode]
-        self.log_path = os.path.join(LOGS, f"worker-{mode}.log")
+        self.env[SWITCH] = MODES[mode] if switch is None else switch
+        self.log_path = os.path.join(LOGS, f"{self.LOG_PREFIX}-{mode}.log")
         self.log = open(self.log_path, "w")
         self.proc = None
         self.died = None  # why the worker died while handling the current workload
@@ -67,7 +71,7 @@ class Worker:
 
     def _start(self):
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "tvm_worker.py")], env=self.env, text=True,
+            [sys.executable, os.path.join(HERE, self.SCRIPT)], env=self.env, text=True,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, bufsize=1)
         line = self.proc.stdout.readline()
         if not line:

@@ -186,6 +186,27 @@ def _failed(error):
     return {"ok": False, "err": None, "build_s": None, "error": error}
 
 
+def host_target():
+    """``llvm -mcpu=<this host's CPU>``."""
+    import tvm
+    return "llvm -mcpu=" + tvm.target.codegen.llvm_get_system_cpu()
+
+
+def hello(target):
+    """A worker's first protocol line: versions, target, switch and threads."""
+    import tvm
+    from importlib import metadata
+    try:  # metadata only, for the report header
+        project = metadata.version("tvm-canonicalize-depthwise")
+    except metadata.PackageNotFoundError:
+        project = None
+    return {
+        "hello": True, "tvm": tvm.__version__, "target": target, "project": project,
+        "switch": os.environ.get("TVM_CANONICALIZE_DEPTHWISE"),
+        "threads": os.environ.get("TVM_NUM_THREADS"),
+    }
+
+
 def main(argv):
     # stdout carries the protocol; anything TVM or LLVM prints goes to stderr
     proto = os.fdopen(os.dup(1), "w", buffering=1)
@@ -194,18 +215,8 @@ def main(argv):
                         format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOPHUB_LOCATION", "NONE")
 
-    import tvm
-    from importlib import metadata
-    try:  # metadata only, for the report header
-        project = metadata.version("tvm-canonicalize-depthwise")
-    except metadata.PackageNotFoundError:
-        project = None
-    session = Session("llvm -mcpu=" + tvm.target.codegen.llvm_get_system_cpu())
-    proto.write(json.dumps({
-        "hello": True, "tvm": tvm.__version__, "target": session.target, "project": project,
-        "switch": os.environ.get("TVM_CANONICALIZE_DEPTHWISE"),
-        "threads": os.environ.get("TVM_NUM_THREADS"),
-    }) + "\n")
+    session = Session(host_target())
+    proto.write(json.dumps(hello(session.target)) + "\n")
 
     if argv:  # standalone
         for name in argv:
