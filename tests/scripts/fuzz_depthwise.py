@@ -30,7 +30,7 @@ FUZZ_DIR = HERE.parent / "python" / "relay"
 def _worker(seed, examples, out_path, deadline):
     """Run ``examples`` examples from ``seed`` on, or until the epoch time ``deadline``; write
     counts and failures to ``out_path``."""
-    sys.path.insert(0, str(FUZZ_DIR))
+    sys.path[:0] = [str(FUZZ_DIR), str(HERE.parent)]
     # pylint: disable=import-outside-toplevel
     from hypothesis import HealthCheck, given, settings
     from hypothesis import seed as hypothesis_seed

@@ -6,9 +6,10 @@ takes both where the decision depends on the vector width, so that it holds on e
 host. They assert properties any good configuration has on that target (outputs match NumPy,
 vectors of whole lanes, multiply-adds fed from registers, tasks for both threads, a point of
 the tuning space, a tuned configuration honoured), not the untuned fallback's tile sizes.
-Built code runs only where the host executes the target's instructions (``_runs_here``): an
-AVX-512 build on an AVX-512 host, an AVX2 build on both; elsewhere the AVX-512 checks are
-compile-only and the numerics run on the AVX2 build (``_runnable``).
+Built code runs only where the host executes the target's instructions (``host_isa``): Zen
+builds run on AMD hosts only (LLVM uses SSE4A there), so elsewhere the numerics run on the
+portable target of the same vector class (``haswell``, ``skylake-avx512``), or on the AVX2 one
+where the host has no AVX-512 (``_runnable``).
 """
 import os
 
@@ -23,6 +24,7 @@ import tvm.relay  # activates the patch's import hook before the project's topi 
 from tvm import autotvm, relay, te
 from tvm.contrib import graph_executor
 from tvm_canonicalize_depthwise import reference as ref
+from host_isa import PORTABLE_TARGETS, runs_on_host
 
 from tvm.target.x86 import get_simd_32bit_lanes
 from tvm.topi.nn.utils import get_pad_tuple
@@ -39,33 +41,14 @@ BOTH = [pytest.param(target, id=name) for name, target in X86_TARGETS.items()]
 _L1_BYTES = 32 * 1024
 
 
-def _host_flags():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-_HOST_FLAGS = _host_flags()
-# The vector extensions the built convolutions use, named alike by LLVM and /proc/cpuinfo:
-# float vectors, FMA, F16C and AVX-512 F/BW/DQ/VL (the assembly of every dtype here has no
-# instruction of znver5's other extensions, such as AVX-VNNI or VP2INTERSECT).
-_VECTOR_FEATURES = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512dq", "avx512vl")
-
-
-def _runs_here(target):
-    """Whether this host executes the vector instructions of code built for ``target``."""
-    features = set(tvm.target.codegen.llvm_get_cpu_features(target))
-    return all(flag in _HOST_FLAGS for flag in _VECTOR_FEATURES if flag in features)
-
-
 def _runnable(target):
-    """``target`` where the host runs its code, else the AVX2 target (runs on both kinds)."""
-    return target if _runs_here(target) else AVX2_TARGET
+    """``target`` where the host runs its code, else the portable target of its vector class
+    (same lanes and registers), else the portable AVX2 one (runs on every x86 host here)."""
+    if runs_on_host(target):
+        return target
+    wide = "avx512f" in tvm.target.codegen.llvm_get_cpu_features(target)
+    twin = PORTABLE_TARGETS["avx512" if wide else "avx2"]
+    return twin if runs_on_host(twin) else PORTABLE_TARGETS["avx2"]
 
 
 # numerics-only tests: the wider of the two targets that this host runs
@@ -139,7 +122,7 @@ def _check(
 ):
     """Build the x86 template (fallback config) for ``target`` and compare it with NumPy
     (once a session: several tests check the numerics of the same build)."""
-    assert _runs_here(target), f"this host cannot run code built for {target}"
+    assert runs_on_host(target), f"this host cannot run code built for {target}"
     key = (data_layout, kernel_layout, channels, size, multiplier, kernel, strides, padding,
            dilation, dtype, out_dtype, str(target))
     if key in _CHECKED:
@@ -182,8 +165,10 @@ def test_targets_have_the_vector_widths_assumed(target, lanes):
     # an -mcpu this LLVM does not know would have no features, and 4 lanes
     assert _lanes(target) == lanes
     assert _registers(target) == 2 * lanes
-    # the code built for AVX2 runs on both kinds of host
-    assert _runs_here(AVX2_TARGET)
+    # numerics run on a portable twin of the same class where the host cannot run the target
+    twin = _runnable(target)
+    assert runs_on_host(twin)
+    assert _lanes(twin) in (8, lanes)
 
 
 LAYOUTS = [
@@ -239,8 +224,8 @@ def test_fallback_odd_channels_tiny_sizes(data_layout, kernel_layout, channels, 
 
 @pytest.mark.parametrize("data_layout,kernel_layout", [("NCHW", "OIHW"), ("NHWC", "HWOI")])
 def test_avx2_vector_width(data_layout, kernel_layout):
-    # the numerics of the 8-lane schedule, which runs on either kind of host
-    _check(data_layout, kernel_layout, 12, (9, 9), 2, target=AVX2_TARGET)
+    # the numerics of the 8-lane schedule, which runs on every x86 host here
+    _check(data_layout, kernel_layout, 12, (9, 9), 2, target=PORTABLE_TARGETS["avx2"])
 
 
 def _create(args, target):
@@ -418,9 +403,9 @@ def _strided_nchw_task(channels, size, target, padding=(1, 1, 1, 1), stride=2, k
 def _check_task(task, module, channels, size, multiplier, kernel, stride, padding):
     """Compare ``module``, the NCHW ``task`` built for its target, with NumPy where this host
     runs that target's code; elsewhere the fallback built for AVX2."""
-    if not _runs_here(task.target):
+    if not runs_on_host(task.target):
         _check("NCHW", "OIHW", channels, (size, size), multiplier, (kernel, kernel),
-               (stride, stride), padding, target=AVX2_TARGET)
+               (stride, stride), padding, target=_runnable(task.target))
         return
     data_nchw, weight_oihw = _inputs(channels, size, size, multiplier, (kernel, kernel), "float32")
     expected = ref.depthwise_conv2d_nchw(
@@ -587,9 +572,9 @@ def test_tall_kernels_stage_whole_planes_with_zero_rows(target, size, padding, s
     expected = ref.depthwise_conv2d_nchw(
         data_nchw, weight_oihw, (stride, stride), padding, (1, 1)
     )
-    if not _runs_here(target):
-        task = _create(args, AVX2_TARGET)
-        module = tvm.build(_lower(task), target=AVX2_TARGET)
+    if not runs_on_host(target):
+        task = _create(args, _runnable(target))
+        module = tvm.build(_lower(task), target=_runnable(target))
     for built in (
         module,
         _built_with(task, stage_per_block=lambda val: val == 1,
