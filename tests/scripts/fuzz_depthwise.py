@@ -115,13 +115,13 @@ def _commit():
         return "(not a git checkout)"
 
 
-def _report(args, seed, stats, seconds):
+def _report(args, seed, stats, seconds, commit):
     lines = [
         "# Differential fuzzing: the last extended campaign",
         "",
         f"- Command: `{' '.join(['.venv/bin/python', 'tests/scripts/fuzz_depthwise.py'] + sys.argv[1:])}`",
         f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; host `-mcpu={_host_cpu()}`; "
-        f"project at {_commit()}",
+        f"project at {commit}",
         f"- Seed: {seed} (workers {seed} to {seed + args.jobs - 1})",
         f"- Examples: {stats['examples']}; failures: {len(stats['failures'])}; "
         f"duration: {seconds / 60:.1f} min on {args.jobs} worker(s)"
@@ -158,6 +158,8 @@ def main(argv=None):
     seed = args.seed if args.seed is not None else random.randrange(1 << 31)
     print(f"seed {seed}: {args.examples} examples over {args.jobs} worker(s)", flush=True)
     start = time.time()
+    # the code the workers load: the commit checked out now, not when they finish
+    commit = _commit()
     deadline = start + args.minutes * 60 if args.minutes else float("inf")
     env = {**os.environ, "TOPHUB_LOCATION": "NONE", "TVM_NUM_THREADS": "1"}
     env.pop("TVM_CANONICALIZE_DEPTHWISE", None)
@@ -186,7 +188,7 @@ def main(argv=None):
             for key in ("both_failed", "built", "ran"):
                 total[key].update(stats[key])
     seconds = time.time() - start
-    report = _report(args, seed, total, seconds)
+    report = _report(args, seed, total, seconds, commit)
     print(report)
     if args.record:
         args.record.write_text(report)

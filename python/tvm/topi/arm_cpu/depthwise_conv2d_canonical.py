@@ -1,12 +1,12 @@
-"""ARM CPU schedule for depthwise convolution on canonical weights (any multiplier and layout)."""
+"""ARM CPU templates of depthwise convolution on canonical weights (any multiplier and layout)."""
+import tvm
 from tvm import autotvm
 
 from ..x86.depthwise_conv2d_canonical import (
     depthwise_conv2d_canonical_cpu,
     schedule_depthwise_conv2d_canonical_cpu,
 )
-
-_NEON_32BIT_LANES = 4
+from ..x86.depthwise_cpu import describe_cpu
 
 
 @autotvm.register_topi_compute("depthwise_conv2d_canonical.arm_cpu")
@@ -15,13 +15,13 @@ def depthwise_conv2d_canonical(
 ):
     """Compute of :func:`tvm.topi.nn.depthwise_conv2d_canonical`, as an AutoTVM template."""
     del cfg
+    cpu = describe_cpu() if tvm.target.Target.current(allow_none=True) else None
     return depthwise_conv2d_canonical_cpu(
-        data, kernel, strides, padding, dilation, data_layout, kernel_layout, out_dtype,
-        _NEON_32BIT_LANES,
+        data, kernel, strides, padding, dilation, data_layout, kernel_layout, out_dtype, cpu
     )
 
 
 @autotvm.register_topi_schedule("depthwise_conv2d_canonical.arm_cpu")
 def schedule_depthwise_conv2d_canonical(cfg, outs):
-    """The CPU schedule of the x86 template with 128-bit NEON vectors (32 registers)."""
-    return schedule_depthwise_conv2d_canonical_cpu(cfg, outs, _NEON_32BIT_LANES, 32)
+    """The CPU schedule of the x86 template, for the NEON CPU of the current target."""
+    return schedule_depthwise_conv2d_canonical_cpu(cfg, outs, describe_cpu())

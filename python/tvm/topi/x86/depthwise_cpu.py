@@ -1,0 +1,130 @@
+"""The CPU the depthwise templates schedule for: one description, derived from the target.
+
+The untuned fallback of the CPU depthwise templates is a model of a few parameters of the
+processor (vector lanes and registers, level-1 data and level-2 cache sizes, threads) rather
+than rules measured on one processor. :func:`describe_cpu` derives them from the target: the
+vector width and register count from the instruction sets LLVM enables for its ``-mcpu`` and
+``-mattr`` (so ``-mattr=-avx512f`` is an AVX2 target), the cache sizes from the host where the
+target is the host, the threads from ``-num-cores``, else the runtime's. What the target cannot say
+takes the documented defaults below.
+"""
+import os
+from dataclasses import dataclass
+
+from tvm import get_global_func
+from tvm import target as _target
+from tvm.target import codegen
+
+# Level-1 data cache of one core where the target is not the host: the smallest of the cores
+# with AVX or NEON that matter (Zen 1-4, Intel cores up to Skylake, Cortex-A72/A76); newer
+# cores have 48 KiB (Intel since Ice Lake, Zen 5) or 64 KiB (Neoverse), and a budget sized
+# for less only leaves some of theirs unused.
+DEFAULT_L1D_BYTES = 32 * 1024
+# Level-2 cache of one core where the target is not the host: the L2 of Zen 2 and Zen 3
+# cores (Zen 4: 1 MiB, Intel server cores: 1-2 MiB). It only decides where a layer's input is
+# taken to stream from L3 (see the streaming rule of the width-innermost fallback).
+DEFAULT_L2_BYTES = 512 * 1024
+# every x86 and Armv8 core of this century
+DEFAULT_LINE_BYTES = 64
+# where Linux describes the caches of the first CPU
+CACHE_ROOT = "/sys/devices/system/cpu/cpu0/cache"
+
+
+@dataclass(frozen=True)
+class CPUDescription:
+    """What the fallback model reads of a CPU, and the budgets it derives from it."""
+
+    lanes: int  # 32-bit lanes of a vector register
+    vector_registers: int
+    l1d_bytes: int  # level-1 data cache of a core
+    l2_bytes: int  # level-2 cache of a core
+    threads: int  # threads the compiled code runs on
+    line_bytes: int = DEFAULT_LINE_BYTES
+
+    @property
+    def stage_bytes(self):
+        """Staged input a task may hold: three quarters of L1, the rest kept for the weights,
+        the block's output lines and the stack (24 KiB of a 32 KiB L1, the budget measured)."""
+        return self.l1d_bytes * 3 // 4
+
+    @property
+    def window_bytes(self):
+        """Input a block of channels-innermost columns may read across all channels and still
+        hit L1 on its next block: the whole L1 (it is streamed, not reused, past that)."""
+        return self.l1d_bytes
+
+    @property
+    def stream_bytes(self):
+        """Input a task staging strided rows takes at once where the layer's input streams from
+        L3: half of L1, long sweeps for the prefetcher that leave room for the rows' reuse."""
+        return self.l1d_bytes // 2
+
+    @property
+    def min_tasks(self):
+        """Parallel tasks wanted before a task takes several blocks of rows: eight a thread, so
+        that uneven tasks leave a thread idle an eighth of the layer at worst."""
+        return 8 * self.threads
+
+
+def _host_cache_bytes(level, kinds):
+    """The size of the host's cache of ``level`` (one of ``kinds``) from sysfs, or None."""
+    root = CACHE_ROOT
+    try:
+        entries = sorted(os.listdir(root))
+    except OSError:
+        return None
+    for entry in entries:
+        path = os.path.join(root, entry)
+        try:
+            with open(os.path.join(path, "level"), encoding="ascii") as file:
+                found = int(file.read())
+            with open(os.path.join(path, "type"), encoding="ascii") as file:
+                kind = file.read().strip()
+            with open(os.path.join(path, "size"), encoding="ascii") as file:
+                size = file.read().strip()
+        except (OSError, ValueError):
+            continue
+        if found != level or kind not in kinds:
+            continue
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(size[-1:].upper(), 1)
+        digits = size.rstrip("KMGkmg")
+        if digits.isdigit():
+            return int(digits) * scale
+    return None
+
+
+def _is_host(target):
+    triple = target.attrs.get("mtriple", "")
+    mcpu = target.attrs.get("mcpu", "")
+    return triple in ("", codegen.llvm_get_system_triple()) and mcpu in (
+        "", codegen.llvm_get_system_cpu()
+    )
+
+
+def _threads(target):
+    cores = int(target.attrs.get("num-cores", 0) or 0)
+    if cores > 0:
+        return cores
+    # what TVM's runtime in this process runs on (TVM_NUM_THREADS, else its default)
+    return max(1, int(get_global_func("runtime.NumThreads")()))
+
+
+def describe_cpu(target=None):
+    """The :class:`CPUDescription` of ``target`` (default: the current target)."""
+    target = _target.Target.current() if target is None else _target.Target(target)
+    features = set(codegen.llvm_get_cpu_features(target)) if target.kind.name == "llvm" else set()
+    if "aarch64" in target.attrs.get("mtriple", "") or "neon" in features:
+        # 128-bit NEON, 32 registers on AArch64 (16 on 32-bit Arm)
+        lanes = 4
+        registers = 32 if "aarch64" in target.attrs.get("mtriple", "") else 16
+    elif "avx512f" in features:
+        lanes, registers = 16, 32
+    elif "avx" in features:
+        lanes, registers = 8, 16
+    else:
+        lanes, registers = 4, 16  # SSE, or a target whose features LLVM does not list
+    l1d, l2 = DEFAULT_L1D_BYTES, DEFAULT_L2_BYTES
+    if _is_host(target):
+        l1d = _host_cache_bytes(1, ("Data", "Unified")) or l1d
+        l2 = _host_cache_bytes(2, ("Unified", "Data")) or l2
+    return CPUDescription(lanes, registers, l1d, l2, _threads(target))

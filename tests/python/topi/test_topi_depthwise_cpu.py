@@ -1,0 +1,131 @@
+"""The CPU description the depthwise fallback is a model of: derived from the target."""
+import ast
+import os
+
+import pytest
+
+import tvm
+import tvm.relay  # activates the patch's import hook before the project's topi modules load
+from tvm import autotvm, te
+from tvm.target import codegen
+from tvm.topi.x86 import depthwise_cpu
+from tvm.topi.x86.depthwise_cpu import describe_cpu
+
+X86 = os.path.join(os.path.dirname(depthwise_cpu.__file__))
+
+
+@pytest.mark.parametrize("target,lanes,registers", [
+    ("llvm -mcpu=haswell", 8, 16),
+    ("llvm -mcpu=znver3", 8, 16),
+    ("llvm -mcpu=znver5", 16, 32),
+    ("llvm -mcpu=skylake-avx512", 16, 32),
+    # the instruction sets decide, not the CPU's name
+    ("llvm -mcpu=skylake-avx512 -mattr=-avx512f", 8, 16),
+    ("llvm -mcpu=x86-64-v4", 16, 32),
+    ("llvm -mcpu=nehalem", 4, 16),
+    ("llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon", 4, 32),
+])
+def test_vector_width_and_registers_come_from_the_instruction_sets(target, lanes, registers):
+    cpu = describe_cpu(target)
+    assert (cpu.lanes, cpu.vector_registers) == (lanes, registers)
+
+
+def test_a_target_that_is_not_the_host_takes_the_documented_defaults():
+    other = "znver3" if codegen.llvm_get_system_cpu() != "znver3" else "haswell"
+    cpu = describe_cpu(f"llvm -mcpu={other}")
+    assert cpu.l1d_bytes == depthwise_cpu.DEFAULT_L1D_BYTES == 32 * 1024
+    assert cpu.l2_bytes == depthwise_cpu.DEFAULT_L2_BYTES == 512 * 1024
+    assert cpu.line_bytes == 64
+
+
+def _fake_caches(root, caches):
+    for index, (level, kind, size) in enumerate(caches):
+        entry = root / f"index{index}"
+        entry.mkdir()
+        (entry / "level").write_text(f"{level}\n")
+        (entry / "type").write_text(f"{kind}\n")
+        (entry / "size").write_text(f"{size}\n")
+
+
+def test_the_host_target_reads_the_host_caches(tmp_path, monkeypatch):
+    _fake_caches(tmp_path, [(1, "Data", "48K"), (1, "Instruction", "32K"),
+                            (2, "Unified", "2048K"), (3, "Unified", "105M")])
+    monkeypatch.setattr(depthwise_cpu, "CACHE_ROOT", str(tmp_path))
+    host = describe_cpu(f"llvm -mcpu={codegen.llvm_get_system_cpu()}")
+    assert (host.l1d_bytes, host.l2_bytes) == (48 * 1024, 2 * 1024 * 1024)
+    # the budgets of the model follow
+    assert host.stage_bytes == 36 * 1024 and host.window_bytes == 48 * 1024
+    assert host.stream_bytes == 24 * 1024
+    # a target naming another CPU does not
+    other = "znver3" if codegen.llvm_get_system_cpu() != "znver3" else "haswell"
+    assert describe_cpu(f"llvm -mcpu={other}").l1d_bytes == depthwise_cpu.DEFAULT_L1D_BYTES
+
+
+def test_unreadable_caches_fall_back_to_the_defaults(tmp_path, monkeypatch):
+    _fake_caches(tmp_path, [(1, "Data", "lots"), (2, "Unified", "")])
+    monkeypatch.setattr(depthwise_cpu, "CACHE_ROOT", str(tmp_path))
+    host = describe_cpu("llvm")
+    assert (host.l1d_bytes, host.l2_bytes) == (32 * 1024, 512 * 1024)
+    monkeypatch.setattr(depthwise_cpu, "CACHE_ROOT", str(tmp_path / "absent"))
+    assert describe_cpu("llvm").l1d_bytes == 32 * 1024
+
+
+def test_threads_come_from_num_cores_else_the_runtime():
+    assert describe_cpu("llvm -mcpu=znver3 -num-cores=12").threads == 12
+    runtime = tvm.get_global_func("runtime.NumThreads")()
+    assert describe_cpu("llvm -mcpu=znver3").threads == max(1, runtime)
+    assert describe_cpu("llvm -mcpu=znver3 -num-cores=12").min_tasks == 96
+
+
+def _fallback(target, channels=64, size=56):
+    data = te.placeholder((1, channels, size, size), "float32", name="data")
+    weight = te.placeholder((channels, 1, 3, 3), "float32", name="weight")
+    args = (data, weight, (1, 1), (1, 1, 1, 1), (1, 1), "NCHW", "OIHW", "float32")
+    task = autotvm.task.create("depthwise_conv2d_canonical.x86", args=args, target=target)
+    config = autotvm.task.space.FallbackConfigEntity()
+    with task.target, autotvm.task.ApplyConfig(config):
+        task.func(*task.args)
+    return config
+
+
+def test_the_fallback_reads_the_threads_of_the_target():
+    # 64 channel tasks: enough for 2 threads (8 a thread), so a task takes several blocks of
+    # rows and stages them once; not enough for 16, which keep one block a task
+    few, many = (_fallback(f"llvm -mcpu=znver3 -num-cores={n}") for n in (2, 16))
+    assert few["tile_c"].size[-1] == many["tile_c"].size[-1] == 1
+    assert few["tile_h"].size[1] > 1
+    assert many["tile_h"].size[1] == 1
+
+
+def test_the_fallback_reads_the_caches_of_the_host(tmp_path, monkeypatch):
+    # the rows a task stages at once are bounded by three quarters of L1 (24 channel tasks:
+    # enough for several blocks a task, too few to stage whole channels block by block)
+    host = f"llvm -mcpu={codegen.llvm_get_system_cpu()} -num-cores=2"
+    blocks = {}
+    for l1d in ("16K", "64K"):
+        root = tmp_path / l1d
+        root.mkdir()
+        _fake_caches(root, [(1, "Data", l1d), (2, "Unified", "512K")])
+        monkeypatch.setattr(depthwise_cpu, "CACHE_ROOT", str(root))
+        blocks[l1d] = _fallback(host, channels=24, size=112)["tile_h"].size[1]
+    assert blocks["16K"] < blocks["64K"], blocks
+
+
+@pytest.mark.parametrize("name", sorted(
+    name for name in os.listdir(X86) if name.startswith("depthwise") and name.endswith(".py")
+))
+def test_no_template_file_is_over_400_lines(name):
+    with open(os.path.join(X86, name), encoding="utf-8") as file:
+        assert len(file.readlines()) <= 400
+
+
+def test_no_constant_is_named_after_a_processor():
+    processors = ("zen", "znver", "haswell", "skylake", "icelake", "cascadelake", "neoverse")
+    for name in os.listdir(X86):
+        if name.startswith("depthwise") and name.endswith(".py"):
+            with open(os.path.join(X86, name), encoding="utf-8") as file:
+                tree = ast.parse(file.read())
+            for node in tree.body:
+                for target in getattr(node, "targets", []):
+                    constant = getattr(target, "id", "").lower()
+                    assert not any(cpu in constant for cpu in processors), (name, constant)
