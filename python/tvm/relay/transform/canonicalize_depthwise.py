@@ -10,8 +10,9 @@ from tvm.topi.nn.depthwise_form import MULTIPLIER, conv_form, is_primal_layout
 
 logger = logging.getLogger(__name__)
 
-CONV_OPS = ("nn.conv2d", "nn.conv3d")
-"""The convolutions the pass rewrites: Conv2DRel and Conv3DRel both accept the multiplier form."""
+CONV_OPS = ("nn.conv2d", "nn.conv3d", "qnn.conv2d")
+"""The convolutions the pass rewrites: Conv2DRel, Conv3DRel and QnnConv2DRel all accept the
+multiplier form."""
 
 
 def _static_shape(ty):
@@ -100,14 +101,17 @@ def _skip_reason(call):
 
 
 class _MultiplierFormRewrite(DFPatternCallback):
-    """Matches every ``nn.conv2d`` and ``nn.conv3d``; rewrites those in the multiplier form."""
+    """Matches every ``nn.conv2d``, ``nn.conv3d`` and ``qnn.conv2d``; rewrites those in the
+    multiplier form."""
 
     def __init__(self, external_calls):
         # The module is typed before the rewrite, so `pre` keeps its checked types and its
         # identity (which the external-codegen check relies on).
         super().__init__(require_type=False, rewrite_once=True)
-        conv2d, conv3d = (is_op(op)(wildcard(), wildcard()) for op in CONV_OPS)
-        self.pattern = conv2d | conv3d
+        conv2d, conv3d = (is_op(op)(wildcard(), wildcard()) for op in CONV_OPS[:2])
+        # data, weight, input and kernel zero points, input and kernel scales
+        qnn_conv2d = is_op("qnn.conv2d")(*[wildcard() for _ in range(6)])
+        self.pattern = conv2d | conv3d | qnn_conv2d
         self.external_calls = external_calls
         self.rewritten = {}
         self.count = 0
@@ -141,7 +145,10 @@ class _MultiplierFormRewrite(DFPatternCallback):
             canonical_weight_shape(kernel_shape, pre.attrs.kernel_layout, form.multiplier),
             "new constant" if isinstance(new_weight, relay.Constant) else "reshaped in graph",
         )
-        return relay.Call(post.op, [post.args[0], new_weight], post.attrs, post.type_args, pre.span)
+        # qnn.conv2d's zero points and scales stay as they are: a per-channel one is indexed by
+        # output channel, c*m + j in both forms
+        args = [post.args[0], new_weight] + list(post.args[2:])
+        return relay.Call(post.op, args, post.attrs, post.type_args, pre.span)
 
 
 def _external_conv_calls(func):
@@ -194,7 +201,8 @@ class _CanonicalizeDepthwise:
 
 
 def CanonicalizeDepthwise():  # pylint: disable=invalid-name
-    """Rewrite depthwise ``nn.conv2d``/``nn.conv3d`` from the multiplier to the canonical form.
+    """Rewrite depthwise ``nn.conv2d``/``nn.conv3d``/``qnn.conv2d`` from the multiplier to the
+    canonical form.
 
     A depthwise convolution with channel multiplier ``m`` over ``C`` input channels
     (``groups == C``, ``channels == C*m``) reaches Relay with its weight in one of two forms.
@@ -205,6 +213,9 @@ def CanonicalizeDepthwise():  # pylint: disable=invalid-name
     kernel layout, to the canonical form with identical results, so that one strategy serves
     every depthwise 2-D convolution, and so that a 3-D one computes ``C*m`` output channels at
     all (stock TVM 0.19 type-checks the multiplier form of ``nn.conv3d``, then computes ``C``).
+    A quantized ``qnn.conv2d`` (what the TFLite frontend emits for a quantized depthwise conv,
+    HWOI ``[kH, kW, C, m]``) keeps its zero points and scales: per-channel ones are indexed by
+    output channel, ``c*m + j`` in both forms.
     A constant weight becomes a new constant; any other weight is reshaped in the graph
     (``FoldConstant`` folds it once it is bound). Everything else is left unchanged, as are
     functions for an external codegen.
