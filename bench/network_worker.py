@@ -48,6 +48,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from timing import settle, slice_timer  # noqa: E402
 from tvm_worker import hello, host_target, short_error  # noqa: E402
+from tvm_canonicalize_depthwise.onnx_compat import ensure_onnx_mapping  # noqa: E402
 
 NETWORKS_DIR = os.path.join(HERE, "networks")
 PATHS = ("tflite_nhwc", "tflite_nchw", "onnx")
@@ -94,34 +95,13 @@ def import_module(name, path):
                 mod = seq(mod)
         return mod, params, input_name, x
     import onnx
-    _onnx_mapping_shim()
+    ensure_onnx_mapping()
     model = onnx.load(os.path.join(NETWORKS_DIR, f"{name}.onnx"))
     inits = {i.name for i in model.graph.initializer}
     input_name = next(i.name for i in model.graph.input if i.name not in inits)
     x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
     mod, params = relay.frontend.from_onnx(model, shape={input_name: x.shape}, freeze_params=True)
     return mod, params, input_name, x
-
-
-def _onnx_mapping_shim():
-    """TVM 0.19's ONNX frontend imports ``onnx.mapping.TENSOR_TYPE_TO_NP_TYPE``, which onnx
-    1.23 (bench/requirements.txt) no longer has: provide it from ``onnx.helper``."""
-    import types
-    import onnx
-    try:
-        import onnx.mapping  # noqa: F401
-        return
-    except ImportError:
-        pass
-    table = {}
-    for t in onnx.TensorProto.DataType.values():
-        try:
-            table[t] = onnx.helper.tensor_dtype_to_np_dtype(t)
-        except Exception:  # types without a NumPy dtype
-            pass
-    shim = types.ModuleType("onnx.mapping")
-    shim.TENSOR_TYPE_TO_NP_TYPE = table
-    sys.modules["onnx.mapping"] = onnx.mapping = shim
 
 
 # ---------------------------------------------------------------------------------------------
