@@ -7,6 +7,7 @@ script was run with; the TFLite and ONNX files it wrote are committed):
         tf2onnx==1.17.0 onnx==1.23.2 onnxruntime==1.31.1        # keras 3.15.1 comes with it
     /tmp/tfvenv/bin/python bench/make_networks.py                 # all networks
     /tmp/tfvenv/bin/python bench/make_networks.py NAME ...        # some of them
+    /tmp/tfvenv/bin/python bench/make_networks.py --int8-only [NAME ...]  # only the int8 files
 
 Every network is built offline (``weights=None``, no download) from a fixed seed, with batch
 1 and a small input. BatchNormalization layers get random statistics (so that folding them is
@@ -24,6 +25,26 @@ folds those after a regular conv but leaves those after a depthwise conv as Mul 
 writes PReLU as Relu/Neg/Mul/Add (TFLite keeps PRELU). tf2onnx names nodes with counters, so
 remaking a network rewrites its .onnx with other bytes (same graph): remake only the networks
 that change.
+
+Quantized versions (issue 15): each network is also converted full-integer to
+``<name>_int8.tflite`` from the same Keras weights (``Optimize.DEFAULT``,
+``TFLITE_BUILTINS_INT8`` only, int8 input and output, so the file holds no QUANTIZE or
+DEQUANTIZE op except around an op TFLite has no int8 kernel for, EEGNet's ELU, which stays
+float32: ``index.json`` lists such ops as ``float_ops``; convolution weights per-channel int8,
+fully-connected weights per-tensor int8 (TVM 0.19's TFLite frontend rejects per-channel
+FULLY_CONNECTED scales, so ``_experimental_disable_per_channel_quantization_for_dense_layers``
+is set), biases int32, activations per-tensor int8; every DEPTHWISE_CONV_2D is checked to be
+int8),
+calibrated on a representative dataset of 32 seeded inputs uniform in [-1, 1) (the
+distribution of the benchmark input, another seed). ``<name>_int8.npz`` holds the benchmark
+input quantized with the model's input parameters (``input_int8``, NHWC) and the output of
+TensorFlow's TFLite interpreter (its own kernels, no XNNPACK) for it (``tflite_int8_output``,
+int8). ``index.json`` records
+under ``int8`` the size, the ops, the quantization of input and output and how far the
+dequantized output is from Keras' float output (in output quanta: quantizing a network with
+random weights loses accuracy, which is recorded, not checked). ``--int8-only`` writes only
+these files (the float .tflite/.onnx/.npz stay as they are: tf2onnx would rewrite the .onnx
+with other bytes).
 """
 import json
 import os
@@ -199,6 +220,67 @@ def to_tflite(fn):
     return tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert()
 
 
+def to_tflite_int8(fn, shape):
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2)
+    frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
+    rng = np.random.default_rng(SEED + 2)
+
+    def samples():
+        for _ in range(32):
+            yield [rng.uniform(-1, 1, (1,) + shape).astype(np.float32)]
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = samples
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    # TVM 0.19's TFLite frontend takes only a per-tensor scale for FULLY_CONNECTED weights
+    # ("Expr is not a constant scalar"); convolutions keep their per-channel scales
+    converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+    return converter.convert()
+
+
+def write_int8(name, fn, shape, x, expected):
+    """``<name>_int8.tflite`` and ``.npz``; the index entry."""
+    blob = to_tflite_int8(fn, shape)
+    # TFLite's own kernels (no XNNPACK): every op is listed, the output is the reference's
+    resolver = tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    interp = tf.lite.Interpreter(model_content=blob, num_threads=2,
+                                 experimental_op_resolver_type=resolver)
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    if inp["dtype"] != np.int8 or out["dtype"] != np.int8:
+        raise RuntimeError(f"{name}: int8 model has {inp['dtype']} in, {out['dtype']} out")
+    (xs, xz), (ys, yz) = inp["quantization"], out["quantization"]
+    xq = np.clip(np.sign(x) * np.floor(np.abs(x) / xs + 0.5) + xz, -128, 127).astype(np.int8)
+    interp.set_tensor(inp["index"], xq)
+    interp.invoke()
+    got = interp.get_tensor(out["index"])
+    details = interp._get_ops_details()
+    ops = [op["op_name"] for op in details]
+    dtypes = {d["index"]: d["dtype"] for d in interp.get_tensor_details()}
+    # ops the converter left in float (it wraps them in DEQUANTIZE/QUANTIZE: EEGNet's ELU)
+    float_ops = sorted({op["op_name"] for op in details if op["op_name"] != "DEQUANTIZE"
+                        and any(dtypes[i] == np.float32 for i in op["outputs"])})
+    dw = [op for op in details if op["op_name"] == "DEPTHWISE_CONV_2D"]
+    if not dw or any(dtypes[op["inputs"][i]] != np.int8 or dtypes[op["outputs"][0]] != np.int8
+                     for op in dw for i in (0, 1)):
+        raise RuntimeError(f"{name}: the depthwise convs are not all int8 ({sorted(set(ops))})")
+    err_quanta = float(np.max(np.abs((got.astype(np.float64) - yz) * ys - expected)) / ys)
+    with open(os.path.join(OUT_DIR, f"{name}_int8.tflite"), "wb") as f:
+        f.write(blob)
+    np.savez(os.path.join(OUT_DIR, f"{name}_int8.npz"), input_int8=xq, tflite_int8_output=got)
+    print(f"{name}_int8: tflite {len(blob) / 1e6:.2f} MB, {ops.count('DEPTHWISE_CONV_2D')} "
+          f"depthwise convs, dequantized output {err_quanta:.1f} quanta from Keras"
+          + (f", float ops {float_ops}" if float_ops else ""), flush=True)
+    return {"tflite_bytes": len(blob), "tflite_depthwise": ops.count("DEPTHWISE_CONV_2D"),
+            "ops": sorted(set(ops)), "float_ops": float_ops, "input_scale": float(xs), "input_zero_point": int(xz),
+            "output_scale": float(ys), "output_zero_point": int(yz),
+            "vs_keras_quanta": err_quanta}
+
+
 def run_tflite(blob, x):
     interp = tf.lite.Interpreter(model_content=blob, num_threads=2)
     interp.allocate_tensors()
@@ -242,7 +324,8 @@ def run_onnx(blob, x_nchw):
 
 
 def main(argv):
-    names = argv or list(NETWORKS)
+    int8_only = "--int8-only" in argv
+    names = [a for a in argv if a != "--int8-only"] or list(NETWORKS)
     unknown = [n for n in names if n not in NETWORKS]
     if unknown:
         sys.exit(f"unknown network(s) {unknown}; known: {', '.join(NETWORKS)}")
@@ -259,6 +342,10 @@ def main(argv):
         def fn(inp):
             return model(inp, training=False)
 
+        int8 = write_int8(name, fn, shape, x, expected)
+        if int8_only:
+            index[name]["int8"] = int8
+            continue
         tfl = to_tflite(fn)
         got, ops = run_tflite(tfl, x)
         ok_tfl, err_tfl = close(got, expected)
@@ -283,7 +370,7 @@ def main(argv):
             "output": list(expected.shape), "params": int(model.count_params()),
             "tflite_depthwise": ops.count("DEPTHWISE_CONV_2D"), "onnx_grouped_conv": len(dw),
             "tflite_bytes": len(tfl), "onnx_bytes": len(blob),
-            "tflite_vs_keras": err_tfl, "onnx_vs_keras": err_onnx,
+            "tflite_vs_keras": err_tfl, "onnx_vs_keras": err_onnx, "int8": int8,
         }
         print(f"{name}: {model.count_params()} params, {ops.count('DEPTHWISE_CONV_2D')} depthwise "
               f"convs, tflite {len(tfl) / 1e6:.2f} MB (err {err_tfl:.2g}), onnx "

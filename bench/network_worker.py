@@ -6,7 +6,18 @@ For a network of ``bench/networks/`` it builds three paths with ``relay.build`` 
 * ``tflite_nhwc``: ``relay.frontend.from_tflite`` of ``<name>.tflite``, as imported (NHWC);
 * ``tflite_nchw``: the same, then ``ConvertLayout`` of the convolutions to NCHW (TVM's usual
   x86 path: alter-layout then packs them to NCHW{b}c);
-* ``onnx``: ``relay.frontend.from_onnx`` of ``<name>.onnx`` (NCHW, the same weights).
+* ``onnx``: ``relay.frontend.from_onnx`` of ``<name>.onnx`` (NCHW, the same weights);
+
+and, for the quantized networks (asked for with ``"paths": ["int8_nhwc", "int8_nchw"]``), the
+full-integer ``<name>_int8.tflite`` on the int8 input of ``<name>_int8.npz``:
+
+* ``int8_nhwc``: ``relay.frontend.from_tflite``, as imported (NHWC, ``qnn.conv2d``);
+* ``int8_nchw``: the same, then ``ConvertLayout`` of ``nn.conv2d`` and ``qnn.conv2d`` to NCHW.
+
+Their outputs (int8) are checked against LiteRT's within ``INT8_QUANTA`` quanta (``err`` is
+the largest difference in quanta) and saved (``output``: a .npy path) so that networks.py can
+compare stock with project. They are built for :func:`int8_target` (without VNNI where the
+LLVM is 21 or newer: TVM 0.19's VNNI code no longer compiles there).
 
 Whether the project's pass is active is up to the environment (``TVM_CANONICALIZE_DEPTHWISE=0``
 gives stock TVM). Set ``TOPHUB_LOCATION=NONE`` and ``TVM_NUM_THREADS=2`` (networks.py does).
@@ -28,7 +39,9 @@ The ops of each fused function come from ``relay.optimize`` of the same module i
 
 Protocol, one JSON object per line (as ``tvm_worker.py``): first a ``hello``; then
 ``{"op": "build", "network": N, "slice_ms": T, "expected": {"tflite": npy, "onnx": npy}}``
-answers ``{path: {"ok", "err", "build_s", "error", "profile", "layout_transforms", ...}}``;
+answers ``{path: {"ok", "err", "build_s", "error", "profile", "layout_transforms", ...}}``
+(with ``"paths": [...int8 paths], "expected": {"int8": npy}, "outputs": {path: npy}`` the
+quantized paths, each output saved where ``outputs`` says);
 ``{"op": "time"}`` times each built path once for about T ms with the same Python loop as the
 other engines (``timing.slice_timer`` around the graph executor's ``run``) and answers
 ``{path: ms}``. Standalone: ``python bench/network_worker.py NAME`` prints a build answer.
@@ -52,6 +65,8 @@ from tvm_canonicalize_depthwise.onnx_compat import ensure_onnx_mapping  # noqa: 
 
 NETWORKS_DIR = os.path.join(HERE, "networks")
 PATHS = ("tflite_nhwc", "tflite_nchw", "onnx")
+INT8_PATHS = ("int8_nhwc", "int8_nchw")
+INT8_QUANTA = 4  # how far (in output quanta) a quantized network's TVM output may be from LiteRT
 # TVM's ConvertLayout recipe for TFLite models (conv ops to NCHW, kernels in their default)
 DESIRED_LAYOUTS = {"nn.conv2d": ["NCHW", "default"], "nn.conv2d_transpose": ["NCHW", "default"],
                    "qnn.conv2d": ["NCHW", "default"]}
@@ -70,24 +85,38 @@ def close(got, expected):
     return bool(err <= 1e-4 * max(1.0, float(np.max(np.abs(expected))))), err
 
 
-def network_input(name):
-    """The network's input, NHWC, as make_networks.py saved it."""
+def network_input(name, int8=False):
+    """The network's input, NHWC, as make_networks.py saved it (float32, or int8 for the
+    quantized network)."""
+    if int8:
+        return np.load(os.path.join(NETWORKS_DIR, f"{name}_int8.npz"))["input_int8"]
     return np.load(os.path.join(NETWORKS_DIR, f"{name}.npz"))["input_nhwc"]
+
+
+def quanta_close(got, expected):
+    """``(ok, max difference in quanta)``: int8 outputs within ``INT8_QUANTA``."""
+    got, expected = np.asarray(got), np.asarray(expected)
+    if got.shape != expected.shape or got.dtype != expected.dtype:
+        return False, None
+    err = int(np.max(np.abs(got.astype(np.int32) - expected.astype(np.int32))))
+    return err <= INT8_QUANTA, err
 
 
 def import_module(name, path):
     """``(mod, params, input_name, x)`` of one path."""
     from tvm import relay
-    x = network_input(name)
-    if path.startswith("tflite"):
+    int8 = path in INT8_PATHS
+    x = network_input(name, int8)
+    if path.startswith("tflite") or int8:
         import tflite
-        with open(os.path.join(NETWORKS_DIR, f"{name}.tflite"), "rb") as f:
+        with open(os.path.join(NETWORKS_DIR, f"{name}{'_int8' if int8 else ''}.tflite"),
+                  "rb") as f:
             model = tflite.Model.GetRootAsModel(f.read(), 0)
         graph = model.Subgraphs(0)
         input_name = graph.Tensors(graph.Inputs(0)).Name().decode()
         mod, params = relay.frontend.from_tflite(
-            model, shape_dict={input_name: x.shape}, dtype_dict={input_name: "float32"})
-        if path == "tflite_nchw":
+            model, shape_dict={input_name: x.shape}, dtype_dict={input_name: str(x.dtype)})
+        if path in ("tflite_nchw", "int8_nchw"):
             import tvm
             seq = tvm.transform.Sequential([relay.transform.RemoveUnusedFunctions(),
                                             relay.transform.ConvertLayout(DESIRED_LAYOUTS)])
@@ -202,11 +231,30 @@ def profile(lib, dev, input_name, x, calls):
             "attributed_by": "ops" if matched else "name", "nodes": nodes}
 
 
-def build(name, path, target, expected, slice_ms):
+def int8_target(target):
+    """The target of the int8 paths: ``target``, without VNNI where LLVM would reject TVM's
+    VNNI code. TVM 0.19's x86 int8 schedules (dense, conv2d NCHWc) call
+    ``llvm.x86.avx512.vpdpbusd.512`` with ``<16 x i32>`` operands; LLVM 21 changed them to
+    ``<64 x i8>``, and an LLVM 21+ build aborts ("Calling a function with a bad signature!")
+    on every int8 network for a VNNI target, stock TVM as much as the project. Without
+    ``avx512vnni``/``avxvnni`` TVM falls back to ``vpmaddubsw``/``vpmaddwd``."""
+    import tvm
+    from tvm.target.codegen import target_has_features
+    llvm = str(tvm.support.libinfo().get("LLVM_VERSION", "0"))
+    major = int(re.match(r"\d*", llvm).group() or 0)
+    t = tvm.target.Target(target)
+    if major >= 21 and (target_has_features("avx512vnni", t) or target_has_features("avxvnni", t)):
+        return target + " -mattr=-avx512vnni,-avxvnni"
+    return target
+
+
+def build(name, path, target, expected, slice_ms, save_to=None):
     """Build, check and profile one path: ``(result dict, timer)``."""
     import tvm
     from tvm import relay
     from tvm.contrib import graph_executor
+    if path in INT8_PATHS:
+        target = int8_target(target)
     mod, params, input_name, x = import_module(name, path)
     relay.backend.te_compiler.get().clear()
     start = time.perf_counter()
@@ -219,13 +267,18 @@ def build(name, path, target, expected, slice_ms):
     gmod = graph_executor.GraphModule(lib["default"](dev))
     gmod.set_input(input_name, x)
     gmod.run()
-    ok, err = close(gmod.get_output(0).numpy(), expected)
+    out = gmod.get_output(0).numpy()
+    ok, err = (quanta_close if path in INT8_PATHS else close)(out, expected)
     result = {
         "ok": ok, "err": err, "build_s": round(build_s, 2), "error": None,
         "layout_transforms": sum(c[0].count("layout_transform") for c in calls),
         "depthwise_convs": sum(c[2] for c in calls), "fused_functions": len(calls),
         "profile": profile(lib, dev, input_name, x, calls),
     }
+    if save_to:
+        np.save(save_to, out)
+        result["output"] = save_to
+        result["target"] = target
     return result, slice_timer(gmod.module["run"], slice_ms)
 
 
@@ -239,15 +292,18 @@ class Session:
     def __init__(self, target):
         self.target = target
         self.timers = {}
+        self.paths = PATHS
         self.rounds = 0
 
-    def build(self, name, expected, slice_ms):
+    def build(self, name, expected, slice_ms, paths=PATHS, outputs=None):
         self.timers = {}
+        self.paths = tuple(paths)
         result = {"network": name}
-        for path in PATHS:
+        for path in self.paths:
             try:
                 ref = np.load(expected[path.split("_")[0]])
-                result[path], self.timers[path] = build(name, path, self.target, ref, slice_ms)
+                result[path], self.timers[path] = build(name, path, self.target, ref, slice_ms,
+                                                        (outputs or {}).get(path))
             except Exception as exc:  # one failing path must not stop the run
                 logging.error("%s/%s failed:\n%s", name, path, traceback.format_exc())
                 result[path] = _failed(short_error(exc))
@@ -255,12 +311,13 @@ class Session:
         return result
 
     def time(self):
-        start = self.rounds % len(PATHS)  # the paths take turns at going first
+        paths = self.paths
+        start = self.rounds % len(paths)  # the paths take turns at going first
         self.rounds += 1
-        order = PATHS[start:] + PATHS[:start]
+        order = paths[start:] + paths[:start]
         times = {p: self.timers[p]() if p in self.timers else None for p in order}
         settle()
-        return {p: times[p] for p in PATHS}
+        return {p: times[p] for p in paths}
 
 
 def main(argv):
@@ -286,7 +343,8 @@ def main(argv):
     for line in sys.stdin:
         req = json.loads(line)
         if req["op"] == "build":
-            answer = session.build(req["network"], req["expected"], req.get("slice_ms", 100))
+            answer = session.build(req["network"], req["expected"], req.get("slice_ms", 100),
+                                   req.get("paths", PATHS), req.get("outputs"))
         elif req["op"] == "time":
             answer = session.time()
         else:

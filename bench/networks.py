@@ -1,9 +1,10 @@
-"""Whole-network benchmark: stock TVM vs the project vs LiteRT, ONNX Runtime and OpenVINO.
+"""Whole-network benchmark: stock TVM vs the project vs LiteRT, ONNX Runtime and OpenVINO; int8 vs LiteRT.
 
 The one command (from the repository root, in the venv of bench/run.py: TVM 0.19, the project
 and ``bench/requirements.txt``)::
 
-    python bench/networks.py                          # all 7 networks
+    python bench/networks.py                          # all 7 networks, float then int8
+    python bench/networks.py --int8                   # the 7 quantized networks only
     python bench/networks.py --quick                  # eegnet and mobilenet_v1_a025, 5 rounds
     python bench/networks.py --networks eegnet,multipliers --repeat 20 --noise
 
@@ -22,8 +23,18 @@ alternating order, and an engine's time is its median over the rounds.
 Checks: LiteRT and ONNX Runtime against Keras' output (saved by make_networks.py), TVM's
 TFLite paths against LiteRT's output, TVM's ONNX path and OpenVINO against ONNX Runtime's.
 
-Writes ``docs/networks.md``, ``docs/networks.json`` and ``docs/networks.png``
-(``--out-prefix`` changes the ``docs/networks`` part); the workers' stderr goes to
+Quantized networks (issue 15; ``--int8`` runs only them, ``--no-int8`` skips them): the same
+networks as full-integer int8 TFLite models (``<name>_int8.tflite`` and ``_int8.npz``, also
+made by ``make_networks.py``), through TVM on two paths (TFLite int8 as imported, NHWC; TFLite
+int8 + ``ConvertLayout`` NCHW of ``nn.conv2d`` and ``qnn.conv2d``) by the stock and project
+workers, and LiteRT int8 (XNNPACK) as the peer (ONNX Runtime and OpenVINO do not apply: there
+is no ONNX model with the same integers). Checks: LiteRT against TensorFlow's TFLite
+interpreter, TVM against LiteRT, within a few quanta (the largest difference reported), and
+the project's output bit-identical to stock's.
+
+Writes ``docs/networks.md``, ``docs/networks.json`` and ``docs/networks.png``, and
+``docs/networks-int8.md``, ``.json``, ``.png`` for the quantized networks (``--out-prefix``
+changes the ``docs/networks`` part); the workers' stderr goes to
 ``bench/logs/networks-worker-<mode>.log``.
 """
 import argparse
@@ -41,7 +52,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import run  # noqa: E402  (the per-layer benchmark: its worker plumbing and report helpers)
-from network_worker import NETWORKS_DIR, PATHS, close, network_input  # noqa: E402
+from network_worker import (INT8_PATHS, INT8_QUANTA, NETWORKS_DIR, PATHS, close,  # noqa: E402
+                            network_input, quanta_close)
 from run import _fmt, _ms, _stderr_to, geomean, machine  # noqa: E402
 from timing import settle, slice_timer  # noqa: E402
 
@@ -66,17 +78,20 @@ class Worker(run.Worker):
     SCRIPT = "network_worker.py"
     LOG_PREFIX = "networks-worker"
 
-    def build(self, name, expected):
-        self.log.write(f"=== {name}\n")
+    def build(self, name, expected, paths=PATHS, outputs=None):
+        self.log.write(f"=== {name}{' int8' if paths == INT8_PATHS else ''}\n")
         self.log.flush()
         self.died = None
-        answer = self._ask({"op": "build", "network": name, "slice_ms": SLICE_MS,
-                            "expected": expected})
-        return {p: answer[p] if answer else _failed(self.died) for p in PATHS}
+        self.paths = paths
+        request = {"op": "build", "network": name, "slice_ms": SLICE_MS, "expected": expected}
+        if paths != PATHS:
+            request.update(paths=list(paths), outputs=outputs)
+        answer = self._ask(request)
+        return {p: answer[p] if answer else _failed(self.died) for p in paths}
 
     def time(self):
         answer = None if self.died else self._ask({"op": "time"})
-        return answer or dict.fromkeys(PATHS)
+        return answer or dict.fromkeys(getattr(self, "paths", PATHS))
 
 
 def _failed(error):
@@ -345,6 +360,7 @@ def markdown(meta, records, smoke):
 python3 -m venv .venv && .venv/bin/pip install -e . -r bench/requirements.txt
 .venv/bin/python bench/networks.py            # all networks; --quick: 2 networks, 5 rounds
 # --networks a,b  --repeat N  --noise (a second stock worker: the noise margin)
+# the quantized networks follow (networks-int8.md): --no-int8 skips them, --int8 runs only them
 # only to remake bench/networks/ (TensorFlow in its own venv): see bench/make_networks.py
 ```
 
@@ -432,6 +448,298 @@ def chart(records, path):
 
 
 # ---------------------------------------------------------------------------------------------
+# quantized networks: <name>_int8.tflite through TVM (two paths) and LiteRT
+INT8_PATH_LABELS = {"int8_nhwc": "TFLite int8 as imported (NHWC)",
+                    "int8_nchw": "TFLite int8 + ConvertLayout NCHW"}
+
+
+def litert_int8(name):
+    """``(run, output)``: LiteRT (XNNPACK delegate) on ``<name>_int8.tflite``, int8 input."""
+    from ai_edge_litert.interpreter import Interpreter
+    with _stderr_to(os.path.join(LOGS, "litert.log")):
+        interp = Interpreter(model_path=os.path.join(NETWORKS_DIR, f"{name}_int8.tflite"),
+                             num_threads=THREADS)
+        interp.allocate_tensors()
+    if "DELEGATE" not in [op["op_name"] for op in interp._get_ops_details()]:
+        raise RuntimeError("LiteRT did not apply the XNNPACK delegate")
+    interp.set_tensor(interp.get_input_details()[0]["index"], network_input(name, int8=True))
+    out_index = interp.get_output_details()[0]["index"]
+    return interp.invoke, lambda: interp.get_tensor(out_index)
+
+
+def measure_int8(name, workers, repeat):
+    """A quantized network's record: LiteRT checked against TensorFlow's TFLite interpreter
+    (saved by make_networks.py), both TVM paths against LiteRT, stock against project."""
+    npz = np.load(os.path.join(NETWORKS_DIR, f"{name}_int8.npz"))
+    info = network_index()[name]
+    rec = {"network": name, "description": info["description"], "params": info["params"],
+           **{k: v for k, v in info["int8"].items() if k != "ops"}}
+    timer = None
+    reference = npz["tflite_int8_output"]
+    try:
+        call, output = litert_int8(name)
+        call()
+        got = np.array(output())
+        ok, err = quanta_close(got, reference)
+        rec["litert"] = {"ok": ok, "err": err, "error": None,
+                         "checked_against": "TensorFlow's TFLite interpreter"}
+        timer = slice_timer(call, SLICE_MS)
+    except Exception as exc:  # one failing engine must not stop the run
+        got = reference
+        rec["litert"] = _failed(" ".join(f"{type(exc).__name__}: {exc}".split())[:400])
+    expected = os.path.join(LOGS, f"{name}-int8-litert.npy")
+    np.save(expected, got)  # the TFLite interpreter's output if LiteRT failed
+    for mode, worker in workers.items():
+        outputs = {p: os.path.join(LOGS, f"{name}-{p}-{mode}.npy") for p in INT8_PATHS}
+        rec[mode] = worker.build(name, {"int8": expected}, INT8_PATHS, outputs)
+    rec["identical"] = {}
+    for path in INT8_PATHS:
+        s, p = rec["stock"][path], rec["project"][path]
+        same = None
+        if s.get("output") and p.get("output") and not s["error"] and not p["error"]:
+            same = bool(np.array_equal(np.load(s["output"]), np.load(p["output"])))
+        rec["identical"][path] = same
+    settle()
+    units = list(workers) + (["litert"] if timer else [])
+    samples = {(m, p): [] for m in workers for p in INT8_PATHS}
+    samples[("litert", None)] = []
+    for r in range(repeat):
+        for unit in units if r % 2 == 0 else reversed(units):
+            if unit in workers:
+                for path, ms in workers[unit].time().items():
+                    samples[(unit, path)].append(ms)
+            else:
+                samples[(unit, None)].append(timer())
+                settle()
+    for (unit, path), values in samples.items():
+        entry = rec[unit][path] if path else rec[unit]
+        values = [v for v in values if v is not None]
+        entry["ms"] = float(np.median(values)) if values else None
+        entry["samples"] = values
+    return summarize_int8(rec, list(workers))
+
+
+def summarize_int8(rec, modes):
+    rec["ratios"] = {}
+    for path in INT8_PATHS:
+        s, p = rec["stock"][path], rec["project"][path]
+        rec["ratios"][path] = {
+            "project_vs_stock": _ratio(_good(p), _good(s)),
+            "depthwise_vs_stock": _ratio(_prof(p, "depthwise_us"), _prof(s, "depthwise_us")),
+            "stock_b_vs_stock": _ratio(_good(rec["stock_b"][path]), _good(s))
+            if "stock_b" in modes else None,
+            "project_vs_litert": _ratio(_good(p), _good(rec["litert"])),
+        }
+    for mode in ("stock", "project"):
+        times = {p: _good(rec[mode][p]) for p in INT8_PATHS if _good(rec[mode][p]) is not None}
+        best = min(times, key=times.get) if times else None
+        rec[f"{mode}_best_path"] = best
+        rec[f"{mode}_best_ms"] = times.get(best)
+    rec["ratios"]["best"] = {
+        "project_vs_stock": _ratio(rec["project_best_ms"], rec["stock_best_ms"]),
+        "project_vs_litert": _ratio(rec["project_best_ms"], _good(rec["litert"])),
+        "stock_vs_litert": _ratio(rec["stock_best_ms"], _good(rec["litert"]))}
+    return rec
+
+
+def int8_target_of(records):
+    """The target the int8 paths were built for (``network_worker.int8_target``)."""
+    return next((e["target"] for r in records for m in ("stock", "project") for p in INT8_PATHS
+                 for e in [r[m][p]] if e.get("target")), None)
+
+
+def _same(value):
+    return {True: "yes", False: "**no**"}.get(value, "–")
+
+
+def markdown_int8(meta, records, smoke):
+    noise = "stock_b" in meta["workers"]
+    head = ["network", "path", "stock ms", "project ms", "project ÷ stock"] \
+        + (["stock_b ÷ stock"] if noise else []) \
+        + ["depthwise µs stock / project", "depthwise ratio",
+           "# layout_transform stock / project", "LiteRT ms", "project ÷ LiteRT",
+           "TVM − LiteRT quanta stock / project", "stock = project", "check"]
+    rows = [head, ["---"] * 2 + ["---:"] * (len(head) - 5) + ["---:", "---", "---"]]
+    for rec in records:
+        for path in INT8_PATHS:
+            s, p, r = rec["stock"][path], rec["project"][path], rec["ratios"][path]
+            checks = {_check(s), _check(p)}
+            rows.append(
+                [f"`{rec['network']}`", INT8_PATH_LABELS[path], _ms(_good(s)), _ms(_good(p)),
+                 _fmt(r["project_vs_stock"])]
+                + ([_fmt(r["stock_b_vs_stock"])] if noise else [])
+                + [f"{_us(_prof(s, 'depthwise_us'))} / {_us(_prof(p, 'depthwise_us'))}",
+                   _fmt(r["depthwise_vs_stock"]),
+                   f"{s.get('layout_transforms', '–')} / {p.get('layout_transforms', '–')}",
+                   _ms(_good(rec["litert"])) if rec["litert"]["ok"] else _check(rec["litert"]),
+                   _fmt(r["project_vs_litert"]),
+                   f"{'–' if s.get('err') is None else s['err']} / "
+                   f"{'–' if p.get('err') is None else p['err']}",
+                   _same(rec["identical"][path]),
+                   "ok" if checks == {"ok"} else " / ".join(sorted(checks))])
+    for path in INT8_PATHS:
+        rows.append(["**geomean**", INT8_PATH_LABELS[path], "", "",
+                     _fmt(geomean([r["ratios"][path]["project_vs_stock"] for r in records]))]
+                    + ([_fmt(geomean([r["ratios"][path]["stock_b_vs_stock"]
+                                      for r in records]))] if noise else [])
+                    + ["", _fmt(geomean([r["ratios"][path]["depthwise_vs_stock"]
+                                         for r in records])), "", "",
+                       _fmt(geomean([r["ratios"][path]["project_vs_litert"] for r in records])),
+                       "", "", ""])
+    table = "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+    bhead = ["network", "fastest project path", "project ms", "fastest stock ms", "LiteRT ms",
+             "project ÷ stock", "project ÷ LiteRT", "stock ÷ LiteRT",
+             "LiteRT − TFLite interpreter (quanta)"]
+    brows = [bhead, ["---"] * 2 + ["---:"] * (len(bhead) - 2)]
+    for rec in records:
+        b, lite = rec["ratios"]["best"], rec["litert"]
+        brows.append([f"`{rec['network']}`", INT8_PATH_LABELS.get(rec["project_best_path"], "–"),
+                      _ms(rec["project_best_ms"]), _ms(rec["stock_best_ms"]),
+                      _ms(_good(lite)) if lite["ok"] else _check(lite),
+                      _fmt(b["project_vs_stock"]), _fmt(b["project_vs_litert"]),
+                      _fmt(b["stock_vs_litert"]), "–" if lite.get("err") is None
+                      else str(lite["err"])])
+    brows.append(["**geomean**", "", "", "", ""]
+                 + [_fmt(geomean([r["ratios"]["best"][k] for r in records]))
+                    for k in ("project_vs_stock", "project_vs_litert", "stock_vs_litert")] + [""])
+    best_table = "\n".join("| " + " | ".join(row) + " |" for row in brows)
+
+    over = [f"`{r['network']}` {p} {_fmt(r['ratios'][p]['project_vs_stock'])}"
+            for r in records for p in INT8_PATHS
+            if r["ratios"][p]["project_vs_stock"] is None
+            or r["ratios"][p]["project_vs_stock"] > 1.0]
+    target = ("| target | bound | met | missed by |\n| --- | ---: | --- | --- |\n"
+              f"| project ÷ stock, every quantized network, every path | 1.00 | "
+              f"{'**no**' if over else 'yes'} | {', '.join(over) or '-'} |")
+    if noise:
+        spread = [abs(np.log(v)) for r in records for p in INT8_PATHS
+                  for v in [r["ratios"][p]["stock_b_vs_stock"]] if v]
+        if spread:
+            target += (f"\n\nNoise margin (stock_b ÷ stock, same build, another process): "
+                       f"median {np.exp(np.median(spread)):.3f}x, worst "
+                       f"{np.exp(max(spread)):.3f}x either way.")
+    nets = "\n".join(
+        f"- `{r['network']}`: {r['description']}; {r['tflite_depthwise']} int8 depthwise convs"
+        + (f"; float ops kept by the converter: {', '.join(r['float_ops'])}"
+           if r.get("float_ops") else "")
+        + f"; TFLite's int8 output {r['vs_keras_quanta']:.1f} output quanta from Keras' float"
+        for r in records)
+    problems = [f"- `{r['network']}` {m} {p}: {e['error'] or 'output ' + str(e['err']) + ' quanta from LiteRT'}"
+                for r in records for m in meta["workers"] for p in INT8_PATHS
+                for e in [r[m][p]] if not e["ok"]] \
+        + [f"- `{r['network']}` {p}: project output differs from stock"
+           for r in records for p in INT8_PATHS if r["identical"][p] is False] \
+        + [f"- `{r['network']}` LiteRT: {r['litert']['error'] or str(r['litert']['err']) + ' quanta from the TFLite interpreter'}"
+           for r in records if not r["litert"]["ok"]]
+    problems = "\n".join(problems) or "None: every engine built and matched its reference."
+    project, versions = meta["workers"]["project"], meta["versions"]
+    project_note = (f"installed, version {project['project']}" if project["project"]
+                    else "**not installed**: the stock and project columns are both stock TVM")
+    smoke_note = (f"\n> **Smoke run** (`{meta['command']}`): {len(records)} network(s), "
+                  f"{meta['repeat']} rounds, to show the benchmark works end to end. Not the "
+                  "full measurement; the times are not the project's results.\n") if smoke else ""
+    vnni_note = (" (VNNI off: TVM 0.19's VNNI int8 code calls `llvm.x86.avx512.vpdpbusd.512` "
+                 "with the operand types of LLVM before 21, and this LLVM aborts on it for "
+                 "every int8 network, stock and project alike; TVM then uses "
+                 "`vpmaddubsw`/`vpmaddwd`. LiteRT uses what the CPU has)") \
+        if "vnni" in (int8_target_of(records) or "") else ""
+    return f"""# Whole-network benchmark, quantized (int8) networks
+{smoke_note}
+- Date: {meta['date']} (the quantized part took {meta['wall_s'] / 60:.1f} min)
+- Command: `{meta['command']}`
+- Machine: {meta['machine']}
+- TVM {meta['workers']['stock']['tvm']}, target `{int8_target_of(records) or meta['workers']['stock']['target']}`{vnni_note}; project {project_note}
+- Peer: LiteRT {versions['ai_edge_litert']} (XNNPACK); Python {versions['python']}
+- {THREADS} threads for every engine; times are medians over {meta['repeat']} rounds, in each
+  round every engine runs back to back for about {SLICE_MS} ms
+
+## How to run
+
+```sh
+.venv/bin/python bench/networks.py --int8     # the quantized networks only (the default runs both)
+# --networks a,b  --repeat N  --noise  --quick as for the float networks; --no-int8 skips these
+# only to remake bench/networks/*_int8.*: /tmp/tfvenv/bin/python bench/make_networks.py --int8-only
+```
+
+## What is measured
+
+The networks of the float benchmark, converted full-integer by TensorFlow's TFLite converter
+(`<name>_int8.tflite`, `bench/make_networks.py`: int8 input and output, per-channel int8
+weights, int32 biases, calibrated on 32 seeded inputs); the input is the float benchmark's
+input quantized with the model's input parameters:
+
+{nets}
+
+Paths through TVM (`relay.build`, `opt_level=3`, graph executor; **stock** `{SWITCH}=0`,
+**project** `=1`): **{INT8_PATH_LABELS['int8_nhwc']}** (`relay.frontend.from_tflite`:
+`qnn.conv2d` with NHWC data and HWOI weights, the depthwise ones in the multiplier form
+`[kh, kw, C, m]`) and **{INT8_PATH_LABELS['int8_nchw']}** (then
+`ConvertLayout({{"nn.conv2d": ["NCHW", "default"], "qnn.conv2d": ["NCHW", "default"]}})`).
+Peer: **LiteRT** on the same file (XNNPACK delegate). ONNX Runtime and OpenVINO are not run
+here: the networks exist as float ONNX only (tf2onnx does not convert a full-integer TFLite
+model; a QDQ ONNX model would be another quantization, not the same integers), so their
+outputs could not be checked against the same int8 model.
+
+Checks: LiteRT against TensorFlow's TFLite interpreter (its own kernels), TVM's paths against
+LiteRT, each within {INT8_QUANTA} quanta of the int8 output (the largest difference is
+reported); *stock = project*: the two TVM outputs bit-identical. The profile columns are as in
+the float report (`docs/networks.md`). Ratios divide a project time by another: **below 1
+means the project is faster**.
+
+## Target (issue 15: no quantized network slower than with the patch off)
+
+{target}
+
+## Quantized networks, project vs stock per path
+
+{table}
+
+## Fastest TVM path vs LiteRT
+
+{best_table}
+
+![ratios]({meta['png']})
+
+## Errors and wrong outputs
+
+{problems}
+"""
+
+
+def chart_int8(records, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+    names = [r["network"] for r in records]
+    keys = [(p, "project_vs_stock", f"project ÷ stock, {INT8_PATH_LABELS[p]}")
+            for p in INT8_PATHS] + [("best", "project_vs_litert", "fastest project ÷ LiteRT")]
+    fig, ax = plt.subplots(figsize=(9, 2.0 + 0.45 * len(names)))
+    h = 0.8 / len(keys)
+    for i, (group, key, label) in enumerate(keys):
+        ys = [j + (i - (len(keys) - 1) / 2) * h for j in range(len(names))]
+        ax.barh(ys, [r["ratios"][group][key] or np.nan for r in records], height=h, label=label)
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="black", linewidth=1)
+    lo, hi = ax.get_xlim()
+    lo, hi = min(lo, 0.4), max(hi, 2.5)
+    ax.set_xlim(lo, hi)
+    ax.set_xticks([t for t in (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50) if lo <= t <= hi])
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.grid(axis="x", which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
+    ax.set_xlabel("time ratio, log scale (below 1: project faster)")
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_ylim(len(names) - 0.5, -0.5)
+    fig.suptitle("Quantized (int8) networks, 2 threads: project TVM vs stock TVM and LiteRT")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
@@ -440,8 +748,15 @@ def parse_args(argv):
     ap.add_argument("--repeat", type=int, help="timing rounds per network (default 15)")
     ap.add_argument("--noise", action="store_true",
                     help="also run a second stock worker (stock_b): the noise margin")
+    part = ap.add_mutually_exclusive_group()
+    part.add_argument("--int8", action="store_true",
+                      help="only the quantized networks (bench/networks/<name>_int8.tflite: "
+                      "stock, project, LiteRT int8)")
+    part.add_argument("--no-int8", action="store_true",
+                      help="only the float networks (skip the quantized ones)")
     ap.add_argument("--out-prefix", default=os.path.join(DOCS, "networks"),
-                    help="write PREFIX.md, .json, .png (default docs/networks)")
+                    help="write PREFIX.md, .json, .png (float networks) and PREFIX-int8.md, "
+                    ".json, .png (quantized networks) (default docs/networks)")
     args = ap.parse_args(argv)
     known = list(network_index())
     names = args.networks.split(",") if args.networks else QUICK if args.quick else known
@@ -459,11 +774,17 @@ def parse_args(argv):
 
 def main(argv):
     args = parse_args(argv)
+    float_part, int8_part = not args.int8, not args.no_int8
     missing = [m for m in ("tvm", "tflite", "ai_edge_litert", "onnx", "onnxruntime", "openvino",
                            "tqdm", "matplotlib") if not run._importable(m)]
     if missing:
         sys.exit(f"error: missing Python packages {', '.join(missing)} in {sys.executable}; "
                  "pip install -e . -r bench/requirements.txt")
+    absent = [n for n in args.names if int8_part and not all(
+        os.path.exists(os.path.join(NETWORKS_DIR, f"{n}_int8.{ext}")) for ext in ("tflite", "npz"))]
+    if absent:
+        sys.exit(f"error: no int8 model for {', '.join(absent)}; run "
+                 "bench/make_networks.py --int8-only (see its docstring), or pass --no-int8")
     from tqdm import tqdm
     import ai_edge_litert
     import onnxruntime
@@ -473,11 +794,18 @@ def main(argv):
     start = time.time()
     modes = {"stock": "0", "project": "1", **({"stock_b": "0"} if args.noise else {})}
     workers = {mode: Worker(mode, switch) for mode, switch in modes.items()}
-    records = []
-    bar = tqdm(args.names, unit="network", dynamic_ncols=True)
-    for name in bar:
-        bar.set_postfix_str(name)
-        records.append(measure(name, workers, args.repeat))
+    records, int8_records = [], []
+    if float_part:
+        bar = tqdm(args.names, unit="network", dynamic_ncols=True)
+        for name in bar:
+            bar.set_postfix_str(name)
+            records.append(measure(name, workers, args.repeat))
+    float_s = time.time() - start
+    if int8_part:
+        bar = tqdm(args.names, unit="network", dynamic_ncols=True, desc="int8")
+        for name in bar:
+            bar.set_postfix_str(name)
+            int8_records.append(measure_int8(name, workers, args.repeat))
     for worker in workers.values():
         worker.close()
 
@@ -487,30 +815,50 @@ def main(argv):
         "command": "python " + " ".join(shlex.quote(a) for a in
                                         [os.path.relpath(__file__, ROOT)] + list(argv)),
         "machine": machine(), "repeat": args.repeat, "slice_ms": SLICE_MS, "threads": THREADS,
-        "wall_s": time.time() - start, "png": os.path.basename(prefix) + ".png",
+        "wall_s": float_s, "png": os.path.basename(prefix) + ".png",
         "workers": {mode: w.hello for mode, w in workers.items()},
         "versions": {"ai_edge_litert": getattr(ai_edge_litert, "__version__", "?"),
                      "onnxruntime": onnxruntime.__version__,
                      "openvino": openvino.__version__.split("-")[0],
                      "numpy": np.__version__, "python": platform.python_version()},
     }
-    smoke = args.quick or len(records) < len(network_index())
+    smoke = args.quick or len(args.names) < len(network_index())
     os.makedirs(os.path.dirname(prefix), exist_ok=True)
-    with open(prefix + ".json", "w") as f:
-        json.dump({"meta": meta, "smoke_run": smoke, "records": records}, f, indent=1)
-    with open(prefix + ".md", "w") as f:
-        f.write(markdown(meta, records, smoke))
-    chart(records, prefix + ".png")
-
     rel = os.path.relpath(prefix, ROOT)
-    print(f"wrote {rel}.md, .json, .png in {meta['wall_s'] / 60:.1f} min")
-    for path in PATHS:
-        print(f"  geomean project ÷ stock, {PATH_LABELS[path]}: "
-              f"{_fmt(geomean([r['ratios'][path]['project_vs_stock'] for r in records]))}")
-    bad = sum(1 for r in records for m in workers for p in PATHS if not r[m][p]["ok"]) \
-        + sum(1 for r in records for p in PEERS if not r[p]["ok"])
-    if bad:
-        print(f"  {bad} failed or wrong measurements: see {rel}.md")
+    bad = 0
+    if float_part:
+        with open(prefix + ".json", "w") as f:
+            json.dump({"meta": meta, "smoke_run": smoke, "records": records}, f, indent=1)
+        with open(prefix + ".md", "w") as f:
+            f.write(markdown(meta, records, smoke))
+        chart(records, prefix + ".png")
+        print(f"wrote {rel}.md, .json, .png in {float_s / 60:.1f} min")
+        for path in PATHS:
+            print(f"  geomean project ÷ stock, {PATH_LABELS[path]}: "
+                  f"{_fmt(geomean([r['ratios'][path]['project_vs_stock'] for r in records]))}")
+        bad = sum(1 for r in records for m in workers for p in PATHS if not r[m][p]["ok"]) \
+            + sum(1 for r in records for p in PEERS if not r[p]["ok"])
+        if bad:
+            print(f"  {bad} failed or wrong measurements: see {rel}.md")
+    if int8_part:
+        meta8 = dict(meta, wall_s=time.time() - start - float_s,
+                     png=os.path.basename(prefix) + "-int8.png")
+        with open(prefix + "-int8.json", "w") as f:
+            json.dump({"meta": meta8, "smoke_run": smoke, "records": int8_records}, f, indent=1)
+        with open(prefix + "-int8.md", "w") as f:
+            f.write(markdown_int8(meta8, int8_records, smoke))
+        chart_int8(int8_records, prefix + "-int8.png")
+        print(f"wrote {rel}-int8.md, .json, .png in {meta8['wall_s'] / 60:.1f} min")
+        for path in INT8_PATHS:
+            print(f"  geomean project ÷ stock, {INT8_PATH_LABELS[path]}: "
+                  f"{_fmt(geomean([r['ratios'][path]['project_vs_stock'] for r in int8_records]))}")
+        bad8 = sum(1 for r in int8_records for m in workers for p in INT8_PATHS
+                   if not r[m][p]["ok"]) \
+            + sum(1 for r in int8_records for p in INT8_PATHS if r["identical"][p] is False) \
+            + sum(1 for r in int8_records if not r["litert"]["ok"])
+        if bad8:
+            print(f"  {bad8} failed, wrong or differing quantized measurements: see {rel}-int8.md")
+        bad += bad8
     return 1 if bad else 0
 
 

@@ -15,6 +15,7 @@ _SOURCE = Path(__file__).resolve().parents[1] / "python" / "tvm_canonicalize_dep
 _SPEC = importlib.util.spec_from_file_location("_depthwise_reference", _SOURCE)
 _REFERENCE = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(_REFERENCE)
+depthwise_conv2d_nchw = _REFERENCE.depthwise_conv2d_nchw  # NCHW, canonical weight, int or float
 
 
 def reference_output(workload):

@@ -11,6 +11,15 @@ For a workload it builds three inputs with ``relay.build`` at ``opt_level=3`` on
   (16 on AVX-512, 8 on AVX2): the layer as it sits between packed neighbours in a network
   that x86 alter-layout packed (stock TVM: ``depthwise_conv2d_NCHWc``).
 
+and, asked for the quantized section (``"kinds": ["int8"]``), one more:
+
+* ``int8``: ``relay.frontend.from_tflite`` of ``bench/models/<name>_int8.tflite`` (NHWC, int8
+  in and out: ``qnn.conv2d`` with an HWOI weight ``[kh, kw, C, m]``, the multiplier form, then
+  ``qnn.requantize``), run on the int8 input run.py passes and checked against LiteRT's int8
+  output (within one quantum); the output is saved for run.py to compare stock with project.
+  The answer also says what the conv became after QNN lowering (``lowered``: op, dtypes,
+  layouts and weight shape of each grouped conv in ``relay.optimize``'s result).
+
 Each output is checked against the NumPy reference. Whether the project's pass is active is
 up to the environment (``TVM_CANONICALIZE_DEPTHWISE=0`` gives stock TVM); this file does not
 look at the project. Set ``TOPHUB_LOCATION=NONE`` and ``TVM_NUM_THREADS=2`` (run.py does).
@@ -20,6 +29,8 @@ target). Then, read from stdin,
 
 * ``{"op": "build", "name": NAME, "slice_ms": T}`` builds and checks NAME's three inputs and
   answers ``{"name": NAME, "mult": {"ok", "err", "build_s", "error"}, "canon": ..., ...}``;
+  with ``"kinds": ["int8"], "int8": {"input": npy, "expected": npy, "output": npy}`` it
+  builds the int8 input instead (``err`` is then the largest difference in quanta);
 * ``{"op": "time"}`` times each built input once for about T ms (``time_evaluator``; the
   input timed first rotates from request to request), waits until its thread pool is idle,
   and answers ``{"mult": ms, "canon": ms, "tflite": ms}``
@@ -46,6 +57,7 @@ from workloads import BY_NAME  # noqa: E402
 
 MODELS_DIR = os.path.join(HERE, "models")
 KINDS = ("mult", "canon", "tflite", "packed")
+INT8_KINDS = ("int8",)
 
 
 def relay_conv(wl, weight):
@@ -82,20 +94,73 @@ def packed_module(wl, target):
     return IRModule.from_expr(relay.Function([data], out)), block
 
 
-def tflite_module(wl):
-    """``(mod, params, input_name)`` from the workload's .tflite file."""
+def tflite_module(wl, int8=False):
+    """``(mod, params, input_name)`` from the workload's .tflite file (``_int8.tflite``)."""
     import tflite
     from tvm import relay
-    path = os.path.join(MODELS_DIR, f"{wl.name}.tflite")
+    path = os.path.join(MODELS_DIR, f"{wl.name}{'_int8' if int8 else ''}.tflite")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} is missing: run bench/make_tflite_models.py")
+        raise FileNotFoundError(f"{path} is missing: run bench/make_tflite_models.py"
+                                + (" --int8" if int8 else ""))
     with open(path, "rb") as f:
         model = tflite.Model.GetRootAsModel(f.read(), 0)
     graph = model.Subgraphs(0)
     name = graph.Tensors(graph.Inputs(0)).Name().decode()
     mod, params = relay.frontend.from_tflite(
-        model, shape_dict={name: (1, wl.H, wl.W, wl.C)}, dtype_dict={name: "float32"})
+        model, shape_dict={name: (1, wl.H, wl.W, wl.C)},
+        dtype_dict={name: "int8" if int8 else "float32"})
     return mod, params, name
+
+
+def lowered_convs(mod, target, params):
+    """What each grouped conv is after ``relay.optimize`` (QNN lowered, layouts altered):
+    ``"op data*weight->out data_layout/kernel_layout"`` strings, in post order."""
+    import tvm
+    from tvm import relay
+    with tvm.transform.PassContext(opt_level=3):
+        opt, _ = relay.optimize(mod, target=target, params=params)
+    found = []
+
+    def visit(node):
+        if isinstance(node, relay.Call) and isinstance(node.op, tvm.ir.Op) \
+                and "conv2d" in node.op.name and int(getattr(node.attrs, "groups", 1)) > 1:
+            a = node.attrs
+            w = node.args[1].checked_type
+            found.append(f"{node.op.name} {node.args[0].checked_type.dtype}*{w.dtype}->"
+                         f"{node.checked_type.dtype} {a.data_layout}/{a.kernel_layout} "
+                         f"weight {'x'.join(str(int(d)) for d in w.shape)}")
+    relay.analysis.post_order_visit(opt["main"], visit)
+    return sorted(set(found))
+
+
+def build_int8(wl, target, files, slice_ms):
+    """Build and check the int8 input; its output is saved to ``files["output"]``."""
+    import tvm
+    from tvm import relay
+    from tvm.contrib import graph_executor
+    mod, params, input_name = tflite_module(wl, int8=True)
+    x = np.load(files["input"])
+    expected = np.load(files["expected"])
+    relay.backend.te_compiler.get().clear()
+    start = time.perf_counter()
+    with tvm.transform.PassContext(opt_level=3):
+        lib = relay.build(mod, target=target, params=params)
+    build_s = time.perf_counter() - start
+    dev = tvm.cpu(0)
+    gmod = graph_executor.GraphModule(lib["default"](dev))
+    gmod.set_input(input_name, x)
+    gmod.run()
+    out = gmod.get_output(0).numpy()
+    np.save(files["output"], out)
+    diff = None if out.shape != expected.shape or out.dtype != expected.dtype else \
+        int(np.max(np.abs(out.astype(np.int32) - expected.astype(np.int32))))
+    probe = gmod.module.time_evaluator("run", dev, number=10, repeat=3)
+    number = max(1, int(slice_ms / max(min(probe().results) * 1e3, 1e-4)))
+    timer = gmod.module.time_evaluator("run", dev, number=number, repeat=1)
+    result = {"ok": diff is not None and diff <= 1, "err": diff, "build_s": round(build_s, 2),
+              "error": None, "output": files["output"], "dtype": str(out.dtype),
+              "lowered": lowered_convs(mod, target, params)}
+    return result, (lambda: timer().mean * 1e3)
 
 
 def build(kind, wl, target, expected, slice_ms):
@@ -152,19 +217,26 @@ class Session:
     def __init__(self, target):
         self.target = target
         self.timers = {}
+        self.kinds = KINDS
         self.rounds = 0
 
-    def build(self, name, slice_ms=20):
+    def build(self, name, slice_ms=20, kinds=KINDS, int8_files=None):
+        self.kinds = tuple(kinds)
         wl = BY_NAME.get(name)
         if wl is None:
-            return {"name": name, **{k: _failed(f"unknown workload {name!r}") for k in KINDS}}
-        expected = reference_output(wl)
+            return {"name": name,
+                    **{k: _failed(f"unknown workload {name!r}") for k in self.kinds}}
+        expected = None if self.kinds == INT8_KINDS else reference_output(wl)
         self.timers = {}
         result = {"name": name}
-        for kind in KINDS:
+        for kind in self.kinds:
             try:
-                result[kind], self.timers[kind] = build(kind, wl, self.target, expected,
-                                                        slice_ms)
+                if kind == "int8":
+                    result[kind], self.timers[kind] = build_int8(wl, self.target, int8_files,
+                                                                 slice_ms)
+                else:
+                    result[kind], self.timers[kind] = build(kind, wl, self.target, expected,
+                                                            slice_ms)
             except Exception as exc:  # one failing input must not stop the run
                 logging.error("%s/%s failed:\n%s", name, kind, traceback.format_exc())
                 result[kind] = _failed(short_error(exc))
@@ -173,11 +245,12 @@ class Session:
 
     def time(self):
         # the inputs take turns at going first, so none always follows another engine
-        start = self.rounds % len(KINDS)
+        kinds = self.kinds
+        start = self.rounds % len(kinds)
         self.rounds += 1
-        order = KINDS[start:] + KINDS[:start]
+        order = kinds[start:] + kinds[:start]
         times = {kind: self.timers[kind]() if kind in self.timers else None for kind in order}
-        times = {kind: times[kind] for kind in KINDS}
+        times = {kind: times[kind] for kind in kinds}
         settle()  # TVM's thread pool spins for a while: let it sleep before the next engine
         return times
 
@@ -229,7 +302,8 @@ def main(argv):
     for line in sys.stdin:
         req = json.loads(line)
         if req["op"] == "build":
-            answer = session.build(req["name"], req.get("slice_ms", 20))
+            answer = session.build(req["name"], req.get("slice_ms", 20),
+                                   req.get("kinds", KINDS), req.get("int8"))
         elif req["op"] == "time":
             answer = session.time()
         else:
