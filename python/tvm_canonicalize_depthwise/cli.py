@@ -308,6 +308,7 @@ class _Build:
         self.graph_json, self.params = graph_json, params
         self.depthwise, self.rewritten = set(depthwise), rewritten
         self.module, self.outputs = None, None
+        self.in_child = True  # compiled in a child process (False: here, as a fallback)
 
 
 def compile_request(directory):
@@ -379,9 +380,11 @@ def _compile(mod, target, patch_on, workdir):
             return _Build(error=result["error"])
         with _pass_log() as log:
             lib = _build(mod, target, patch_on)
-        return _Build(factory=lib, library=lib.get_lib(), graph_json=lib.get_graph_json(),
-                      params=lib.get_params(), depthwise=depthwise_functions(lib),
-                      rewritten=sum("->" in m for m in log))
+        build = _Build(factory=lib, library=lib.get_lib(), graph_json=lib.get_graph_json(),
+                       params=lib.get_params(), depthwise=depthwise_functions(lib),
+                       rewritten=sum("->" in m for m in log))
+        build.in_child = False
+        return build
     library = tvm.runtime.load_module(os.path.join(directory, "lib.so"))
     with open(os.path.join(directory, "params.bin"), "rb") as stream:
         params = tvm.runtime.load_param_dict(stream.read())
@@ -571,9 +574,10 @@ def _check_and_time(args, model, feeds, paths, builds):
     for path_id, label, _ in paths:
         entry = {"path": path_id, "description": label, "latency_ms": {}, "max_abs_err": {},
                  "depthwise_share": {}, "rewritten": builds[(path_id, True)].rewritten,
-                 "errors": {}}
+                 "errors": {}, "compiled_in_child": {}}
         for patch_on, name in ((True, "on"), (False, "off")):
             build = builds[(path_id, patch_on)]
+            entry["compiled_in_child"][name] = build.in_child
             if build.error is not None:
                 entry["errors"][name] = build.error
                 continue

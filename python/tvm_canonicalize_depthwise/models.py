@@ -112,7 +112,9 @@ def _read_tflite(path, blob):
                 op = graph.Operators(o)
                 if op.OpcodeIndex() >= model.OperatorCodesLength():
                     raise ValueError("operator code index out of range")
-                for t in list(op.InputsAsNumpy()) + list(op.OutputsAsNumpy()):
+                tensors = [op.Inputs(k) for k in range(op.InputsLength())]
+                tensors += [op.Outputs(k) for k in range(op.OutputsLength())]
+                for t in tensors:  # -1 marks an optional input left out
                     if t >= graph.TensorsLength():
                         raise ValueError("operator tensor index out of range")
         for b in range(model.BuffersLength()):
@@ -121,11 +123,10 @@ def _read_tflite(path, blob):
         inputs = []
         for i in range(graph.InputsLength()):
             tensor = graph.Tensors(graph.Inputs(i))
-            shape = [int(d) for d in np.atleast_1d(tensor.ShapeAsNumpy())] if tensor.ShapeLength() \
-                else []
-            signature = tensor.ShapeSignatureAsNumpy() if tensor.ShapeSignatureLength() else None
-            if signature is not None:
-                shape = [None if int(d) < 0 else int(d) for d in signature]
+            shape = [tensor.Shape(k) for k in range(tensor.ShapeLength())]
+            if tensor.ShapeSignatureLength():  # -1 marks a dynamic dimension
+                shape = [None if tensor.ShapeSignature(k) < 0 else tensor.ShapeSignature(k)
+                         for k in range(tensor.ShapeSignatureLength())]
             inputs.append((tensor.Name().decode("utf-8"), shape, dtypes[tensor.Type()]))
     except ModelError:
         raise

@@ -152,10 +152,23 @@ def test_onnx_file_json_against_independent_count(tmp_path):
     report = json.loads(result.stdout)
     _check_report(report, onnx_depthwise(model), rewritten=0)  # ONNX is canonical already
     assert [p["path"] for p in report["paths"]] == ["as_imported"]
+    assert report["paths"][0]["compiled_in_child"] == {"on": True, "off": True}
     assert {conv["layout"] for conv in report["depthwise"]} == {"NCHW/OIHW"}
     assert report["reference"].startswith(("ONNX Runtime", "TVM"))
     assert hashlib.sha256(model.read_bytes()).hexdigest() == digest
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.onnx"]
+
+
+def test_without_a_linker_builds_in_process(tmp_path):
+    """Where the child cannot link the library it compiled (here: no working C compiler),
+    the command compiles in its own process instead, and says so."""
+    result = run(ONNX_FIXTURE, "--json", "--repeat", "1", cwd=tmp_path,
+                 env={"CXX": "/bin/false"})
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["paths"][0]["compiled_in_child"] == {"on": False, "off": False}
+    assert report["max_abs_err"] < 1e-4
+    assert list(tmp_path.iterdir()) == []
 
 
 # ---------------------------------------------------------------------------------------------
