@@ -161,7 +161,10 @@ def main(argv=None):
     # the code the workers load: the commit checked out now, not when they finish
     commit = _commit()
     deadline = start + args.minutes * 60 if args.minutes else float("inf")
-    env = {**os.environ, "TOPHUB_LOCATION": "NONE", "TVM_NUM_THREADS": "1"}
+    # one thread a worker, left unbound: with TVM_NUM_THREADS=1 the runtime would bind every
+    # worker's thread to the first core, and the workers would share it
+    env = {**os.environ, "TOPHUB_LOCATION": "NONE", "TVM_NUM_THREADS": "1",
+           "TVM_BIND_THREADS": "0"}
     env.pop("TVM_CANONICALIZE_DEPTHWISE", None)
     with tempfile.TemporaryDirectory() as scratch:
         shares = [args.examples // args.jobs + (i < args.examples % args.jobs)

@@ -1,6 +1,8 @@
 """The CPU description the depthwise fallback is a model of: derived from the target."""
 import ast
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -70,11 +72,30 @@ def test_unreadable_caches_fall_back_to_the_defaults(tmp_path, monkeypatch):
     assert describe_cpu("llvm").l1d_bytes == 32 * 1024
 
 
-def test_threads_come_from_num_cores_else_the_runtime():
+def test_threads_come_from_num_cores_else_tvm_num_threads(monkeypatch):
     assert describe_cpu("llvm -mcpu=znver3 -num-cores=12").threads == 12
-    runtime = tvm.get_global_func("runtime.NumThreads")()
-    assert describe_cpu("llvm -mcpu=znver3").threads == max(1, runtime)
     assert describe_cpu("llvm -mcpu=znver3 -num-cores=12").min_tasks == 96
+    monkeypatch.setenv("TVM_NUM_THREADS", "3")
+    assert describe_cpu("llvm -mcpu=znver3").threads == 3
+    monkeypatch.delenv("TVM_NUM_THREADS")
+    assert describe_cpu("llvm -mcpu=znver3").threads == max(1, os.cpu_count())
+
+
+def test_describing_the_cpu_does_not_bind_the_compiling_thread():
+    # Starting TVM's thread pool with one thread binds the calling thread to the first core: a
+    # compiling process (or two fuzzing workers) would then share that core. In a fresh
+    # process, as this one's pool may have started already:
+    script = (
+        "import os, tvm, tvm.relay\n"
+        "from tvm.topi.x86.depthwise_cpu import describe_cpu\n"
+        "before = os.sched_getaffinity(0)\n"
+        "describe_cpu('llvm -mcpu=znver3')\n"
+        "assert os.sched_getaffinity(0) == before, (before, os.sched_getaffinity(0))\n"
+    )
+    env = {**os.environ, "TVM_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                            text=True, check=False, timeout=120)
+    assert result.returncode == 0, result.stderr
 
 
 def _fallback(target, channels=64, size=56):

@@ -5,13 +5,12 @@ processor (vector lanes and registers, level-1 data and level-2 cache sizes, thr
 than rules measured on one processor. :func:`describe_cpu` derives them from the target: the
 vector width and register count from the instruction sets LLVM enables for its ``-mcpu`` and
 ``-mattr`` (so ``-mattr=-avx512f`` is an AVX2 target), the cache sizes from the host where the
-target is the host, the threads from ``-num-cores``, else the runtime's. What the target cannot say
+target is the host, the threads from ``-num-cores``, else ``TVM_NUM_THREADS``, else the host's CPUs. What the target cannot say
 takes the documented defaults below.
 """
 import os
 from dataclasses import dataclass
 
-from tvm import get_global_func
 from tvm import target as _target
 from tvm.target import codegen
 
@@ -105,8 +104,12 @@ def _threads(target):
     cores = int(target.attrs.get("num-cores", 0) or 0)
     if cores > 0:
         return cores
-    # what TVM's runtime in this process runs on (TVM_NUM_THREADS, else its default)
-    return max(1, int(get_global_func("runtime.NumThreads")()))
+    # The threads TVM's runtime is told to use, else a thread a CPU of this host. (Asking the
+    # runtime itself would start its thread pool, which binds the compiling thread to a core.)
+    configured = os.environ.get("TVM_NUM_THREADS", "")
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    return max(1, os.cpu_count() or 1)
 
 
 def describe_cpu(target=None):
