@@ -251,6 +251,21 @@ def _build(mod, target, patch_on):
             os.environ[ENV_VAR] = previous
 
 
+def import_model(model, shapes):
+    """The model in Relay as the command compiles it: imported by TVM's frontend, its weights
+    bound as constants, typed. Raises :class:`ModelError` where TVM cannot import or type it."""
+    from tvm import relay
+
+    mod, params = models.to_relay(model, shapes)
+    try:
+        if params:
+            mod["main"] = relay.build_module.bind_params_by_name(mod["main"], params)
+        return relay.transform.InferType()(mod)
+    except Exception as err:  # pylint: disable=broad-except
+        raise ModelError(f"{model.path}: TVM cannot type the imported model: "
+                         f"{one_line(err)}") from None
+
+
 def _to_nchw(mod):
     import tvm
     from tvm import relay
@@ -480,11 +495,8 @@ def run(args):
         logging.getLogger(name).setLevel(logging.ERROR)
     with warnings.catch_warnings(), _quiet_stderr():
         warnings.simplefilter("ignore")
-        mod, params = models.to_relay(model, shapes)
+        mod = import_model(model, shapes)
         try:
-            if params:
-                mod["main"] = relay.build_module.bind_params_by_name(mod["main"], params)
-            mod = relay.transform.InferType()(mod)
             convs, depthwise, pass_log = describe_depthwise(mod)
         except Exception as err:  # pylint: disable=broad-except
             raise ModelError(f"{model.path}: TVM cannot type the imported model: "

@@ -13,6 +13,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -296,20 +297,56 @@ def test_bad_switch_is_one_line_exit_2(tmp_path):
     _assert_usage_error(result, "TVM_CANONICALIZE_DEPTHWISE")
 
 
-def test_unreadable_file(tmp_path):
-    model = tmp_path / "locked.onnx"
-    shutil.copy(ONNX_FIXTURE, model)
-    model.chmod(0)
+def _run_unprivileged(argv, cwd):
+    """``canonicalize-depthwise ARGV`` as user ``nobody``, for a root user whom chmod 000 does
+    not stop: a forked child drops to uid/gid 65534 and runs the command's ``main``. (A new
+    interpreter cannot start as ``nobody`` here: Python is installed under root's home.)"""
+    from tvm_canonicalize_depthwise import cli  # imported before the fork, as root
+
+    out_read, out_write = os.pipe()
+    err_read, err_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 70
+        try:
+            # pytest's capture objects stand in sys.stdout/err: write to the pipes instead
+            sys.stdout = os.fdopen(out_write, "w")
+            sys.stderr = os.fdopen(err_write, "w")
+            os.chdir(cwd)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            code = cli.main([str(a) for a in argv])
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException as err:  # pylint: disable=broad-except
+            os.write(2, f"child failed: {err!r}\n".encode())
+        os._exit(code)  # pylint: disable=protected-access
+    os.close(out_write)
+    os.close(err_write)
+    with os.fdopen(out_read) as out, os.fdopen(err_read) as err:
+        stdout, stderr = out.read(), err.read()
+    _, status = os.waitpid(pid, 0)
+    return subprocess.CompletedProcess(argv, os.waitstatus_to_exitcode(status), stdout, stderr)
+
+
+def test_unreadable_file():
+    # a directory every user can enter (pytest's tmp_path is private to its owner)
+    work = Path(tempfile.mkdtemp(prefix="unreadable-"))
     try:
-        if os.access(model, os.R_OK):
-            pytest.skip("this user (root) reads files of mode 000; see "
-                        "test_unreadable_file_permission_error for the same path, simulated")
-        result = run(model, cwd=tmp_path)
+        work.chmod(0o755)
+        model = work / "locked.onnx"
+        shutil.copy(ONNX_FIXTURE, model)
+        model.chmod(0)
+        if os.geteuid() == 0:
+            result = _run_unprivileged([model], cwd=work)
+        else:
+            result = run(model, cwd=work)
         _assert_usage_error(result, "permission denied")
         assert stat.S_IMODE(model.stat().st_mode) == 0
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["locked.onnx"]
+        assert sorted(p.name for p in work.iterdir()) == ["locked.onnx"]
     finally:
-        model.chmod(0o644)
+        shutil.rmtree(work)
 
 
 def test_unreadable_file_permission_error(tmp_path, monkeypatch, capsys):

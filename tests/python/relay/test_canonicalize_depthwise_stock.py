@@ -13,7 +13,7 @@ import pytest
 
 import tvm
 from tvm import relay
-from tvm_canonicalize_depthwise import ENV_VAR, cli
+from tvm_canonicalize_depthwise import ENV_VAR, cli, models
 from tvm_canonicalize_depthwise import reference as ref
 
 from stock_tvm import describe, llvm_ir_digest
@@ -109,13 +109,24 @@ def test_patch_on_leaves_plain_convs_stock(stock, target, monkeypatch):
         ("nchw_oihw_plain", target)]
 
 
-def test_command_patch_off_build_is_stock(monkeypatch):
-    """The command's "patch off" build is exactly what TVM without the project compiles."""
-    mod = cli.build_default_model(cli._weights(np.random.default_rng(0)))  # pylint: disable=protected-access
+def test_command_patch_off_build_is_stock(tmp_path):
+    """The command's "patch off" builds of its default network, on the path as imported and
+    after ConvertLayout, are exactly what TVM without the project compiles; its "patch on"
+    builds are not."""
+    model = models.read_model(models.DEFAULT_MODEL)
+    mod = cli.import_model(model, models.resolve_shapes(model, {}))
     target = TARGETS["avx2"]
-    (expected,) = _stock_descriptions([(mod, target)])
-    lib = cli._build(mod, tvm.target.Target(target), False)  # pylint: disable=protected-access
-    assert lib.get_graph_json() == expected["graph"]
-    assert llvm_ir_digest(lib) == expected["llvm_ir"]
-    lib_on = cli._build(mod, tvm.target.Target(target), True)  # pylint: disable=protected-access
-    assert lib_on.get_graph_json() != expected["graph"]
+    variants = [mod, cli._to_nchw(mod)]  # pylint: disable=protected-access
+    expected = _stock_descriptions([(variant, target) for variant in variants])
+    for variant, stock_build in zip(variants, expected):
+        # the build the command runs, in its child process
+        off = cli._compile(variant, tvm.target.Target(target), False, str(tmp_path))  # pylint: disable=protected-access
+        assert off.error is None and off.in_child, off.error
+        assert off.graph_json == stock_build["graph"]
+        assert off.rewritten == 0
+        # the same function in this process, to compare the generated code
+        lib = cli._build(variant, tvm.target.Target(target), False)  # pylint: disable=protected-access
+        assert llvm_ir_digest(lib) == stock_build["llvm_ir"]
+        on = cli._compile(variant, tvm.target.Target(target), True, str(tmp_path))  # pylint: disable=protected-access
+        assert on.error is None and on.rewritten > 0, on.error
+        assert on.graph_json != stock_build["graph"]
