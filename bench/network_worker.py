@@ -232,20 +232,11 @@ def profile(lib, dev, input_name, x, calls):
 
 
 def int8_target(target):
-    """The target of the int8 paths: ``target``, without VNNI where LLVM would reject TVM's
-    VNNI code. TVM 0.19's x86 int8 schedules (dense, conv2d NCHWc) call
-    ``llvm.x86.avx512.vpdpbusd.512`` with ``<16 x i32>`` operands; LLVM 21 changed them to
-    ``<64 x i8>``, and an LLVM 21+ build aborts ("Calling a function with a bad signature!")
-    on every int8 network for a VNNI target, stock TVM as much as the project. Without
-    ``avx512vnni``/``avxvnni`` TVM falls back to ``vpmaddubsw``/``vpmaddwd``."""
-    import tvm
-    from tvm.target.codegen import target_has_features
-    llvm = str(tvm.support.libinfo().get("LLVM_VERSION", "0"))
-    major = int(re.match(r"\d*", llvm).group() or 0)
-    t = tvm.target.Target(target)
-    if major >= 21 and (target_has_features("avx512vnni", t) or target_has_features("avxvnni", t)):
-        return target + " -mattr=-avx512vnni,-avxvnni"
-    return target
+    """The target of the int8 paths: ``target``, without VNNI where LLVM rejects TVM 0.19's
+    VNNI code (see :mod:`tvm_canonicalize_depthwise.llvm_compat`), stock TVM as much as the
+    project; TVM then uses ``vpmaddubsw``/``vpmaddwd``."""
+    from tvm_canonicalize_depthwise.llvm_compat import without_broken_vnni
+    return without_broken_vnni(target)
 
 
 def build(name, path, target, expected, slice_ms, save_to=None):

@@ -22,6 +22,7 @@ import pytest
 COMMAND = str(Path(sys.executable).parent / "canonicalize-depthwise")
 FIXTURES = Path(__file__).parent / "fixtures"
 ONNX_FIXTURE = FIXTURES / "default.onnx"
+INT8_FIXTURE = FIXTURES.parent.parent / "frontend" / "fixtures" / "dw_mix_int8.tflite"
 
 
 def _default_tflite():
@@ -158,6 +159,41 @@ def test_onnx_file_json_against_independent_count(tmp_path):
     assert report["reference"].startswith(("ONNX Runtime", "TVM"))
     assert hashlib.sha256(model.read_bytes()).hexdigest() == digest
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.onnx"]
+
+
+def test_int8_tflite_file(tmp_path):
+    """A full-integer TFLite model (qnn.conv2d): its multiplier-form depthwise convs are
+    rewritten, every path builds on any x86 host (VNNI off where LLVM rejects TVM's VNNI
+    code), the patch changes no output bit, and the path as imported is within one quantum of
+    LiteRT (or equal to the patch-off build where LiteRT is not installed). After
+    ConvertLayout, TVM's own int8 conv2d_NCHWc may be further off (without VNNI its u8 x s8
+    pairs saturate at 16 bits): the command then says so and exits 1."""
+    model = tmp_path / "int8.tflite"
+    shutil.copy(INT8_FIXTURE, model)
+    result = run(model, "--json", "--repeat", "2", cwd=tmp_path)
+    assert result.returncode in (0, 1), result.stderr
+    report = json.loads(result.stdout)
+    expected = tflite_depthwise(model)
+    assert any(m > 1 for _, m in expected)
+    assert _report_pairs(report) == sorted(expected)
+    assert report["rewritten"] == sum(m > 1 for _, m in expected)
+    assert {conv["op"] for conv in report["depthwise"]} == {"qnn.conv2d"}
+    assert report["inputs"][0]["dtype"] == "int8"
+    assert [p["path"] for p in report["paths"]] == ["as_imported", "nchw"]
+    for entry in report["paths"]:
+        assert entry["errors"] == {}, entry["errors"]
+        assert entry["latency_ms"]["on"] > 0 and entry["latency_ms"]["off"] > 0
+        assert entry["on_off_max_abs_diff"] == 0  # bit-identical, patch on and off
+    bound = 1 if report["reference"].startswith("LiteRT") else 0
+    assert max(report["paths"][0]["max_abs_err"].values()) <= bound, report["reference"]
+    wrong = report["max_abs_err"] > report["tolerance"]
+    assert result.returncode == (1 if wrong else 0)
+    if wrong:  # one line, naming the path, and that the patch is not the cause
+        lines = result.stderr.strip().splitlines()
+        assert lines[-1].startswith("canonicalize-depthwise: error: output differs")
+        assert "converted to NCHW (patch on and off)" in lines[-1]
+        assert "TVM without the patch computes this too" in lines[-1]
+        assert "NHWC as imported" not in lines[-1]
 
 
 def test_without_a_linker_builds_in_process(tmp_path):

@@ -180,3 +180,29 @@ def test_requantized_outputs_are_bit_identical_to_the_patch_off(scheme, multipli
     np.testing.assert_array_equal(on, off)
     # and not trivially: the outputs vary
     assert len(np.unique(on)) > 10
+
+
+def test_quantized_networks_build_for_vnni_targets_without_vnni():
+    """``without_broken_vnni``: for a VNNI target, TVM 0.19's int8 conv2d code does not compile
+    with this LLVM; with VNNI off the same quantized conv compiles, using ``vpmaddubsw``."""
+    from tvm_canonicalize_depthwise.llvm_compat import VNNI_OFF, llvm_major, without_broken_vnni
+
+    assert llvm_major() >= 21  # the LLVM pinned with TVM here
+    for cpu in ("cascadelake", "icelake-server", "znver4"):
+        assert without_broken_vnni(f"llvm -mcpu={cpu}") == f"llvm -mcpu={cpu} {VNNI_OFF}"
+    for target in ("llvm -mcpu=haswell", "llvm -mcpu=skylake-avx512", "c",
+                   "llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon"):
+        assert without_broken_vnni(target) == target
+
+    rng = np.random.default_rng(0)
+    data = relay.var("data", shape=(1, 16, 8, 8), dtype="int8")
+    conv = relay.qnn.op.conv2d(
+        data, relay.const(rng.integers(-127, 128, (32, 16, 3, 3)).astype("int8")),
+        relay.const(0, "int32"), relay.const(0, "int32"), relay.const(0.05, "float32"),
+        relay.const(0.01, "float32"), kernel_size=(3, 3), channels=32, padding=(1, 1),
+        out_dtype="int32")
+    mod = tvm.IRModule.from_expr(relay.Function([data], conv))
+    with tvm.transform.PassContext(opt_level=3):
+        lib = relay.build(mod, target=without_broken_vnni("llvm -mcpu=cascadelake"))
+    ir = lib.get_lib().get_source("ll")
+    assert "vpdpbusd" not in ir and "pmaddubs" in ir
