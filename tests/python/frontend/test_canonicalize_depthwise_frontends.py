@@ -2,7 +2,9 @@
 
 The fixtures come from tests/scripts/make_frontend_models.py (Keras -> TFLite converter, float32
 and full-integer int8; Keras -> tf2onnx), with the outputs their source engines computed (the
-TFLite interpreter, ONNX Runtime) stored beside them: CI needs no TensorFlow.
+TFLite interpreter, ONNX Runtime) stored beside them, and from tests/scripts/make_keras_fixture.py
+(the same network imported by TVM's Keras frontend, which reads Keras 2 models only, saved as
+Relay JSON with Keras 2.15's output): CI needs no TensorFlow.
 """
 import os
 
@@ -170,3 +172,47 @@ def test_one_relay_whatever_the_source():
         assert tflite_attrs == onnx_attrs
         assert tflite_weight.shape == onnx_weight.shape
         np.testing.assert_array_equal(tflite_weight, onnx_weight)
+
+
+def _keras(layout):
+    """The module TVM's Keras frontend made (weights bound), the input in its layout, and
+    Keras 2.15's output (NHWC)."""
+    with open(os.path.join(FIXTURES, f"dw_mix_keras_{layout}.json"), encoding="utf-8") as file:
+        mod = tvm.ir.load_json(file.read())
+    stored = np.load(os.path.join(FIXTURES, "dw_mix_keras.npz"))
+    given = stored["input_nhwc"]
+    if layout == "nchw":
+        given = np.ascontiguousarray(given.transpose(0, 3, 1, 2))
+    return mod, given, stored["keras2"]
+
+
+@pytest.mark.parametrize("layout,weight_layout", [("nhwc", "HWOI"), ("nchw", "OIHW")])
+def test_keras_frontend_import_is_rewritten_and_matches_keras(layout, weight_layout, monkeypatch):
+    mod, given, expected = _keras(layout)
+    before = [(call, form) for call, form in _convs(mod) if form.is_depthwise]
+    assert len(before) == 5
+    assert {str(call.attrs.kernel_layout) for call, _ in before} == {weight_layout}
+    # the Keras frontend writes DepthwiseConv2D(depth_multiplier=m) in the multiplier form
+    assert sorted(form.multiplier for _, form in before if form.kind == MULTIPLIER) == [2, 2, 4]
+    after = [form for _, form in _convs(CanonicalizeDepthwise()(mod)) if form.is_depthwise]
+    assert [form.kind for form in after] == [CANONICAL] * 5
+    actual = _run(mod, None, given, True, monkeypatch)
+    if layout == "nchw":
+        actual = actual.transpose(0, 2, 3, 1)
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-4 * scale)
+    # the same network and weights through Keras 3 (make_frontend_models.py)
+    np.testing.assert_allclose(actual, OUTPUTS["keras"], rtol=0, atol=1e-4 * scale)
+
+
+def test_one_relay_from_keras_tflite_and_onnx():
+    """After the pass and ConvertLayout, the Keras frontend's depthwise convs are the TFLite
+    and ONNX imports' ones: same attributes, same weights."""
+    from_tflite = _canonical_nchw_depthwise(*_tflite("dw_mix.tflite")[:2])
+    for layout in ("nhwc", "nchw"):
+        from_keras = _canonical_nchw_depthwise(_keras(layout)[0], {})
+        assert len(from_keras) == len(from_tflite) == 5
+        for (keras_attrs, keras_weight), (tflite_attrs, tflite_weight) in zip(from_keras,
+                                                                              from_tflite):
+            assert keras_attrs == tflite_attrs
+            np.testing.assert_allclose(keras_weight, tflite_weight, rtol=0, atol=1e-6)
