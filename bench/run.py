@@ -63,6 +63,10 @@ SLICE_MS = 20  # one timing of one engine runs it for about this long
 SWITCH = "TVM_CANONICALIZE_DEPTHWISE"
 MODES = {"stock": "0", "project": "1"}
 KINDS = ("mult", "canon", "tflite", "packed")
+# the input forms of a layer alone (NCHW multiplier and canonical forms, the TFLite file): the
+# "worst"/"best" ratios range over these; the packed form sits between packed neighbours and
+# is compared with stock's packed layer (``packed_vs_stock_packed``)
+ALONE_KINDS = ("mult", "canon", "tflite")
 PEERS = ("xnnpack", "ort", "copy")
 INT8_KINDS = ("int8",)
 INT8_PEERS = ("litert", "ort")
@@ -274,8 +278,9 @@ def _good(entry):
 
 def summarize(rec):
     """Add ratio columns (project time / other time: below 1 means the project is faster)."""
-    stock = [_good(rec["stock"][k]) for k in KINDS]
-    proj = [_good(rec["project"][k]) for k in KINDS]
+    # the layer alone, as a user's model gives it: packed is compared with packed only
+    stock = [_good(rec["stock"][k]) for k in ALONE_KINDS]
+    proj = [_good(rec["project"][k]) for k in ALONE_KINDS]
     peers = [v for v in (_good(rec["xnnpack"]), _good(rec["ort"])) if v is not None]
     copy = _good(rec["copy"])
 
@@ -475,7 +480,10 @@ One depthwise convolution per workload, float32, batch 1, TensorFlow 'SAME' padd
 
 Every output is checked against a NumPy reference (rtol = atol = 1e-4). Ratio columns divide a
 project time by another time, so **below 1 means the project is faster**: *best* and *worst*
-are the fastest and slowest of the project's (or stock's) three inputs; the *faster peer* is
+are the fastest and slowest of the project's (or stock's) three inputs of a layer alone
+(mult, canon, tflite: with `relay.build`, x86 alter-layout packs an NCHW m = 1 layer and adds
+the two `layout_transform`s around it, in stock as in the project); the packed form is
+compared with stock's packed form only (`project packed ÷ stock packed`); the *faster peer* is
 the faster of XNNPACK and ONNX Runtime. Geometric means are over the workloads with a value.
 
 The machine is small and shared, so absolute times drift from run to run (and a run made while
@@ -885,6 +893,9 @@ def parse_args(argv):
                       "Runtime QLinearConv): the float benchmark only")
     part.add_argument("--int8-only", action="store_true",
                       help="run only the quantized section (bench/models/<name>_int8.tflite)")
+    ap.add_argument("--render", metavar="PREFIX",
+                    help="only rewrite PREFIX.md and .png (and -int8) from PREFIX.json: "
+                    "the tables and targets of a finished run, recomputed")
     ap.add_argument("--out-prefix", default=os.path.join(DOCS, "benchmark"),
                     help="write PREFIX.md, .png, .json (float) and PREFIX-int8.md, .png, .json "
                     "(int8) (default docs/benchmark)")
@@ -921,8 +932,31 @@ def _importable(name):
     return importlib.util.find_spec(name) is not None
 
 
+def render(prefix):
+    """Rewrite PREFIX.md/.png (and PREFIX-int8.*) from the JSON a run wrote."""
+    if os.path.exists(prefix + ".json"):
+        with open(prefix + ".json") as f:
+            data = json.load(f)
+        records = [summarize(r) for r in data["records"]]
+        with open(prefix + ".json", "w") as f:
+            json.dump({"meta": data["meta"], "records": records}, f, indent=1)
+        with open(prefix + ".md", "w") as f:
+            f.write(markdown(data["meta"], records))
+        chart(records, prefix + ".png")
+    if os.path.exists(prefix + "-int8.json"):
+        with open(prefix + "-int8.json") as f:
+            data = json.load(f)
+        with open(prefix + "-int8.md", "w") as f:
+            f.write(markdown_int8(data["meta"], data["records"]))
+        chart(data["records"], prefix + "-int8.png", INT8_RATIOS,
+              "Depthwise conv, int8: project TVM vs stock TVM, LiteRT and ONNX Runtime")
+    return 0
+
+
 def main(argv):
     args = parse_args(argv)
+    if args.render:
+        return render(os.path.abspath(args.render))
     float_part, int8_part = not args.int8_only, not args.no_int8
     check_setup(args.selected, float_part, int8_part)
     from tqdm import tqdm
