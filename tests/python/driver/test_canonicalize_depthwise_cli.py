@@ -194,6 +194,7 @@ def test_int8_tflite_file(tmp_path):
         assert "converted to NCHW (patch on and off)" in lines[-1]
         assert "TVM without the patch computes this too" in lines[-1]
         assert "NHWC as imported" not in lines[-1]
+        assert report["path"] == "as_imported"  # the fastest of the paths that are right
 
 
 def test_without_a_linker_builds_in_process(tmp_path):
