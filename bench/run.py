@@ -932,24 +932,35 @@ def _importable(name):
     return importlib.util.find_spec(name) is not None
 
 
+def write_float(prefix, meta, records):
+    """PREFIX.json, .md and .png of the float benchmark."""
+    with open(prefix + ".json", "w") as f:
+        json.dump({"meta": meta, "records": records}, f, indent=1)
+    with open(prefix + ".md", "w") as f:
+        f.write(markdown(meta, records))
+    chart(records, prefix + ".png")
+
+
+def write_int8(prefix, meta, records):
+    """PREFIX-int8.json, .md and .png of the quantized benchmark."""
+    with open(prefix + "-int8.json", "w") as f:
+        json.dump({"meta": meta, "records": records}, f, indent=1)
+    with open(prefix + "-int8.md", "w") as f:
+        f.write(markdown_int8(meta, records))
+    chart(records, prefix + "-int8.png", INT8_RATIOS,
+          "Depthwise conv, int8: project TVM vs stock TVM, LiteRT and ONNX Runtime")
+
+
 def render(prefix):
-    """Rewrite PREFIX.md/.png (and PREFIX-int8.*) from the JSON a run wrote."""
+    """Rewrite PREFIX.* (and PREFIX-int8.*) from the JSON a run wrote, ratios recomputed."""
     if os.path.exists(prefix + ".json"):
         with open(prefix + ".json") as f:
             data = json.load(f)
-        records = [summarize(r) for r in data["records"]]
-        with open(prefix + ".json", "w") as f:
-            json.dump({"meta": data["meta"], "records": records}, f, indent=1)
-        with open(prefix + ".md", "w") as f:
-            f.write(markdown(data["meta"], records))
-        chart(records, prefix + ".png")
+        write_float(prefix, data["meta"], [summarize(r) for r in data["records"]])
     if os.path.exists(prefix + "-int8.json"):
         with open(prefix + "-int8.json") as f:
             data = json.load(f)
-        with open(prefix + "-int8.md", "w") as f:
-            f.write(markdown_int8(data["meta"], data["records"]))
-        chart(data["records"], prefix + "-int8.png", INT8_RATIOS,
-              "Depthwise conv, int8: project TVM vs stock TVM, LiteRT and ONNX Runtime")
+        write_int8(prefix, data["meta"], data["records"])
     return 0
 
 
@@ -997,11 +1008,7 @@ def main(argv):
     os.makedirs(os.path.dirname(prefix), exist_ok=True)
     bad = 0
     if float_part:
-        with open(prefix + ".json", "w") as f:
-            json.dump({"meta": meta, "records": records}, f, indent=1)
-        with open(prefix + ".md", "w") as f:
-            f.write(markdown(meta, records))
-        chart(records, prefix + ".png")
+        write_float(prefix, meta, records)
         print(f"wrote {rel}.md, .png, .json in {float_s / 60:.1f} min")
         for key, label in RATIOS.items():
             print(f"  geomean {label}: {_fmt(geomean([r['ratios'][key] for r in records]))}")
@@ -1012,12 +1019,7 @@ def main(argv):
         meta8 = dict(meta, wall_s=time.time() - start - float_s,
                      png=os.path.basename(prefix) + "-int8.png",
                      smoke=args.quick or len(int8_records) < len(WORKLOADS))
-        with open(prefix + "-int8.json", "w") as f:
-            json.dump({"meta": meta8, "records": int8_records}, f, indent=1)
-        with open(prefix + "-int8.md", "w") as f:
-            f.write(markdown_int8(meta8, int8_records))
-        chart(int8_records, prefix + "-int8.png", INT8_RATIOS,
-              "Depthwise conv, int8: project TVM vs stock TVM, LiteRT and ONNX Runtime")
+        write_int8(prefix, meta8, int8_records)
         print(f"wrote {rel}-int8.md, .png, .json in {meta8['wall_s'] / 60:.1f} min")
         for key, label in INT8_RATIOS.items():
             print(f"  geomean int8 {label}: "

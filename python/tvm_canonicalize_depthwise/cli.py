@@ -495,7 +495,6 @@ def run(args):
     os.environ.setdefault("TOPHUB_LOCATION", "NONE")
     os.environ.setdefault("TVM_NUM_THREADS", "2")
     import tvm
-    from tvm import relay
     from tvm.contrib import graph_executor
 
     try:
