@@ -186,6 +186,76 @@ def _stages(sch, conv, channels_last):
     return data_pad, upsampled
 
 
+# Vectors of rounded products a task must hold for them to be stored per task (see
+# _rounded_product): a task of fewer is straight-line code or short loops that LLVM unrolls,
+# forwarding each stored product to its add, which it then contracts (measured: tasks of 7
+# and 14 vectors contracted, of 32 and more did not, on the 30 int8 benchmark layers and
+# both targets). Per task costs 1.0-1.2x the contracted code on those layers; a loop of their
+# own costs about as much on small layers and up to 1.8x on large ones.
+TASK_PRODUCTS = 64
+
+
+def _rounded_product(conv, out):
+    """The float product of an integer convolution's epilogue that is added to next, or None.
+
+    A quantized convolution's requantize, as TVM lowers it, is ``floor(float(sums) * scale +
+    c)``: a multiply and an add, each rounded to float32 in Relay. In one expression TVM's
+    intrinsic lowering contracts them into a fused multiply-add (one rounding), and so does
+    LLVM wherever it sees the product reach the add in one basic block; ``floor`` then turns
+    a last-bit difference into a quantum now and then. TVM's own channels-last depthwise
+    schedule computes every stage of the fused function in a loop of its own, so its
+    products are rounded. The schedule stores the products in a buffer of their own, so as
+    to compute TVM's integers: per task where a task holds at least ``TASK_PRODUCTS``
+    vectors (loops LLVM keeps, so the adds load the stored products), else in a parallel
+    loop of their own before the output's (another function: nothing to contract).
+    """
+    if not conv.dtype.startswith(("int", "uint")):
+        return None
+    consumer = out
+    while isinstance(consumer.op, te.ComputeOp) and consumer.op != conv.op:
+        producer = next(
+            (t for t in consumer.op.input_tensors if _depends_on(t, conv)), None
+        )
+        if producer is None or producer.op == conv.op:
+            return None
+        body = consumer.op.body[0]
+        if (
+            isinstance(body, (tir.Add, tir.Sub))
+            and producer.dtype.startswith("float")
+            and isinstance(producer.op.body[0], tir.Mul)
+            and any(_loads(operand, producer) for operand in (body.a, body.b))
+            and get_const_tuple(producer.shape) == get_const_tuple(out.shape)
+        ):
+            return producer
+        consumer = producer
+    return None
+
+
+def _task_vectors(cfg, out, positions):
+    """Vectors of the output one task of the (unpacked) channels-last family computes."""
+    shape = get_const_tuple(out.shape)
+    rows = 1
+    for size in cfg["tile_h"].size[1:]:
+        rows *= size
+    lanes = cfg["tile_c"].size[-1]
+    channels = shape[positions[1]] if cfg["channels_inner"].val else lanes
+    return rows * shape[positions[3]] * channels // lanes
+
+
+def _depends_on(tensor, conv):
+    """Whether ``tensor`` is computed from ``conv`` within the fused function."""
+    if tensor.op == conv.op:
+        return True
+    return isinstance(tensor.op, te.ComputeOp) and any(
+        _depends_on(t, conv) for t in tensor.op.input_tensors
+    )
+
+
+def _loads(expr, tensor):
+    """Whether ``expr`` is a load of ``tensor``."""
+    return isinstance(expr, tir.ProducerLoad) and expr.producer.op == tensor.op
+
+
 def _schedule_block(sch, cfg, conv, out, cpu, accumulators):
     # an NCHW row computed wider than the output (see the rows family's compute)
     cropped = int(out.shape[-1]) != int(conv.shape[-1])
@@ -203,22 +273,44 @@ def _schedule_block(sch, cfg, conv, out, cpu, accumulators):
         acc = conv
         sch[conv].set_scope("global")
 
+    # the stage of the register blocks: the output, or the rounded products of a requantize
+    blocked = out
+    product = None
+    if channels_last and not is_packed(layout):
+        product = _rounded_product(conv, out)
+    per_task = product is not None and _task_vectors(cfg, out, positions) >= TASK_PRODUCTS
+    if product is not None:
+        o_vector, o_block, o_parallel, _ = _channels.tile(sch, cfg, out, positions, lane_pos)
+        if cfg["parallel"].val:
+            sch[out].parallel(o_parallel)
+        for axis in o_block:
+            sch[out].unroll(axis)
+        sch[out].vectorize(o_vector)
+        if per_task:
+            sch[product].compute_at(sch[out], o_parallel)
+        else:
+            sch[product].compute_root()
+        blocked = product
     h_mid = None
     if channels_last:
-        vector, block, parallel, block_at = _channels.tile(sch, cfg, out, positions, lane_pos)
+        vector, block, parallel, block_at = _channels.tile(
+            sch, cfg, blocked, positions, lane_pos
+        )
     else:
-        vector, block, parallel, block_at, h_mid = _rows.tile(sch, cfg, out, positions, cropped)
-    if cfg["parallel"].val:
-        sch[out].parallel(parallel)
+        vector, block, parallel, block_at, h_mid = _rows.tile(
+            sch, cfg, blocked, positions, cropped
+        )
+    if cfg["parallel"].val and not per_task:
+        sch[blocked].parallel(parallel)
     for axis in block:
-        sch[out].unroll(axis)
-    sch[out].vectorize(vector)
-    sch[acc].compute_at(sch[out], block_at)
+        sch[blocked].unroll(axis)
+    sch[blocked].vectorize(vector)
+    sch[acc].compute_at(sch[blocked], block_at)
     if data_pad is not None:
-        _rows.place_staging(sch, cfg, conv, out, data_pad, parallel, h_mid, cpu)
+        _rows.place_staging(sch, cfg, conv, blocked, data_pad, parallel, h_mid, cpu)
     if upsampled is not None:
         _channels.place_upsampled(
-            sch, cfg, upsampled, out, parallel, lane_pos, is_packed(layout)
+            sch, cfg, upsampled, blocked, parallel, lane_pos, is_packed(layout)
         )
 
     if channels_last:
