@@ -128,3 +128,24 @@ def test_nchw_requantize_computes_what_stock_computes(monkeypatch):
     np.testing.assert_array_equal(on, off)
     expected = np.floor(data.astype(np.float32) * scales + OFFSET).astype(np.int32)
     assert (on != expected).sum() > 0  # stock's one rounding, kept
+
+
+def test_a_requantize_read_by_two_branches_builds_and_rounds_like_stock(monkeypatch):
+    """EEGNet's int8 ELU reads the requantized value twice (``r * a + max(r, 0)``): that
+    product does not stand between the output and the sums, the requantize's does."""
+    data, scales = _boundary_data(64, 14, 1, seed=5)
+    mod = _model(data, scales, 1, "NHWC", 1)
+    body = mod["main"].body
+    requantized = relay.cast(body, "float32")
+    out = relay.add(relay.multiply(requantized, relay.const(np.float32(0.75))),
+                    relay.maximum(requantized, relay.const(np.float32(0))))
+    mod = tvm.IRModule.from_expr(relay.Function(mod["main"].params, out))
+    rounded = np.floor(data.astype(np.float32) * scales + OFFSET)
+    expected = rounded * np.float32(0.75) + np.maximum(rounded, np.float32(0))
+    assert (rounded != np.floor(data.astype(np.float64) * scales + np.float64(OFFSET))).any()
+    for target in PORTABLE_TARGETS.values():
+        on = _build(mod, target, True, monkeypatch)
+        off = _build(mod, target, False, monkeypatch)
+        if runs_on_host(target):
+            np.testing.assert_array_equal(_run(on, data, "NHWC"), expected)
+            np.testing.assert_array_equal(_run(off, data, "NHWC"), expected)

@@ -211,24 +211,60 @@ def _rounded_product(conv, out):
     """
     if not conv.dtype.startswith(("int", "uint")):
         return None
-    consumer = out
-    while isinstance(consumer.op, te.ComputeOp) and consumer.op != conv.op:
-        producer = next(
-            (t for t in consumer.op.input_tensors if _depends_on(t, conv)), None
-        )
-        if producer is None or producer.op == conv.op:
-            return None
-        body = consumer.op.body[0]
-        if (
-            isinstance(body, (tir.Add, tir.Sub))
-            and producer.dtype.startswith("float")
-            and isinstance(producer.op.body[0], tir.Mul)
-            and any(_loads(operand, producer) for operand in (body.a, body.b))
-            and get_const_tuple(producer.shape) == get_const_tuple(out.shape)
+    stages = _stages_from(out, conv)
+    shape = get_const_tuple(out.shape)
+    ops = {stage.op for stage in stages}
+    products = [
+        producer
+        for consumer in stages
+        if isinstance(consumer.op.body[0], (tir.Add, tir.Sub))
+        for producer in consumer.op.input_tensors
+        if producer.op in ops
+        and producer.dtype.startswith("float")
+        and isinstance(producer.op.body[0], tir.Mul)
+        and _loads(consumer.op.body[0], producer)
+        and get_const_tuple(producer.shape) == shape
+        # every path from the output to the sums passes through it: the register blocks
+        # can move into its stage
+        and not _reaches(out, conv, avoiding=producer)
+    ]
+    # the one nearest the sums (a requantize, rather than an activation after it)
+    for product in products:
+        if not any(
+            other.op != product.op and _reaches(product, other) for other in products
         ):
-            return producer
-        consumer = producer
+            return product
     return None
+
+
+def _stages_from(out, conv):
+    """The stages of the fused function between ``conv`` (excluded) and ``out``."""
+    found = {}
+
+    def _visit(tensor):
+        if tensor.op in found or not isinstance(tensor.op, te.ComputeOp):
+            return
+        if tensor.op == conv.op:
+            return
+        if _reaches(tensor, conv):
+            found[tensor.op] = tensor
+            for producer in tensor.op.input_tensors:
+                _visit(producer)
+
+    _visit(out)
+    return list(found.values())
+
+
+def _reaches(tensor, target, avoiding=None):
+    """Whether ``tensor`` is computed from ``target`` by a path that does not pass through
+    ``avoiding``."""
+    if avoiding is not None and tensor.op == avoiding.op:
+        return False
+    if tensor.op == target.op:
+        return True
+    return isinstance(tensor.op, te.ComputeOp) and any(
+        _reaches(producer, target, avoiding) for producer in tensor.op.input_tensors
+    )
 
 
 def _task_vectors(cfg, out, positions):
@@ -242,18 +278,12 @@ def _task_vectors(cfg, out, positions):
     return rows * shape[positions[3]] * channels // lanes
 
 
-def _depends_on(tensor, conv):
-    """Whether ``tensor`` is computed from ``conv`` within the fused function."""
-    if tensor.op == conv.op:
-        return True
-    return isinstance(tensor.op, te.ComputeOp) and any(
-        _depends_on(t, conv) for t in tensor.op.input_tensors
-    )
-
-
 def _loads(expr, tensor):
-    """Whether ``expr`` is a load of ``tensor``."""
-    return isinstance(expr, tir.ProducerLoad) and expr.producer.op == tensor.op
+    """Whether an operand of the binary ``expr`` is a load of ``tensor``."""
+    return any(
+        isinstance(side, tir.ProducerLoad) and side.producer.op == tensor.op
+        for side in (expr.a, expr.b)
+    )
 
 
 def _schedule_block(sch, cfg, conv, out, cpu, accumulators):
