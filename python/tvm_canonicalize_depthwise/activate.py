@@ -14,6 +14,11 @@ from tvm.relay.backend import interpreter, vm
 from tvm_canonicalize_depthwise import enabled
 
 _MARK = "_canonicalize_depthwise_wrapped"
+_LEGALIZE_LEVEL = 11  # above the level 10 of TVM's own registrations, which it then calls
+# The legalize attribute each op's stock registration lives under: qnn.conv2d is legalized by
+# qnn.transform.Legalize (FTVMQnnLegalize), before it is lowered to nn ops.
+_LEGALIZED_OPS = (("nn.conv2d", "FTVMLegalize"), ("qnn.conv2d", "FTVMQnnLegalize"))
+_STOCK_LEGALIZE = {}
 
 
 def canonicalize_for_build(mod):
@@ -29,6 +34,39 @@ def canonicalize_for_build(mod):
     return tvm.transform.Sequential([CanonicalizeDepthwise()], name="CanonicalizeDepthwiseAtBuild")(
         mod
     )
+
+
+def _canonicalizing_legalize(op, stock):
+    """An op's legalize function that first puts a multiplier-form call in the canonical form.
+
+    Gated like the pass: by the switch, and by the current PassContext's ``opt_level``,
+    ``required_pass`` and ``disabled_pass`` for ``CanonicalizeDepthwise``. The stock legalize
+    function then sees the canonical call, as it would after the pass.
+    """
+    from tvm.relay.transform import canonicalize_depthwise
+
+    def legalize(attrs, inputs, types):
+        if enabled() and canonicalize_depthwise.pass_enabled():
+            rewritten = canonicalize_depthwise.legalize_multiplier_form(op, attrs, inputs, types)
+            if rewritten is not None:
+                call, new_types = rewritten
+                legal = stock(call.attrs, call.args, new_types) if stock is not None else None
+                return call if legal is None else legal
+        return stock(attrs, inputs, types) if stock is not None else None
+
+    return legalize
+
+
+def _register_legalize():
+    for name, attr in _LEGALIZED_OPS:
+        op = tvm.ir.Op.get(name)
+        if name not in _STOCK_LEGALIZE:
+            _STOCK_LEGALIZE[name] = op.get_attr(attr)
+        op.reset_attr(attr)
+        stock = _STOCK_LEGALIZE[name]
+        if stock is not None:
+            op.set_attr(attr, stock, 10)
+        tvm.ir.register_op_attr(name, attr, _canonicalizing_legalize(op, stock), _LEGALIZE_LEVEL)
 
 
 def _canonicalizing(method):
@@ -67,5 +105,8 @@ def activate():
         (interpreter.Interpreter, "__init__"),
     ):
         setattr(owner, name, _canonicalizing(getattr(owner, name)))
+    # Every pipeline, the C++ ones included (MetaSchedule's task extraction), runs Legalize:
+    # there the pass's rewrite catches what the entry points above do not see.
+    _register_legalize()
     # Last, so that the pass and dispatch stay whatever happens here; gated like the others.
     depthwise_conv3d_legalize.register(gate=enabled)

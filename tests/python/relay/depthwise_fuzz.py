@@ -44,7 +44,7 @@ WEIGHT_KINDS = ("constant", "param", "input")
 # wherever the class matches.
 AVX2_TARGET = PORTABLE_TARGETS["avx2"]
 AVX512_TARGET = PORTABLE_TARGETS["avx512"]
-ARM_TARGET = tvm.target.Target("llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon")
+ARM_TARGET = tvm.target.Target("llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon -num-cores=2")
 TARGETS = {"avx2": AVX2_TARGET, "avx512": AVX512_TARGET, "aarch64": ARM_TARGET}
 # a cap on output elements times taps, to keep one example's build, run and NumPy reference
 # to about a second

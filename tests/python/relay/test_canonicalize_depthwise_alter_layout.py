@@ -12,7 +12,7 @@ import tvm
 import tvm.testing
 from tvm import relay
 from tvm.contrib import graph_executor
-from tvm.topi.x86.depthwise_conv2d_canonical_alter_op import channel_block
+from tvm.topi.x86.depthwise_conv2d_canonical_common import channel_block
 from tvm_canonicalize_depthwise import ENV_VAR
 from tvm_canonicalize_depthwise import reference as ref
 

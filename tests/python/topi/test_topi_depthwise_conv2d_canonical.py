@@ -31,9 +31,9 @@ from tvm.topi.nn.utils import get_pad_tuple
 from tvm.topi.x86 import depthwise_conv2d_canonical as x86_dw
 
 # the project's two kinds of machine (see test_targets_have_the_vector_widths_assumed)
-AVX2_TARGET = tvm.target.Target("llvm -mcpu=znver3")
-AVX512_TARGET = tvm.target.Target("llvm -mcpu=znver5")
-ARM_TARGET = tvm.target.Target("llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon")
+AVX2_TARGET = tvm.target.Target("llvm -mcpu=znver3 -num-cores=2")
+AVX512_TARGET = tvm.target.Target("llvm -mcpu=znver5 -num-cores=2")
+ARM_TARGET = tvm.target.Target("llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon -num-cores=2")
 X86_TARGETS = {"avx2": AVX2_TARGET, "avx512": AVX512_TARGET}
 BOTH = [pytest.param(target, id=name) for name, target in X86_TARGETS.items()]
 

@@ -14,6 +14,7 @@ from tvm.topi.x86 import depthwise_cpu
 from tvm.topi.x86.depthwise_cpu import describe_cpu
 
 X86 = os.path.join(os.path.dirname(depthwise_cpu.__file__))
+ARM_TARGET = "llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon"
 
 
 @pytest.mark.parametrize("target,lanes,registers", [
@@ -72,13 +73,21 @@ def test_unreadable_caches_fall_back_to_the_defaults(tmp_path, monkeypatch):
     assert describe_cpu("llvm").l1d_bytes == 32 * 1024
 
 
-def test_threads_come_from_num_cores_else_tvm_num_threads(monkeypatch):
-    assert describe_cpu("llvm -mcpu=znver3 -num-cores=12").threads == 12
-    assert describe_cpu("llvm -mcpu=znver3 -num-cores=12").min_tasks == 96
+def test_threads_come_from_num_cores_else_the_host_only_where_the_target_is_the_host(
+    monkeypatch,
+):
+    other = "znver3" if codegen.llvm_get_system_cpu() != "znver3" else "haswell"
+    host = f"llvm -mcpu={codegen.llvm_get_system_cpu()}"
+    assert describe_cpu(f"llvm -mcpu={other} -num-cores=12").threads == 12
+    assert describe_cpu(f"llvm -mcpu={other} -num-cores=12").min_tasks == 96
     monkeypatch.setenv("TVM_NUM_THREADS", "3")
-    assert describe_cpu("llvm -mcpu=znver3").threads == 3
+    assert describe_cpu(host).threads == 3
+    # another CPU, or another machine: the build host's threads say nothing of it
+    assert describe_cpu(f"llvm -mcpu={other}").threads == depthwise_cpu.DEFAULT_THREADS
+    assert describe_cpu(ARM_TARGET).threads == depthwise_cpu.DEFAULT_THREADS
     monkeypatch.delenv("TVM_NUM_THREADS")
-    assert describe_cpu("llvm -mcpu=znver3").threads == max(1, os.cpu_count())
+    assert describe_cpu(host).threads == max(1, os.cpu_count())
+    assert describe_cpu(f"llvm -mcpu={other}").threads == depthwise_cpu.DEFAULT_THREADS
 
 
 def test_describing_the_cpu_does_not_bind_the_compiling_thread():

@@ -91,11 +91,11 @@ def canonical_weight(weight, kernel_shape, kernel_layout, multiplier):
     return _canonical_expr(weight, kernel_shape, kernel_layout, multiplier)
 
 
-def _skip_reason(call):
+def _skip_reason(kernel_layout, kernel_type):
     """Why a multiplier-form convolution is left as it is, or None to rewrite it."""
-    if not is_primal_layout(call.attrs.kernel_layout):
-        return f"packed kernel layout {call.attrs.kernel_layout}"
-    if not all(isinstance(e, tir.IntImm) for e in call.args[1].checked_type.shape):
+    if not is_primal_layout(kernel_layout):
+        return f"packed kernel layout {kernel_layout}"
+    if not all(isinstance(e, tir.IntImm) for e in kernel_type.shape):
         return "symbolic weight shape"
     return None
 
@@ -122,7 +122,7 @@ class _MultiplierFormRewrite(DFPatternCallback):
             return post
         span = f"{pre.op.name} {pre.attrs.data_layout}/{pre.attrs.kernel_layout}"
         reason = "inside a function for an external codegen" if pre in self.external_calls else (
-            _skip_reason(pre)
+            _skip_reason(pre.attrs.kernel_layout, pre.args[1].checked_type)
         )
         if reason is not None:
             logger.debug("%s: multiplier form left as is: %s", span, reason)
@@ -176,7 +176,55 @@ def _skip_function_reason(func):
     return None
 
 
-@tvm.transform.module_pass(opt_level=3, name="CanonicalizeDepthwise")
+PASS_NAME = "CanonicalizeDepthwise"
+OPT_LEVEL = 3
+
+
+def pass_enabled(ctx=None):
+    """Whether ``ctx`` (default: the current PassContext) runs the pass, by the rule every
+    pass follows: listed in ``required_pass``, or ``opt_level >= 3`` and not disabled."""
+    ctx = tvm.transform.PassContext.current() if ctx is None else ctx
+    if PASS_NAME in ctx.required_pass:
+        return True
+    return ctx.opt_level >= OPT_LEVEL and PASS_NAME not in ctx.disabled_pass
+
+
+def legalize_multiplier_form(op, attrs, inputs, types):
+    """The canonical form of one convolution call, given as a legalize function receives it.
+
+    Every Relay pipeline runs ``Legalize`` (and ``qnn.transform.Legalize``) before fusion, the
+    C++ ones too (MetaSchedule's task extraction, the VM's), so a legalize registration sees
+    every convolution the pass may have missed.
+
+    Parameters
+    ----------
+    op : tvm.ir.Op
+        ``nn.conv2d``, ``nn.conv3d`` or ``qnn.conv2d``.
+    attrs, inputs, types :
+        The call's attributes, arguments, and argument types followed by its result type.
+
+    Returns
+    -------
+    result : tuple of (relay.Call, list of Type), or None
+        The canonical call and its argument and result types, or None where the call is not in
+        the multiplier form or is left as it is (see :func:`CanonicalizeDepthwise`).
+    """
+    data_type, kernel_type = types[0], types[1]
+    spatial = {"nn.conv3d": 3}.get(op.name, 2)
+    form = conv_form(
+        data_type.shape, attrs.data_layout, kernel_type.shape, attrs.kernel_layout, attrs.groups,
+        spatial,
+    )
+    if form.kind != MULTIPLIER or _skip_reason(attrs.kernel_layout, kernel_type) is not None:
+        return None
+    kernel_shape = _static_shape(kernel_type)
+    weight = canonical_weight(inputs[1], kernel_shape, attrs.kernel_layout, form.multiplier)
+    new_shape = canonical_weight_shape(kernel_shape, attrs.kernel_layout, form.multiplier)
+    new_types = [data_type, relay.TensorType(new_shape, kernel_type.dtype)] + list(types[2:])
+    return relay.Call(op, [inputs[0], weight] + list(inputs[2:]), attrs), new_types
+
+
+@tvm.transform.module_pass(opt_level=OPT_LEVEL, name=PASS_NAME)
 class _CanonicalizeDepthwise:
     """See :func:`CanonicalizeDepthwise`."""
 

@@ -93,6 +93,7 @@ def schedule_depthwise_conv2d_canonical(cfg, outs):
     return schedule_depthwise_conv2d_canonical_cpu(cfg, outs, describe_cpu())
 
 
+
 def _define_knobs(cfg, conv, cpu, accumulators, cropped=False):
     """Knobs of the template and, when nothing is tuned, the fallback chosen from the shape."""
     layout = tir.layout(conv.op.attrs["data_layout"])
@@ -164,7 +165,7 @@ def schedule_depthwise_conv2d_canonical_cpu(cfg, outs, cpu, accumulators=8):
     def _callback(op):
         if op.tag != TAG:
             return
-        _schedule_block(sch, cfg, op.output(0), outs[0], cpu, accumulators)
+        schedule_block(sch, cfg, op.output(0), outs[0], cpu, accumulators)
 
     traverse_inline(sch, outs[0].op, _callback)
     return sch
@@ -286,7 +287,8 @@ def _loads(expr, tensor):
     )
 
 
-def _schedule_block(sch, cfg, conv, out, cpu, accumulators):
+def schedule_block(sch, cfg, conv, out, cpu, accumulators=8):
+    """Schedule ``conv`` and the injective stages between it and ``out`` into register blocks."""
     # an NCHW row computed wider than the output (see the rows family's compute)
     cropped = int(out.shape[-1]) != int(conv.shape[-1])
     _define_knobs(cfg, conv, cpu, accumulators, cropped)

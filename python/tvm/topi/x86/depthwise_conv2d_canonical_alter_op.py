@@ -1,24 +1,15 @@
 """x86 alter-layout for canonical depthwise conv2d: NCHW to NCHW{b}c, with its neighbours' block."""
-from tvm import relay
+import tvm
+from tvm import autotvm, relay, te
 from tvm.target.x86 import get_simd_32bit_lanes
 
 from ..nn import conv2d_alter_layout
-from ..nn.depthwise_form import CANONICAL, conv2d_form
 from ..utils import get_const_tuple
 from . import conv2d_alter_op as _stock
+from .depthwise_conv2d_canonical_common import packed_layouts, packed_shapes
 
-
-def channel_block(channels, lanes):
-    """The channel block of a packed layer of ``channels``: their largest divisor up to ``lanes``.
-
-    It is the block x86's untuned rules give every packed conv2d (``tile_ic``/``tile_oc`` of
-    conv2d_NCHWc and depthwise_conv2d_NCHWc), so a depthwise convolution packed with it meets
-    its neighbours in the layout they produce and read.
-    """
-    for block in range(min(channels, lanes), 0, -1):
-        if channels % block == 0:
-            return block
-    return 1
+PACKED_TEMPLATE = "depthwise_conv2d_canonical.x86"
+"""The template the packed call (``nn.contrib_depthwise_conv2d_NCHWc``) dispatches to."""
 
 
 def packed_depthwise_layouts(attrs, tinfos, lanes):
@@ -27,19 +18,48 @@ def packed_depthwise_layouts(attrs, tinfos, lanes):
     A layer's layout follows its network's, not its own speed alone: where x86 packs a network
     into NCHW{b}c, every layout change between two convolutions costs a ``layout_transform``
     of the whole tensor, often as long as a depthwise convolution itself. So the rule is stock
-    TVM's, which is consistent along a chain: ``m = 1`` packs with :func:`channel_block` (as
+    TVM's, which is consistent along a chain: ``m = 1`` packs with ``channel_block`` (as
     stock packs depthwise_conv2d_NCHWc); ``m > 1`` stays NCHW (stock packs no such convolution)
     and so costs no transform that stock TVM does not have either. The kernel may be in any
     layout: AlterOpLayout transforms it (once, at build time, for a constant).
     """
     data_shape, kernel_shape = (get_const_tuple(t.shape) for t in tinfos)
-    if attrs.data_layout != "NCHW":
-        return None
-    form = conv2d_form(data_shape, "NCHW", kernel_shape, attrs.kernel_layout, attrs.groups)
-    if form.kind != CANONICAL or form.multiplier != 1:
-        return None
-    block = channel_block(form.in_channels, lanes)
-    return f"NCHW{block}c", f"OIHW1i{block}o"
+    return packed_layouts(
+        data_shape, attrs.data_layout, kernel_shape, attrs.kernel_layout, attrs.groups, lanes
+    )
+
+
+def carry_tuned_config(attrs, tinfos, out_type, layouts):
+    """Record the layer's tuned configuration, if any, for the packed call that replaces it.
+
+    AutoTVM tunes the layer as its relay task extraction sees it (NCHW: alter-layout does not
+    run there), with the template ``depthwise_conv2d_canonical_packed.x86``, which computes it
+    packed in ``layouts``; its knobs are those of the packed call's template. As stock x86 does
+    for depthwise_conv2d_NCHWc, the configuration is handed on with ``DispatchContext.update``,
+    so the build finds it under the packed call's workload.
+    """
+    target = tvm.target.Target.current(allow_none=False)
+    dispatch_ctx = autotvm.task.DispatchContext.current
+    _, outs = relay.backend.te_compiler.select_implementation(
+        relay.op.get("nn.conv2d"), attrs, tinfos, out_type, target
+    )
+    workload = autotvm.task.get_workload(outs)
+    if workload is None:
+        return
+    cfg = dispatch_ctx.query(target, workload)
+    if cfg.is_fallback:
+        return
+    (data, kernel), dtypes = tinfos, [t.dtype for t in tinfos]
+    shapes = packed_shapes(
+        get_const_tuple(data.shape), "NCHW", get_const_tuple(kernel.shape), attrs.kernel_layout,
+        layouts,
+    )
+    # (name, data, kernel, strides, padding, dilation, data_layout, kernel_layout, out_dtype)
+    packed = [te.placeholder(shape, dtype) for shape, dtype in zip(shapes, dtypes)]
+    new_workload = autotvm.task.args_to_workload(
+        packed + list(workload[3:6]) + list(layouts) + [workload[-1]], PACKED_TEMPLATE
+    )
+    dispatch_ctx.update(target, new_workload, cfg)
 
 
 def alter_conv2d_layout(attrs, inputs, tinfos, out_type):
@@ -49,6 +69,7 @@ def alter_conv2d_layout(attrs, inputs, tinfos, out_type):
         new_attrs = {key: attrs[key] for key in attrs.keys()}
         new_attrs["data_layout"], new_attrs["kernel_layout"] = layouts
         new_attrs["out_layout"] = layouts[0]
+        carry_tuned_config(attrs, tinfos, out_type, layouts)
         return relay.nn.contrib_depthwise_conv2d_nchwc(*inputs, **new_attrs)
     return _stock._alter_conv2d_layout(attrs, inputs, tinfos, out_type)
 

@@ -1,4 +1,8 @@
 """What the CPU depthwise templates share: tags, layout families, factor choices."""
+from tvm import tir
+
+from ..nn.depthwise_form import CANONICAL, conv2d_form
+
 TAG = "depthwise_conv2d_canonical"
 UPSAMPLE_TAG = "depthwise_channel_upsample"
 PAD_TAG = "depthwise_pad"
@@ -45,3 +49,41 @@ def register_block(extent, limit):
         # prime-ish extents: one block over the whole axis beats blocks of 1
         block = extent
     return block
+
+
+def channel_block(channels, lanes):
+    """The channel block of a packed layer of ``channels``: their largest divisor up to ``lanes``.
+
+    It is the block x86's untuned rules give every packed conv2d (``tile_ic``/``tile_oc`` of
+    conv2d_NCHWc and depthwise_conv2d_NCHWc), so a depthwise convolution packed with it meets
+    its neighbours in the layout they produce and read.
+    """
+    return largest_divisor(channels, lanes)
+
+
+def packed_layouts(data_shape, data_layout, kernel_shape, kernel_layout, groups, lanes):
+    """The (data, kernel) layouts x86 computes a canonical depthwise conv2d in, or None.
+
+    ``m = 1`` on NCHW data packs to ``NCHW{b}c``/``OIHW1i{b}o`` with :func:`channel_block`, as
+    stock TVM packs depthwise_conv2d_NCHWc; ``m > 1`` and other layouts stay as they are (see
+    ``depthwise_conv2d_canonical_alter_op``). The alter-layout rule and the template of such a
+    layer (what AutoTVM tunes) both ask this, so the tuned layer is the one built.
+    """
+    if data_layout != "NCHW":
+        return None
+    form = conv2d_form(data_shape, "NCHW", kernel_shape, kernel_layout, groups)
+    if form.kind != CANONICAL or form.multiplier != 1:
+        return None
+    block = channel_block(form.in_channels, lanes)
+    return f"NCHW{block}c", f"OIHW1i{block}o"
+
+
+def packed_shapes(data_shape, data_layout, kernel_shape, kernel_layout, layouts):
+    """The shapes of the data and the kernel in the packed ``layouts``."""
+    return tuple(
+        tuple(int(e) for e in tir.bijective_layout(src, dst).forward_shape(shape))
+        for shape, src, dst in (
+            (data_shape, data_layout, layouts[0]),
+            (kernel_shape, kernel_layout, layouts[1]),
+        )
+    )

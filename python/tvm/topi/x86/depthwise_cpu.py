@@ -5,8 +5,10 @@ processor (vector lanes and registers, level-1 data and level-2 cache sizes, thr
 than rules measured on one processor. :func:`describe_cpu` derives them from the target: the
 vector width and register count from the instruction sets LLVM enables for its ``-mcpu`` and
 ``-mattr`` (so ``-mattr=-avx512f`` is an AVX2 target), the cache sizes from the host where the
-target is the host, the threads from ``-num-cores``, else ``TVM_NUM_THREADS``, else the host's CPUs. What the target cannot say
-takes the documented defaults below.
+target is the host, the threads from ``-num-cores``. What the target cannot say takes the
+documented defaults below; only a target that is the host (no ``-mtriple`` or ``-mcpu`` other
+than the host's) reads the host's caches and threads, so code compiled for a named target is
+the same on every build machine.
 """
 import os
 from dataclasses import dataclass
@@ -25,6 +27,10 @@ DEFAULT_L1D_BYTES = 32 * 1024
 DEFAULT_L2_BYTES = 512 * 1024
 # every x86 and Armv8 core of this century
 DEFAULT_LINE_BYTES = 64
+# Threads where a target that is not the host names no -num-cores: the big cores of the boards
+# and phones TVM cross-compiles for (a Raspberry Pi 4 or 5, a Cortex-A76 cluster), and more
+# tasks than a 2-thread host needs, which only makes its tasks smaller.
+DEFAULT_THREADS = 4
 # where Linux describes the caches of the first CPU
 CACHE_ROOT = "/sys/devices/system/cpu/cpu0/cache"
 
@@ -104,6 +110,8 @@ def _threads(target):
     cores = int(target.attrs.get("num-cores", 0) or 0)
     if cores > 0:
         return cores
+    if not _is_host(target):
+        return DEFAULT_THREADS
     # The threads TVM's runtime is told to use, else a thread a CPU of this host. (Asking the
     # runtime itself would start its thread pool, which binds the compiling thread to a core.)
     configured = os.environ.get("TVM_NUM_THREADS", "")

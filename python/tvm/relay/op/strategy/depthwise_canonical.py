@@ -13,6 +13,7 @@ from tvm.topi.arm_cpu import depthwise_conv2d_canonical as _arm_cpu_depthwise
 from tvm.topi.nn.depthwise_conv2d_canonical import depthwise_conv2d_canonical
 from tvm.topi.nn.depthwise_form import is_depthwise
 from tvm.topi.x86 import depthwise_conv2d_canonical as _x86_depthwise
+from tvm.topi.x86 import depthwise_conv2d_canonical_packed as _x86_packed_depthwise
 
 from .. import op as _op
 from . import arm_cpu as _stock_arm_cpu
@@ -51,15 +52,28 @@ def depthwise_conv2d_canonical_strategy(attrs, inputs, out_type, target):
     )(attrs, inputs, out_type, target)
 
 
-# One registration per target: an AutoTVM template with its schedule.
-depthwise_conv2d_canonical_strategy.register(
-    "cpu",
-    _implementation(
-        _x86_depthwise.depthwise_conv2d_canonical,
-        _x86_depthwise.schedule_depthwise_conv2d_canonical,
-        "depthwise_conv2d_canonical.x86",
-    ),
+_x86_unpacked = _implementation(
+    _x86_depthwise.depthwise_conv2d_canonical,
+    _x86_depthwise.schedule_depthwise_conv2d_canonical,
+    "depthwise_conv2d_canonical.x86",
 )
+_x86_packed = _implementation(
+    _x86_packed_depthwise.depthwise_conv2d_canonical_packed,
+    _x86_packed_depthwise.schedule_depthwise_conv2d_canonical_packed,
+    "depthwise_conv2d_canonical_packed.x86",
+)
+
+
+def _x86_strategy(attrs, inputs, out_type, target):
+    # A layer x86's alter-layout packs is computed (and so tuned) packed, as it is built.
+    data, kernel = inputs
+    with target:
+        packs = _x86_packed_depthwise.packs(data, kernel, attrs.data_layout, attrs.kernel_layout)
+    return (_x86_unpacked if packs is None else _x86_packed)(attrs, inputs, out_type, target)
+
+
+# One registration per target: an AutoTVM template with its schedule.
+depthwise_conv2d_canonical_strategy.register("cpu", _x86_strategy)
 depthwise_conv2d_canonical_strategy.register(
     "arm_cpu",
     _implementation(

@@ -1,0 +1,80 @@
+"""x86 template of an NCHW depthwise layer that alter-layout packs: computed packed, as built.
+
+x86's alter-layout rule packs a canonical depthwise NCHW layer with ``m = 1`` into
+``NCHW{b}c`` (:func:`.depthwise_conv2d_canonical_common.packed_layouts`). AutoTVM's relay task
+extraction runs without alter-layout, so it sees the NCHW layer: this template is what it
+tunes for it. It packs the input and the weight, runs the packed template's compute on them
+and unpacks the result, so its knobs are those of the packed call that replaces the layer at
+build, which the alter-layout rule hands the tuned configuration to (``DispatchContext.update``,
+as stock x86 does for depthwise_conv2d_NCHWc). Tuning measures the packing too, as stock's does.
+"""
+import tvm
+from tvm import autotvm, te, tir
+from tvm.target.x86 import get_simd_32bit_lanes
+
+from ..transform import layout_transform
+from ..utils import get_const_tuple, traverse_inline
+from .depthwise_conv2d_canonical import depthwise_conv2d_canonical_cpu, schedule_block
+from .depthwise_conv2d_canonical_common import PAD_TAG, TAG, packed_layouts
+from .depthwise_cpu import describe_cpu
+
+
+def packs(data, kernel, data_layout, kernel_layout):
+    """The packed layouts x86 computes this canonical depthwise layer in, or None."""
+    data_shape = get_const_tuple(data.shape)
+    in_channels = get_const_tuple(
+        tir.bijective_layout(data_layout, "NCHW").forward_shape(data_shape)
+    )[1]
+    return packed_layouts(
+        data_shape,
+        data_layout,
+        get_const_tuple(kernel.shape),
+        kernel_layout,
+        in_channels,
+        get_simd_32bit_lanes(),
+    )
+
+
+@autotvm.register_topi_compute("depthwise_conv2d_canonical_packed.x86")
+def depthwise_conv2d_canonical_packed(
+    cfg, data, kernel, strides, padding, dilation, data_layout, kernel_layout, out_dtype
+):
+    """Pack, the packed template's compute, unpack (see the module's description)."""
+    del cfg
+    layouts = packs(data, kernel, data_layout, kernel_layout)
+    packed_data = layout_transform(data, data_layout, layouts[0])
+    packed_kernel = layout_transform(kernel, kernel_layout, layouts[1])
+    cpu = describe_cpu() if tvm.target.Target.current(allow_none=True) else None
+    out = depthwise_conv2d_canonical_cpu(
+        packed_data, packed_kernel, strides, padding, dilation, *layouts, out_dtype, cpu
+    )
+    return layout_transform(out, layouts[0], data_layout)
+
+
+@autotvm.register_topi_schedule("depthwise_conv2d_canonical_packed.x86")
+def schedule_depthwise_conv2d_canonical_packed(cfg, outs):
+    """The packed schedule; the packing and the unpacking each in a parallel loop of its own."""
+    outs = [outs] if isinstance(outs, te.tensor.Tensor) else outs
+    sch = te.create_schedule([x.op for x in outs])
+    cpu = describe_cpu()
+
+    def _callback(op):
+        if op.tag == TAG:
+            conv = op.output(0)
+            schedule_block(sch, cfg, conv, conv, cpu)
+            _schedule_repacking(sch, conv, outs[0])
+
+    traverse_inline(sch, outs[0].op, _callback)
+    return sch
+
+
+def _schedule_repacking(sch, conv, out):
+    # The packings are computed whole (inlined into the convolution's reads, they would make
+    # every vector a gather), then the unpacked output with its epilogue; all over rows.
+    for tensor in conv.op.input_tensors:
+        if tensor.op.tag == PAD_TAG:
+            tensor = tensor.op.input_tensors[0]
+        if isinstance(tensor.op, te.ComputeOp):
+            sch[tensor].compute_root()
+            sch[tensor].parallel(sch[tensor].fuse(*sch[tensor].op.axis[:3]))
+    sch[out].parallel(sch[out].fuse(*sch[out].op.axis[:3]))
