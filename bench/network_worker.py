@@ -40,12 +40,15 @@ The ops of each fused function come from ``relay.optimize`` of the same module i
 Protocol, one JSON object per line (as ``tvm_worker.py``): first a ``hello``; then
 ``{"op": "build", "network": N, "slice_ms": T, "expected": {"tflite": npy, "onnx": npy}}``
 answers ``{path: {"ok", "err", "build_s", "error", "profile", "layout_transforms", ...}}``
+(with ``"records": {path: {"tuner", "log"}}`` those paths are built with tuned records, see
+:func:`compile_path`)
 (with ``"paths": [...int8 paths], "expected": {"int8": npy}, "outputs": {path: npy}`` the
 quantized paths, each output saved where ``outputs`` says);
 ``{"op": "time"}`` times each built path once for about T ms with the same Python loop as the
 other engines (``timing.slice_timer`` around the graph executor's ``run``) and answers
 ``{path: ms}``. Standalone: ``python bench/network_worker.py NAME`` prints a build answer.
 """
+import contextlib
 import json
 import logging
 import os
@@ -239,18 +242,34 @@ def int8_target(target):
     return without_broken_vnni(target)
 
 
-def build(name, path, target, expected, slice_ms, save_to=None):
+def compile_path(mod, params, target, records=None):
+    """``relay.build`` at opt_level 3, untuned, or with tuned ``records``: ``{"tuner":
+    "autotvm", "log": file}`` (under ``apply_history_best``) or ``{"tuner": "metaschedule",
+    "log": work_dir}`` (MetaSchedule's ``compile_relay`` with its JSON database)."""
+    import tvm
+    from tvm import autotvm, relay
+    from tvm import meta_schedule as ms
+    if records and records["tuner"] == "metaschedule":
+        database = ms.database.JSONDatabase(work_dir=records["log"])
+        return ms.relay_integration.compile_relay(database, mod, target, params)
+    tuned = autotvm.apply_history_best(records["log"]) if records else contextlib.nullcontext()
+    with tuned, tvm.transform.PassContext(opt_level=3):
+        return relay.build(mod, target=target, params=params)
+
+
+def build(name, path, target, expected, slice_ms, save_to=None, records=None):
     """Build, check and profile one path: ``(result dict, timer)``."""
     import tvm
     from tvm import relay
     from tvm.contrib import graph_executor
     if path in INT8_PATHS:
         target = int8_target(target)
+    if records and records["tuner"] == "metaschedule":
+        target = f"{target} -num-cores={os.environ.get('TVM_NUM_THREADS', '2')}"
     mod, params, input_name, x = import_module(name, path)
     relay.backend.te_compiler.get().clear()
     start = time.perf_counter()
-    with tvm.transform.PassContext(opt_level=3):
-        lib = relay.build(mod, target=target, params=params)
+    lib = compile_path(mod, params, target, records)
     build_s = time.perf_counter() - start
     calls = primitive_calls(mod, target, params)
 
@@ -286,7 +305,7 @@ class Session:
         self.paths = PATHS
         self.rounds = 0
 
-    def build(self, name, expected, slice_ms, paths=PATHS, outputs=None):
+    def build(self, name, expected, slice_ms, paths=PATHS, outputs=None, records=None):
         self.timers = {}
         self.paths = tuple(paths)
         result = {"network": name}
@@ -294,7 +313,8 @@ class Session:
             try:
                 ref = np.load(expected[path.split("_")[0]])
                 result[path], self.timers[path] = build(name, path, self.target, ref, slice_ms,
-                                                        (outputs or {}).get(path))
+                                                        (outputs or {}).get(path),
+                                                        (records or {}).get(path))
             except Exception as exc:  # one failing path must not stop the run
                 logging.error("%s/%s failed:\n%s", name, path, traceback.format_exc())
                 result[path] = _failed(short_error(exc))
@@ -335,7 +355,8 @@ def main(argv):
         req = json.loads(line)
         if req["op"] == "build":
             answer = session.build(req["network"], req["expected"], req.get("slice_ms", 100),
-                                   req.get("paths", PATHS), req.get("outputs"))
+                                   req.get("paths", PATHS), req.get("outputs"),
+                                   req.get("records"))
         elif req["op"] == "time":
             answer = session.time()
         else:

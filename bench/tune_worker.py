@@ -1,0 +1,63 @@
+"""Tunes one network path with AutoTVM or MetaSchedule; a subprocess of tune_networks.py.
+
+    python bench/tune_worker.py NETWORK PATH TUNER TRIALS OUT
+
+``PATH`` is a path of network_worker.py (``tflite_nhwc``, ``tflite_nchw``, ``onnx``), ``TUNER``
+``autotvm`` or ``metaschedule``, ``TRIALS`` the trials per task (the same for stock and the
+project), ``OUT`` the log file (AutoTVM) or work directory (MetaSchedule) to write. Stock TVM or
+the project is up to ``TVM_CANONICALIZE_DEPTHWISE``, as for the other workers. Prints one JSON
+object: the tasks (names, depthwise or not) and the tuning wall time in seconds.
+
+AutoTVM: the conv2d tasks of ``extract_from_program`` on the host target, each tuned by the
+random tuner (no cost model to install; the same for both) with AutoTVM's local builder and
+runner. MetaSchedule: ``tune_relay`` with ``TRIALS`` times the number of tasks as the global
+budget and its random cost model.
+"""
+import json
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from network_worker import import_module  # noqa: E402
+from tvm_worker import host_target  # noqa: E402
+
+
+def tune_autotvm(mod, params, target, trials, log):
+    from tvm import autotvm
+    tasks = autotvm.task.extract_from_program(mod["main"], params=params, target=target)
+    option = autotvm.measure_option(
+        builder=autotvm.LocalBuilder(timeout=60),
+        runner=autotvm.LocalRunner(number=5, repeat=1, min_repeat_ms=50, timeout=20))
+    for task in tasks:
+        tuner = autotvm.tuner.RandomTuner(task)
+        tuner.tune(n_trial=min(trials, len(task.config_space)), measure_option=option,
+                   callbacks=[autotvm.callback.log_to_file(log)])
+    return [task.name for task in tasks]
+
+
+def tune_metaschedule(mod, params, target, trials, work_dir):
+    from tvm import meta_schedule as ms
+    tasks = ms.relay_integration.extract_tasks(mod, target, params)
+    ms.relay_integration.tune_relay(
+        mod, params, target, work_dir, max_trials_global=trials * len(tasks),
+        max_trials_per_task=trials, num_trials_per_iter=min(trials, 16), cost_model="random")
+    return [task.task_name for task in tasks]
+
+
+def main(argv):
+    network, path, tuner, trials, out = argv
+    mod, params, _, _ = import_module(network, path)
+    target = host_target()
+    if tuner == "metaschedule":  # MetaSchedule needs the cores in the target
+        target = f"{target} -num-cores={os.environ.get('TVM_NUM_THREADS', '2')}"
+    start = time.time()
+    tune = tune_autotvm if tuner == "autotvm" else tune_metaschedule
+    names = tune(mod, params, target, int(trials), out)
+    print(json.dumps({"tasks": names, "tuning_s": round(time.time() - start, 1),
+                      "target": str(target)}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
