@@ -242,19 +242,41 @@ def int8_target(target):
     return without_broken_vnni(target)
 
 
-def compile_path(mod, params, target, records=None):
+def compile_path(mod, params, target, records=None, config=None):
     """``relay.build`` at opt_level 3, untuned, or with tuned ``records``: ``{"tuner":
     "autotvm", "log": file}`` (under ``apply_history_best``) or ``{"tuner": "metaschedule",
-    "log": work_dir}`` (MetaSchedule's ``compile_relay`` with its JSON database)."""
+    "log": work_dir}`` (MetaSchedule's ``compile_relay`` with its JSON database). ``config``:
+    the PassContext's."""
     import tvm
     from tvm import autotvm, relay
     from tvm import meta_schedule as ms
     if records and records["tuner"] == "metaschedule":
         database = ms.database.JSONDatabase(work_dir=records["log"])
-        return ms.relay_integration.compile_relay(database, mod, target, params)
+        pass_config = {"relay.backend.use_meta_schedule": True,  # compile_relay's default
+                       "relay.backend.tir_converter": "default", **(config or {})}
+        return ms.relay_integration.compile_relay(database, mod, target, params,
+                                                  pass_config=pass_config)
     tuned = autotvm.apply_history_best(records["log"]) if records else contextlib.nullcontext()
-    with tuned, tvm.transform.PassContext(opt_level=3):
+    with tuned, tvm.transform.PassContext(opt_level=3, config=config):
         return relay.build(mod, target=target, params=params)
+
+
+# TVM 0.19's LLVM code generator attaches debug info to every let-bound TIR value, which LLVM
+# 22 rejects for vectors; some tuned configurations of stock's conv2d_NCHWc make TIR's CSE bind
+# one (stock and project alike). Such a build is retried without CSE, and reported as such.
+CSE_OFF = {"tir.disable_cse_tir": True}
+
+
+def compile_tuned(mod, params, target, records):
+    """:func:`compile_path`, retried without TIR's CSE where LLVM rejects the tuned code:
+    ``(lib, whether CSE was turned off)``."""
+    import tvm
+    try:
+        return compile_path(mod, params, target, records), False
+    except tvm.TVMError as err:
+        if not records or "dbg_declare" not in str(err):
+            raise
+    return compile_path(mod, params, target, records, CSE_OFF), True
 
 
 def build(name, path, target, expected, slice_ms, save_to=None, records=None):
@@ -269,7 +291,7 @@ def build(name, path, target, expected, slice_ms, save_to=None, records=None):
     mod, params, input_name, x = import_module(name, path)
     relay.backend.te_compiler.get().clear()
     start = time.perf_counter()
-    lib = compile_path(mod, params, target, records)
+    lib, cse_off = compile_tuned(mod, params, target, records)
     build_s = time.perf_counter() - start
     calls = primitive_calls(mod, target, params)
 
@@ -283,7 +305,7 @@ def build(name, path, target, expected, slice_ms, save_to=None, records=None):
         "ok": ok, "err": err, "build_s": round(build_s, 2), "error": None,
         "layout_transforms": sum(c[0].count("layout_transform") for c in calls),
         "depthwise_convs": sum(c[2] for c in calls), "fused_functions": len(calls),
-        "profile": profile(lib, dev, input_name, x, calls),
+        "profile": profile(lib, dev, input_name, x, calls), "cse_off": cse_off,
     }
     if save_to:
         np.save(save_to, out)

@@ -183,7 +183,9 @@ def markdown(meta, records, paths, tuners):
                     for v in [_good(rec[u][p])] if v and u.startswith("project")], default=None)
         fastest.append(networks._ratio(best, peer_ms))
     lines += ["", f"Geomean, the project's fastest tuned or untuned build ÷ the best peer: "
-              f"{_fmt(geomean(fastest))}", ""]
+              f"{_fmt(geomean(fastest))}", "",
+              "\\* built with `tir.disable_cse_tir` after LLVM rejected the tuned code "
+              "(`#dbg_declare` on a vector; TVM 0.19 with LLVM 22, stock and project alike)", ""]
     return "\n".join(lines) + "\n"
 
 
@@ -194,7 +196,7 @@ def _units(tuners):
 def _cell(entry):
     if not entry or not entry.get("ok"):
         return "failed" if entry and entry.get("error") else "wrong" if entry else "n/a"
-    return _ms(entry["ms"])
+    return _ms(entry["ms"]) + (" *" if entry.get("cse_off") else "")
 
 
 def _depthwise_tasks(answer):

@@ -10,7 +10,7 @@ object: the tasks (names, depthwise or not) and the tuning wall time in seconds.
 
 AutoTVM: the conv2d tasks of ``extract_from_program`` on the host target, each tuned by the
 random tuner (no cost model to install; the same for both) with AutoTVM's local builder and
-runner. MetaSchedule: ``tune_relay`` with ``TRIALS`` times the number of tasks as the global
+runner, then its untuned configuration measured as one trial more (:func:`measure_fallback`). MetaSchedule: ``tune_relay`` with ``TRIALS`` times the number of tasks as the global
 budget and its random cost model.
 """
 import json
@@ -34,7 +34,44 @@ def tune_autotvm(mod, params, target, trials, log):
         tuner = autotvm.tuner.RandomTuner(task)
         tuner.tune(n_trial=min(trials, len(task.config_space)), measure_option=option,
                    callbacks=[autotvm.callback.log_to_file(log)])
+        measure_fallback(task, option, log)
     return [task.name for task in tasks]
+
+
+def fallback_config(task):
+    """The configuration the task's template takes untuned, as a point of its space, or None."""
+    from tvm import autotvm
+    fallback = autotvm.task.space.FallbackConfigEntity()
+    with task.target, autotvm.task.ApplyConfig(fallback):
+        task.func(*task.args)  # the template fills in its fallback knobs
+    space, knob = task.config_space, []
+    def _key(entity):  # a split's outer factor may be given or -1
+        size = getattr(entity, "size", None)
+        return str(size[1:]) if size is not None else str(entity)
+
+    for name, sub in space.space_map.items():
+        # pylint: disable=protected-access
+        wanted = _key(fallback._entity_map.get(name))
+        found = [i for i, entity in enumerate(sub.entities) if _key(entity) == wanted]
+        if not found:
+            return None
+        knob.append(found[0])
+    return space.get(space.knob2point(knob))
+
+
+def measure_fallback(task, option, log):
+    """Measure the untuned configuration too and log it: the tuned pick (the fastest measured)
+    is then never one measured slower than what the build takes untuned. Done for stock and
+    the project alike: one trial more per task."""
+    from tvm import autotvm
+    config = fallback_config(task)
+    if config is None:
+        return
+    measure_batch = autotvm.measure.create_measure_batch(task, option)
+    inputs = [autotvm.MeasureInput(task.target, task, config)]
+    results = measure_batch(inputs)
+    autotvm.callback.log_to_file(log)(None, inputs, results)
+    del measure_batch
 
 
 def tune_metaschedule(mod, params, target, trials, work_dir):

@@ -206,3 +206,19 @@ def test_quantized_networks_build_for_vnni_targets_without_vnni():
         lib = relay.build(mod, target=without_broken_vnni("llvm -mcpu=cascadelake"))
     ir = lib.get_lib().get_source("ll")
     assert "vpdpbusd" not in ir and "pmaddubs" in ir
+
+
+@pytest.mark.parametrize("layouts", LAYOUTS)
+def test_qnn_legalize_canonicalizes_where_the_pass_did_not_run(layouts):
+    # qnn.transform.Legalize, which every pipeline runs before QNN is lowered (MetaSchedule's
+    # C++ task extraction too), rewrites the multiplier form as the pass does
+    scheme = SCHEMES["int8_per_channel"]
+    multiplier_form = relay.transform.InferType()(
+        _model(scheme, LAYOUTS[layouts], 4, 2, "multiplier")[0])
+    canonical = relay.transform.InferType()(_model(scheme, LAYOUTS[layouts], 4, 2, "canonical")[0])
+    with tvm.transform.PassContext(opt_level=3):
+        legal = relay.transform.InferType()(relay.qnn.transform.Legalize()(multiplier_form))
+    tvm.ir.assert_structural_equal(legal, canonical)
+    with tvm.transform.PassContext(opt_level=3, disabled_pass=["CanonicalizeDepthwise"]):
+        left = relay.transform.InferType()(relay.qnn.transform.Legalize()(multiplier_form))
+    tvm.ir.assert_structural_equal(left, multiplier_form)

@@ -250,20 +250,44 @@ class _RecordingAutoScheduler(auto_scheduler.ApplyHistoryBest):
 
     def _query_inside(self, target, workload_key, func_name):
         state = super()._query_inside(target, workload_key, func_name)
-        self.lookups.append(state is not None)
+        self.lookups.append((func_name, state is not None))
         return state
 
 
-@pytest.mark.parametrize("data_layout,kernel_layout", [("NHWC", "HWOI"), ("NCHW", "OIHW")])
-def test_auto_scheduler_tuned_multiplier_form_is_found(tmp_path, data_layout, kernel_layout):
-    mod = _forms_net(("multiplier",), data_layout, kernel_layout)
+def _paths():
+    """Each path a tuned depthwise conv takes: ``{name: (mod, data, expected)}``."""
+    paths = {}
+    for data_layout, kernel_layout in (("NHWC", "HWOI"), ("NCHW", "OIHW")):
+        data = _data(data_layout)
+        paths[f"{data_layout.lower()}_multiplier_form"] = (
+            _forms_net(("multiplier",), data_layout, kernel_layout), data,
+            _expected(data, data_layout))
+    mod, expected = _separable_net()
+    data = _data("NCHW", 8, 14)
+    paths["nchw_packed"] = (mod, data, expected(data))
+    return paths
+
+
+PATHS = _paths()
+
+
+def _depthwise_found(lookups, path):
+    """Whether each lookup of a depthwise function found a record. The fused function of the
+    packed path is named after its op (``..._contrib_depthwise_conv2d_NCHWc...``); the other
+    paths hold nothing but the depthwise conv (``fused_nn_conv2d_nn_relu``)."""
+    return [found for name, found in lookups if path != "nchw_packed" or "depthwise" in name]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_auto_scheduler_tuned_depthwise_is_found(tmp_path, path):
+    mod, data, expected = PATHS[path]
     tasks, weights = auto_scheduler.extract_tasks(mod["main"], {}, TARGET)
-    assert len(tasks) == 1
     log = str(tmp_path / "ansor.json")
-    tuner = auto_scheduler.TaskScheduler(tasks, weights)
+    tuner = auto_scheduler.TaskScheduler(tasks, weights, callbacks=[])  # no file in the cwd
     tuner.tune(
         auto_scheduler.TuningOptions(
-            num_measure_trials=2, runner=auto_scheduler.LocalRunner(repeat=1, timeout=20),
+            num_measure_trials=2 * len(tasks),
+            runner=auto_scheduler.LocalRunner(repeat=1, timeout=20),
             measure_callbacks=[auto_scheduler.RecordToFile(log)], verbose=0,
         ),
         search_policy="sketch.random",
@@ -273,10 +297,9 @@ def test_auto_scheduler_tuned_multiplier_form_is_found(tmp_path, data_layout, ke
         opt_level=3, config={"relay.backend.use_auto_scheduler": True}
     ):
         lib = relay.build(mod, target=TARGET)
-    assert history.lookups and all(history.lookups), history.lookups
-    data = _data(data_layout)
-    tvm.testing.assert_allclose(_run(lib, data), _expected(data, data_layout), rtol=1e-4,
-                                atol=1e-4)
+    found = _depthwise_found(history.lookups, path)
+    assert found and all(found), history.lookups
+    tvm.testing.assert_allclose(_run(lib, data), expected, rtol=1e-4, atol=1e-4)
 
 
 @ms.utils.derived_object
@@ -313,10 +336,11 @@ class RecordingDatabase(ms.database.PyDatabase):
 
 
 def metaschedule_tune(mod, work_dir, runner="local"):
-    """MetaSchedule's tune_relay for four trials with a random cost model (no xgboost)."""
+    """MetaSchedule's tune_relay, four trials a task, with a random cost model (no xgboost)."""
+    tasks = ms.relay_integration.extract_tasks(mod, TARGET, {})
     return ms.relay_integration.tune_relay(
-        mod, {}, TARGET, str(work_dir), max_trials_global=4, num_trials_per_iter=4,
-        cost_model="random", runner=runner,
+        mod, {}, TARGET, str(work_dir), max_trials_global=4 * len(tasks),
+        max_trials_per_task=4, num_trials_per_iter=4, cost_model="random", runner=runner,
     )
 
 
@@ -333,16 +357,15 @@ def metaschedule_build(mod, database):
     return lib, recording.lookups
 
 
-@pytest.mark.parametrize("data_layout,kernel_layout", [("NCHW", "OIHW"), ("NHWC", "HWOI")])
-def test_metaschedule_tuned_multiplier_form_is_found(tmp_path, data_layout, kernel_layout):
-    mod = _forms_net(("multiplier",), data_layout, kernel_layout)
+@pytest.mark.parametrize("path", PATHS)
+def test_metaschedule_tuned_depthwise_is_found(tmp_path, path):
+    mod, data, expected = PATHS[path]
     database = metaschedule_tune(mod, tmp_path)
     assert _measured(database)
     lib, lookups = metaschedule_build(mod, database)
-    assert lookups and all(found for _, found in lookups), lookups
-    data = _data(data_layout)
-    tvm.testing.assert_allclose(_run(lib, data), _expected(data, data_layout), rtol=1e-4,
-                                atol=1e-4)
+    found = _depthwise_found(lookups, path)
+    assert found and all(found), lookups
+    tvm.testing.assert_allclose(_run(lib, data), expected, rtol=1e-4, atol=1e-4)
 
 
 # ---- decisions from the target only --------------------------------------------------------

@@ -94,6 +94,21 @@ def schedule_depthwise_conv2d_canonical(cfg, outs):
 
 
 
+# Sums a register block may hold: 32 vector registers of 16 lanes, the largest of the CPUs the
+# templates serve (AVX-512, SVE aside).
+MAX_BLOCK_SUMS = 32 * 16
+
+
+def _block_sums(entity, channels_last, block):
+    """The sums a register block of the configuration ``entity`` holds, in elements: rows x
+    columns x channels (a packed layout's blocks of ``block`` channels), or rows x columns x
+    the vector along the width (width innermost)."""
+    rows = entity["tile_h"].size[-1]
+    if channels_last:
+        return rows * entity["tile_w"].size[-1] * entity["tile_c"].size[-1] * block
+    return rows * entity["tile_w"].size[-2] * entity["tile_w"].size[-1]
+
+
 def _define_knobs(cfg, conv, cpu, accumulators, cropped=False):
     """Knobs of the template and, when nothing is tuned, the fallback chosen from the shape."""
     layout = tir.layout(conv.op.attrs["data_layout"])
@@ -118,6 +133,12 @@ def _define_knobs(cfg, conv, cpu, accumulators, cropped=False):
     if staged.op.tag == UPSAMPLE_TAG and not is_packed(layout):
         # the input upsampled along channels once per task, or at every kernel tap
         cfg.define_knob("upsample_per_tap", [0, 1])
+    # a block of more sums than the largest register file only spills, and unrolled it takes
+    # LLVM up to a minute to compile (a tuning trial); the bound depends on the workload only
+    block = shape[layout.index_of("c")] if is_packed(layout) else 1
+    cfg.multi_filter(
+        filter=lambda entity: _block_sums(entity, channels_last, block) <= MAX_BLOCK_SUMS
+    )
     if not cfg.is_fallback:
         return
     work = 1
