@@ -190,6 +190,15 @@ def _autotvm_tune(tasks, log, trials=3, runner=None):
                    callbacks=[autotvm.callback.log_to_file(str(log))])
 
 
+def _autotvm_tuned_build(mod, tasks, log):
+    """Tune ``tasks`` into ``log``, then build ``mod`` with it: ``(lib, the lookups made)``."""
+    _autotvm_tune(tasks, log)
+    history = _RecordingHistory(str(log))
+    with history, tvm.transform.PassContext(opt_level=3):
+        lib = relay.build(mod, target=TARGET)
+    return lib, history
+
+
 def _depthwise_lookups(history):
     return [found for name, found in history.lookups if "depthwise" in name]
 
@@ -200,11 +209,7 @@ def test_autotvm_tuned_depthwise_is_found_after_packing(tmp_path):
     depthwise = [task for task in tasks if "depthwise" in task.name]
     # the layer alter-layout packs is tuned as it is built: packed
     assert [task.name for task in depthwise] == ["depthwise_conv2d_canonical_packed.x86"]
-    log = tmp_path / "autotvm.log"
-    _autotvm_tune(depthwise, log)
-    history = _RecordingHistory(str(log))
-    with history, tvm.transform.PassContext(opt_level=3):
-        lib = relay.build(mod, target=TARGET)
+    lib, history = _autotvm_tuned_build(mod, depthwise, tmp_path / "autotvm.log")
     names = {name for name, _ in history.lookups}
     # looked up as the NCHW layer, then as the packed call alter-layout made of it: all found
     assert {"depthwise_conv2d_canonical_packed.x86", "depthwise_conv2d_canonical.x86"} <= names
@@ -227,11 +232,7 @@ def test_autotvm_tuned_multiplier_form_is_found(tmp_path, data_layout, kernel_la
     mod = _forms_net(("multiplier",), data_layout, kernel_layout)
     tasks = autotvm.task.extract_from_program(mod, params={}, target=TARGET)
     assert [task.name for task in tasks] == ["depthwise_conv2d_canonical.x86"]
-    log = tmp_path / "autotvm.log"
-    _autotvm_tune(tasks, log)
-    history = _RecordingHistory(str(log))
-    with history, tvm.transform.PassContext(opt_level=3):
-        lib = relay.build(mod, target=TARGET)
+    lib, history = _autotvm_tuned_build(mod, tasks, tmp_path / "autotvm.log")
     assert _depthwise_lookups(history) and all(_depthwise_lookups(history)), history.lookups
     data = _data(data_layout)
     tvm.testing.assert_allclose(_run(lib, data), _expected(data, data_layout), rtol=1e-4,
