@@ -279,6 +279,13 @@ def compile_tuned(mod, params, target, records):
     return compile_path(mod, params, target, records, CSE_OFF), True
 
 
+def tuning_target(target, tuner):
+    """The target a tuner compiles for: MetaSchedule needs the cores in it."""
+    if tuner != "metaschedule":
+        return target
+    return f"{target} -num-cores={os.environ.get('TVM_NUM_THREADS', '2')}"
+
+
 def build(name, path, target, expected, slice_ms, save_to=None, records=None):
     """Build, check and profile one path: ``(result dict, timer)``."""
     import tvm
@@ -286,8 +293,8 @@ def build(name, path, target, expected, slice_ms, save_to=None, records=None):
     from tvm.contrib import graph_executor
     if path in INT8_PATHS:
         target = int8_target(target)
-    if records and records["tuner"] == "metaschedule":
-        target = f"{target} -num-cores={os.environ.get('TVM_NUM_THREADS', '2')}"
+    if records:
+        target = tuning_target(target, records["tuner"])
     mod, params, input_name, x = import_module(name, path)
     relay.backend.te_compiler.get().clear()
     start = time.perf_counter()

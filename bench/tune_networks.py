@@ -37,6 +37,8 @@ from network_worker import NETWORKS_DIR  # noqa: E402
 from run import _fmt, _ms, geomean, machine  # noqa: E402
 from timing import settle  # noqa: E402
 
+_good = networks._good
+
 ROOT, DOCS, LOGS, THREADS, SWITCH = run.ROOT, run.DOCS, run.LOGS, run.THREADS, run.SWITCH
 TUNED_LOGS = os.path.join(LOGS, "tuned")
 MODES = {"stock": "0", "project": "1"}
@@ -122,10 +124,6 @@ def measure(name, paths, tuners, tuning, repeat):
         values = samples[peer]
         rec[peer]["ms"] = float(np.median(values)) if values else None
     return rec
-
-
-def _good(entry):
-    return networks._good(entry)
 
 
 def best_peer(rec):

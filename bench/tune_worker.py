@@ -10,8 +10,9 @@ object: the tasks (names, depthwise or not) and the tuning wall time in seconds.
 
 AutoTVM: the conv2d tasks of ``extract_from_program`` on the host target, each tuned by the
 random tuner (no cost model to install; the same for both) with AutoTVM's local builder and
-runner, then its untuned configuration measured as one trial more (:func:`measure_fallback`). MetaSchedule: ``tune_relay`` with ``TRIALS`` times the number of tasks as the global
-budget and its random cost model.
+runner, then its untuned configuration measured as one trial more (:func:`measure_fallback`).
+MetaSchedule: ``tune_relay`` with ``TRIALS`` times the number of tasks as the global budget and
+its random cost model.
 """
 import json
 import os
@@ -20,7 +21,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from network_worker import import_module  # noqa: E402
+from network_worker import import_module, tuning_target  # noqa: E402
 from tvm_worker import host_target  # noqa: E402
 
 
@@ -45,6 +46,7 @@ def fallback_config(task):
     with task.target, autotvm.task.ApplyConfig(fallback):
         task.func(*task.args)  # the template fills in its fallback knobs
     space, knob = task.config_space, []
+
     def _key(entity):  # a split's outer factor may be given or -1
         size = getattr(entity, "size", None)
         return str(size[1:]) if size is not None else str(entity)
@@ -86,9 +88,7 @@ def tune_metaschedule(mod, params, target, trials, work_dir):
 def main(argv):
     network, path, tuner, trials, out = argv
     mod, params, _, _ = import_module(network, path)
-    target = host_target()
-    if tuner == "metaschedule":  # MetaSchedule needs the cores in the target
-        target = f"{target} -num-cores={os.environ.get('TVM_NUM_THREADS', '2')}"
+    target = tuning_target(host_target(), tuner)
     start = time.time()
     tune = tune_autotvm if tuner == "autotvm" else tune_metaschedule
     names = tune(mod, params, target, int(trials), out)

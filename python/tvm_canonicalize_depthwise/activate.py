@@ -14,7 +14,7 @@ from tvm.relay.backend import interpreter, vm
 from tvm_canonicalize_depthwise import enabled
 
 _MARK = "_canonicalize_depthwise_wrapped"
-_LEGALIZE_LEVEL = 11  # above the level 10 of TVM's own registrations, which it then calls
+_LEGALIZE_LEVEL = 11  # in place of TVM's own registrations (level 10), which it then calls
 # The legalize attribute each op's stock registration lives under: qnn.conv2d is legalized by
 # qnn.transform.Legalize (FTVMQnnLegalize), before it is lowered to nn ops.
 _LEGALIZED_OPS = (("nn.conv2d", "FTVMLegalize"), ("qnn.conv2d", "FTVMQnnLegalize"))
@@ -62,11 +62,9 @@ def _register_legalize():
         op = tvm.ir.Op.get(name)
         if name not in _STOCK_LEGALIZE:
             _STOCK_LEGALIZE[name] = op.get_attr(attr)
+        # reset first: a second activation replaces its own registration
         op.reset_attr(attr)
-        stock = _STOCK_LEGALIZE[name]
-        if stock is not None:
-            op.set_attr(attr, stock, 10)
-        tvm.ir.register_op_attr(name, attr, _canonicalizing_legalize(op, stock), _LEGALIZE_LEVEL)
+        op.set_attr(attr, _canonicalizing_legalize(op, _STOCK_LEGALIZE[name]), _LEGALIZE_LEVEL)
 
 
 def _canonicalizing(method):

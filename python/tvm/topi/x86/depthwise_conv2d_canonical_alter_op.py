@@ -1,19 +1,19 @@
 """x86 alter-layout for canonical depthwise conv2d: NCHW to NCHW{b}c, with its neighbours' block."""
 import tvm
 from tvm import autotvm, relay, te
-from tvm.target.x86 import get_simd_32bit_lanes
 
 from ..nn import conv2d_alter_layout
 from ..utils import get_const_tuple
 from . import conv2d_alter_op as _stock
-from .depthwise_conv2d_canonical_common import packed_layouts, packed_shapes
+from .depthwise_conv2d_canonical_common import packed_shapes
+from .depthwise_conv2d_canonical_packed import packs
 
 PACKED_TEMPLATE = "depthwise_conv2d_canonical.x86"
 """The template the packed call (``nn.contrib_depthwise_conv2d_NCHWc``) dispatches to."""
 
 
-def packed_depthwise_layouts(attrs, tinfos, lanes):
-    """The (data, kernel) layouts to pack a canonical depthwise NCHW conv2d into, or None.
+def alter_conv2d_layout(attrs, inputs, tinfos, out_type):
+    """Pack canonical depthwise convolutions as stock TVM packs depthwise ones; else stock x86.
 
     A layer's layout follows its network's, not its own speed alone: where x86 packs a network
     into NCHW{b}c, every layout change between two convolutions costs a ``layout_transform``
@@ -23,10 +23,14 @@ def packed_depthwise_layouts(attrs, tinfos, lanes):
     and so costs no transform that stock TVM does not have either. The kernel may be in any
     layout: AlterOpLayout transforms it (once, at build time, for a constant).
     """
-    data_shape, kernel_shape = (get_const_tuple(t.shape) for t in tinfos)
-    return packed_layouts(
-        data_shape, attrs.data_layout, kernel_shape, attrs.kernel_layout, attrs.groups, lanes
-    )
+    layouts = packs(*tinfos, attrs.data_layout, attrs.kernel_layout, attrs.groups)
+    if layouts is not None:
+        new_attrs = {key: attrs[key] for key in attrs.keys()}
+        new_attrs["data_layout"], new_attrs["kernel_layout"] = layouts
+        new_attrs["out_layout"] = layouts[0]
+        carry_tuned_config(attrs, tinfos, out_type, layouts)
+        return relay.nn.contrib_depthwise_conv2d_nchwc(*inputs, **new_attrs)
+    return _stock._alter_conv2d_layout(attrs, inputs, tinfos, out_type)
 
 
 def carry_tuned_config(attrs, tinfos, out_type, layouts):
@@ -61,17 +65,6 @@ def carry_tuned_config(attrs, tinfos, out_type, layouts):
     )
     dispatch_ctx.update(target, new_workload, cfg)
 
-
-def alter_conv2d_layout(attrs, inputs, tinfos, out_type):
-    """Pack canonical depthwise convolutions as stock TVM packs depthwise ones; else stock x86."""
-    layouts = packed_depthwise_layouts(attrs, tinfos, get_simd_32bit_lanes())
-    if layouts is not None:
-        new_attrs = {key: attrs[key] for key in attrs.keys()}
-        new_attrs["data_layout"], new_attrs["kernel_layout"] = layouts
-        new_attrs["out_layout"] = layouts[0]
-        carry_tuned_config(attrs, tinfos, out_type, layouts)
-        return relay.nn.contrib_depthwise_conv2d_nchwc(*inputs, **new_attrs)
-    return _stock._alter_conv2d_layout(attrs, inputs, tinfos, out_type)
 
 
 def register(gate=None):

@@ -8,7 +8,6 @@ and unpacks the result, so its knobs are those of the packed call that replaces 
 build, which the alter-layout rule hands the tuned configuration to (``DispatchContext.update``,
 as stock x86 does for depthwise_conv2d_NCHWc). Tuning measures the packing too, as stock's does.
 """
-import tvm
 from tvm import autotvm, te, tir
 from tvm.target.x86 import get_simd_32bit_lanes
 
@@ -19,18 +18,21 @@ from .depthwise_conv2d_canonical_common import PAD_TAG, TAG, packed_layouts
 from .depthwise_cpu import describe_cpu
 
 
-def packs(data, kernel, data_layout, kernel_layout):
-    """The packed layouts x86 computes this canonical depthwise layer in, or None."""
+def packs(data, kernel, data_layout, kernel_layout, groups=None):
+    """The packed layouts x86 computes this canonical depthwise layer in, or None: what the
+    strategy and the alter-layout rule ask, for the current target's lanes. ``groups``
+    defaults to the input's channels (a compute is only given depthwise layers)."""
     data_shape = get_const_tuple(data.shape)
-    in_channels = get_const_tuple(
-        tir.bijective_layout(data_layout, "NCHW").forward_shape(data_shape)
-    )[1]
+    if groups is None:
+        groups = get_const_tuple(
+            tir.bijective_layout(data_layout, "NCHW").forward_shape(data_shape)
+        )[1]
     return packed_layouts(
         data_shape,
         data_layout,
         get_const_tuple(kernel.shape),
         kernel_layout,
-        in_channels,
+        groups,
         get_simd_32bit_lanes(),
     )
 
@@ -44,9 +46,9 @@ def depthwise_conv2d_canonical_packed(
     layouts = packs(data, kernel, data_layout, kernel_layout)
     packed_data = layout_transform(data, data_layout, layouts[0])
     packed_kernel = layout_transform(kernel, kernel_layout, layouts[1])
-    cpu = describe_cpu() if tvm.target.Target.current(allow_none=True) else None
     out = depthwise_conv2d_canonical_cpu(
-        packed_data, packed_kernel, strides, padding, dilation, *layouts, out_dtype, cpu
+        packed_data, packed_kernel, strides, padding, dilation, *layouts, out_dtype,
+        describe_cpu(),
     )
     return layout_transform(out, layouts[0], data_layout)
 
