@@ -66,7 +66,8 @@ from timing import settle, slice_timer  # noqa: E402
 from tvm_worker import hello, host_target, short_error  # noqa: E402
 from tvm_canonicalize_depthwise.onnx_compat import ensure_onnx_mapping  # noqa: E402
 
-NETWORKS_DIR = os.path.join(HERE, "networks")
+# bench/vendor_networks.py points its workers at the models it fetched
+NETWORKS_DIR = os.environ.get("BENCH_NETWORKS_DIR") or os.path.join(HERE, "networks")
 PATHS = ("tflite_nhwc", "tflite_nchw", "onnx")
 INT8_PATHS = ("int8_nhwc", "int8_nchw")
 INT8_QUANTA = 4  # how far (in output quanta) a quantized network's TVM output may be from LiteRT

@@ -10,30 +10,125 @@ import tvm
 from tvm import relay
 from tvm.relay import build_module
 from tvm.relay.backend import interpreter, vm
+from tvm.relay.transform.infer_layout_utils import InferCorrectLayoutOutput
 
-from tvm_canonicalize_depthwise import enabled
+from tvm_canonicalize_depthwise import enabled, llvm_compat
 
 _MARK = "_canonicalize_depthwise_wrapped"
 _LEGALIZE_LEVEL = 11  # in place of TVM's own registrations (level 10), which it then calls
 # The legalize attribute each op's stock registration lives under: qnn.conv2d is legalized by
 # qnn.transform.Legalize (FTVMQnnLegalize), before it is lowered to nn ops.
 _LEGALIZED_OPS = (("nn.conv2d", "FTVMLegalize"), ("qnn.conv2d", "FTVMQnnLegalize"))
-_STOCK_LEGALIZE = {}
+_STOCK = {}  # (op name, attribute): TVM's own registration, kept at first activation
 
 
 def canonicalize_for_build(mod):
-    """Run ``CanonicalizeDepthwise`` on ``mod`` if the patch and the current PassContext allow.
+    """Run ``CanonicalizeDepthwise`` and ``CanonicalizePReLU`` on ``mod`` if the patch and the
+    current PassContext allow.
 
     ``Sequential`` applies the context's ``opt_level``, ``required_pass`` and
-    ``disabled_pass`` to the pass exactly as to TVM's own passes, and instruments see it run.
+    ``disabled_pass`` to the passes exactly as to TVM's own passes, and instruments see them.
     """
     from tvm.relay.transform.canonicalize_depthwise import CanonicalizeDepthwise
+    from tvm.relay.transform.canonicalize_prelu import CanonicalizePReLU
 
     if not enabled() or not isinstance(mod, tvm.IRModule):
         return mod
-    return tvm.transform.Sequential([CanonicalizeDepthwise()], name="CanonicalizeDepthwiseAtBuild")(
-        mod
-    )
+    return tvm.transform.Sequential(
+        [CanonicalizeDepthwise(), CanonicalizePReLU()], name="CanonicalizeDepthwiseAtBuild"
+    )(mod)
+
+
+def _prelu_gate():
+    """Whether PReLU is rewritten now: the switch, and the PassContext's rule for the pass."""
+    from tvm.relay.transform import canonicalize_prelu
+
+    return enabled() and canonicalize_prelu.pass_enabled()
+
+
+def _frontend_prelu_gate():
+    """At import there is no optimization level: the switch, and not ``disabled_pass``."""
+    from tvm.relay.transform import canonicalize_prelu
+
+    ctx = tvm.transform.PassContext.current()
+    return enabled() and canonicalize_prelu.PASS_NAME not in ctx.disabled_pass
+
+
+def _per_channel_tflite_prelu(convert_prelu):
+    """The TFLite converter's PReLU, emitted per-channel where its alpha allows, so that
+    ``ConvertLayout`` (run on the imported module, before any build) can move it."""
+    if getattr(convert_prelu, _MARK, False):
+        return convert_prelu
+
+    @functools.wraps(convert_prelu)
+    def wrapper(self, op):
+        from tvm.relay.frontend.common import infer_type
+        from tvm.relay.transform.canonicalize_prelu import per_channel_prelu
+
+        out = convert_prelu(self, op)
+        if not _frontend_prelu_gate():
+            return out
+        new = per_channel_prelu(infer_type(out), channel_axis=-1, source=out)
+        return out if new is None else new
+
+    setattr(wrapper, _MARK, True)
+    return wrapper
+
+
+def _stock_attr(op, attr):
+    """TVM's own registration of ``attr`` for ``op`` (None if it has none), kept once."""
+    if (op.name, attr) not in _STOCK:
+        _STOCK[(op.name, attr)] = op.get_attr(attr)
+    return _STOCK[(op.name, attr)]
+
+
+def _layout_following(op, follow):
+    """``op``'s layout function: ``follow``'s answer where the patch is on and it has one,
+    else TVM's (or, for an op without one, the layouts it was written in)."""
+    stock = _stock_attr(op, "FInferCorrectLayout")
+
+    def infer(attrs, new_in, old_in, types):
+        stock_out = None if stock is None else stock(attrs, new_in, old_in, types)
+        followed = follow(attrs, new_in, old_in, types, stock_out) if enabled() else None
+        if followed is not None:
+            return followed
+        if stock_out is not None:
+            return stock_out
+        return InferCorrectLayoutOutput(list(old_in), [old_in[0]], attrs)
+
+    return infer
+
+
+def _register_layout_following():
+    """``nn.prelu`` and ``nn.bias_add`` follow their data's layout, ``nn.pad`` packed layouts;
+    ``nn.prelu`` is legalized to broadcast arithmetic so that packed layouts pass through it."""
+    from tvm.relay.op.nn import follow_layout
+
+    def channel_axis(attrs_type):
+        def follow(attrs, new_in, old_in, types, stock_out):
+            return follow_layout.follow_channel_axis(attrs, new_in, old_in, types, attrs_type)
+        return follow
+
+    for name, follow in (
+        ("nn.prelu", channel_axis("relay.attrs.PReluAttrs")),
+        ("nn.bias_add", channel_axis("relay.attrs.BiasAddAttrs")),
+        ("nn.pad", follow_layout.follow_packed_pad),
+    ):
+        op = tvm.ir.Op.get(name)
+        infer = _layout_following(op, follow)
+        op.reset_attr("FInferCorrectLayout")
+        op.set_attr("FInferCorrectLayout", infer, _LEGALIZE_LEVEL)
+
+    prelu = tvm.ir.Op.get("nn.prelu")
+    stock_legalize = _stock_attr(prelu, "FTVMLegalize")
+
+    def legalize(attrs, inputs, types):
+        if _prelu_gate():
+            return follow_layout.legalize_prelu(attrs, inputs, types)
+        return stock_legalize(attrs, inputs, types) if stock_legalize is not None else None
+
+    prelu.reset_attr("FTVMLegalize")
+    prelu.set_attr("FTVMLegalize", legalize, _LEGALIZE_LEVEL)
 
 
 def _canonicalizing_legalize(op, stock):
@@ -60,11 +155,10 @@ def _canonicalizing_legalize(op, stock):
 def _register_legalize():
     for name, attr in _LEGALIZED_OPS:
         op = tvm.ir.Op.get(name)
-        if name not in _STOCK_LEGALIZE:
-            _STOCK_LEGALIZE[name] = op.get_attr(attr)
+        stock = _stock_attr(op, attr)
         # reset first: a second activation replaces its own registration
         op.reset_attr(attr)
-        op.set_attr(attr, _canonicalizing_legalize(op, _STOCK_LEGALIZE[name]), _LEGALIZE_LEVEL)
+        op.set_attr(attr, _canonicalizing_legalize(op, stock), _LEGALIZE_LEVEL)
 
 
 def _canonicalizing(method):
@@ -85,12 +179,14 @@ def activate():
 
     Runs once per process, when ``tvm.relay`` has been imported (see :mod:`.bootstrap`).
     """
+    from tvm.relay.frontend import tflite as tflite_frontend
     from tvm.relay.op.strategy import depthwise_canonical
-    from tvm.relay.transform import canonicalize_depthwise
+    from tvm.relay.transform import canonicalize_depthwise, canonicalize_prelu
     from tvm.topi.nn import depthwise_conv3d_legalize
     from tvm.topi.x86 import depthwise_conv2d_canonical_alter_op
 
     relay.transform.CanonicalizeDepthwise = canonicalize_depthwise.CanonicalizeDepthwise
+    relay.transform.CanonicalizePReLU = canonicalize_prelu.CanonicalizePReLU
     # The switch is read at every dispatch: with it off, TVM's own strategies and alter-layout
     # rule serve every call, as if the patch were absent.
     depthwise_canonical.register(gate=enabled)
@@ -106,5 +202,9 @@ def activate():
     # Every pipeline, the C++ ones included (MetaSchedule's task extraction), runs Legalize:
     # there the pass's rewrite catches what the entry points above do not see.
     _register_legalize()
+    _register_layout_following()
+    converter = tflite_frontend.OperatorConverter
+    converter.convert_prelu = _per_channel_tflite_prelu(converter.convert_prelu)
+    llvm_compat.register_llvm_build(gate=enabled)
     # Last, so that the pass and dispatch stay whatever happens here; gated like the others.
     depthwise_conv3d_legalize.register(gate=enabled)

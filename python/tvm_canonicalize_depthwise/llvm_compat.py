@@ -33,3 +33,62 @@ def without_broken_vnni(target):
     if target_has_features("avx512vnni", parsed) or target_has_features("avxvnni", parsed):
         return f"{target} {VNNI_OFF}"
     return target
+
+
+# TVM 0.19's LLVM code generator attaches ``#dbg_declare`` to every let-bound TIR value; LLVM's
+# verifier (21 and newer) accepts it only for pointers and scalar integers, so any float or
+# vector ``let`` (which TIR's common-subexpression elimination makes whenever a float or vector
+# value repeats: fused epilogues, some tuned conv2d configurations) fails the whole build with
+# "location of #dbg_declare must be a pointer or int", stock TVM as much as the project.
+def _debuggable(var):
+    import tvm  # pylint: disable=import-outside-toplevel
+
+    dtype = tvm.runtime.DataType(str(var.dtype))
+    return dtype.lanes == 1 and dtype.type_code in (0, 1, 3)  # int, uint, handle
+
+
+def inline_undebuggable_lets(mod):
+    """``mod`` (an IRModule of PrimFuncs) with every ``let`` of a float or vector value
+    replaced by the value itself, which LLVM computes once all the same; other lets stay."""
+    import tvm  # pylint: disable=import-outside-toplevel
+    from tvm import tir  # pylint: disable=import-outside-toplevel
+
+    def inline(node):
+        if isinstance(node, (tir.LetStmt, tir.Let)) and not _debuggable(node.var):
+            return tir.stmt_functor.substitute(node.body, {node.var: node.value})
+        return None
+
+    changed = {}
+    for gvar, func in mod.functions.items():
+        if isinstance(func, tir.PrimFunc):
+            body = tir.stmt_functor.ir_transform(
+                func.body, None, inline, ["tir.LetStmt", "tir.Let"])
+            if not body.same_as(func.body):
+                changed[gvar] = func.with_body(body)
+    if not changed:
+        return mod
+    new_mod = tvm.IRModule(dict(mod.functions.items()), attrs=mod.attrs)
+    for gvar, func in changed.items():
+        new_mod[gvar] = func
+    return new_mod
+
+
+_LLVM_BUILD = "target.build.llvm"
+
+
+def register_llvm_build(gate):
+    """Make TVM's LLVM code generator (``target.build.llvm``, which every build, tuning
+    measurement and cross-compilation calls) see :func:`inline_undebuggable_lets`'s module
+    where ``gate()`` and this LLVM rejects such lets; a second call replaces the first."""
+    import tvm  # pylint: disable=import-outside-toplevel
+
+    build = tvm.get_global_func(_LLVM_BUILD)
+    stock = getattr(register_llvm_build, "stock", None) or build
+    register_llvm_build.stock = stock
+    if llvm_major() < 21:
+        return
+
+    def llvm_build(mod, target):
+        return stock(inline_undebuggable_lets(mod) if gate() else mod, target)
+
+    tvm.register_func(_LLVM_BUILD, llvm_build, override=True)

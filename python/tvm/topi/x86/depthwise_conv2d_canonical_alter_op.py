@@ -1,7 +1,9 @@
 """x86 alter-layout for canonical depthwise conv2d: NCHW to NCHW{b}c, with its neighbours' block."""
 import tvm
-from tvm import autotvm, relay, te
+from tvm import autotvm, relay, te, tir
 
+from ...auto_scheduler import is_auto_scheduler_enabled
+from ...meta_schedule.relay_integration import is_meta_schedule_enabled
 from ..nn import conv2d_alter_layout
 from ..utils import get_const_tuple
 from . import conv2d_alter_op as _stock
@@ -23,6 +25,11 @@ def alter_conv2d_layout(attrs, inputs, tinfos, out_type):
     and so costs no transform that stock TVM does not have either. The kernel may be in any
     layout: AlterOpLayout transforms it (once, at build time, for a constant).
     """
+    twin = nchw_twin(attrs, tinfos, out_type)
+    if twin is not None:
+        altered = alter_conv2d_layout(*twin[:1], inputs, *twin[1:])
+        if altered is not None:
+            return altered
     layouts = packs(*tinfos, attrs.data_layout, attrs.kernel_layout, attrs.groups)
     if layouts is not None:
         new_attrs = {key: attrs[key] for key in attrs.keys()}
@@ -31,6 +38,60 @@ def alter_conv2d_layout(attrs, inputs, tinfos, out_type):
         carry_tuned_config(attrs, tinfos, out_type, layouts)
         return relay.nn.contrib_depthwise_conv2d_nchwc(*inputs, **new_attrs)
     return _stock._alter_conv2d_layout(attrs, inputs, tinfos, out_type)
+
+
+def _tuned(attrs, tinfos, out_type):
+    """Whether the current dispatch context holds a tuned configuration for this call."""
+    target = tvm.target.Target.current(allow_none=False)
+    _, outs = relay.backend.te_compiler.select_implementation(
+        relay.op.get("nn.conv2d"), attrs, tinfos, out_type, target
+    )
+    workload = autotvm.task.get_workload(outs)
+    return workload is not None and not autotvm.task.DispatchContext.current.query(
+        target, workload).is_fallback
+
+
+def nchw_twin(attrs, tinfos, out_type):
+    """``(attrs, tinfos, out_type)`` of the NCHW/OIHW convolution that computes this NHWC one,
+    for an NHWC float conv2d that x86 packs like its NCHW twin: ``groups = 1``, or depthwise
+    with ``m = 1``, and no tuned configuration of its own (a record tuned for the NHWC call is
+    kept by leaving it as it is; so is every call when auto_scheduler or MetaSchedule is on,
+    whose records are of the call as written). None for any other call.
+
+    x86 computes NHWC convolutions with stock's generic NHWC schedule, several times slower
+    than the packed NCHW{b}c one, and a network imported in NHWC would pay that on every conv.
+    Altered as its twin, the call becomes the twin's packed call on the NHWC tensors;
+    AlterOpLayout then inserts the transforms its layouts need, which cancel between packed
+    neighbours, so that only the graph's edges keep them.
+    """
+    data, kernel = tinfos
+    if attrs.data_layout != "NHWC" or str(attrs.out_layout) not in ("", "NHWC"):
+        return None
+    # auto_scheduler and MetaSchedule tune the call as written: keep it for their records
+    if is_auto_scheduler_enabled() or is_meta_schedule_enabled():
+        return None
+    if data.dtype != "float32" or kernel.dtype != "float32" or str(attrs.out_dtype) not in (
+            "", "float32"):
+        return None
+    data_shape = get_const_tuple(data.shape)
+    to_oihw = tir.bijective_layout(attrs.kernel_layout, "OIHW")
+    if to_oihw is None:
+        return None
+    kernel_shape = get_const_tuple(to_oihw.forward_shape(kernel.shape))
+    groups = int(attrs.groups)
+    if groups != 1 and not (groups == data_shape[3] == kernel_shape[0] and kernel_shape[1] == 1):
+        return None
+    if _tuned(attrs, tinfos, out_type):
+        return None
+    fields = {str(key): attrs[key] for key in attrs.keys()}
+    fields.update(data_layout="NCHW", kernel_layout="OIHW", out_layout="")
+    twin_attrs = tvm.ir.make_node("relay.attrs.Conv2DAttrs", **fields)
+    n, h, w, c = data_shape
+    out_n, out_h, out_w, out_c = get_const_tuple(out_type.shape)
+    twin_tinfos = [te.placeholder((n, c, h, w), data.dtype), te.placeholder(kernel_shape,
+                                                                            kernel.dtype)]
+    twin_out = relay.TensorType((out_n, out_c, out_h, out_w), out_type.dtype)
+    return twin_attrs, twin_tinfos, twin_out
 
 
 def carry_tuned_config(attrs, tinfos, out_type, layouts):

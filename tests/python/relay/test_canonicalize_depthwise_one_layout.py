@@ -1,0 +1,393 @@
+"""The ops around convolutions: PReLU imported flattened becomes per-channel, and PReLU, bias,
+pad follow the convolutions' layout down to packed NCHWc; builds LLVM rejected now compile.
+
+Numerics against NumPy; layouts are counted in what ``relay.optimize`` makes for an AVX2 target
+with two cores (runs on every host of the project; nothing reads the host).
+"""
+import os
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import strategies as st
+
+import tvm
+import tvm.testing
+import tvm.topi.testing
+from tvm import relay, te, tir
+from tvm.contrib import graph_executor
+from tvm.relay.transform import canonicalize_prelu
+from tvm_canonicalize_depthwise import ENV_VAR, llvm_compat
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+from host_isa import PORTABLE_TARGETS  # noqa: E402  pylint: disable=wrong-import-position
+
+TARGET = PORTABLE_TARGETS["avx2"]
+BENCH_NETWORKS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "bench", "networks")
+# CI's share; the campaign (docs/fuzzing.md) sets it higher.
+RANDOM_EXAMPLES = int(os.environ.get("PRELU_FUZZ_EXAMPLES", "24"))
+
+
+def _prelu_numpy(x, alpha):
+    return np.where(x > 0, x, x * alpha)
+
+
+def _flattened_prelu(x, alpha, shape, onnx_style=False):
+    """PReLU as the TFLite (broadcast_to, static reshape) or the ONNX frontend
+    (broadcast_to_like, reshape to shape_of) imports it."""
+    if onnx_style:
+        flat_alpha = relay.reshape(relay.broadcast_to_like(alpha, x), [-1])
+        out = relay.nn.prelu(relay.reshape(x, [-1]), flat_alpha, axis=0)
+        return relay.reshape(out, relay.shape_of(x))
+    flat_alpha = relay.reshape(relay.broadcast_to(alpha, shape), [-1])
+    return relay.reshape(relay.nn.prelu(relay.reshape(x, [-1]), flat_alpha, axis=0), shape)
+
+
+def _ops(mod, name):
+    found = []
+
+    def visit(node):
+        if isinstance(node, relay.Call) and isinstance(node.op, tvm.ir.Op) and node.op.name == name:
+            found.append(node)
+
+    relay.analysis.post_order_visit(mod["main"], visit)
+    return found
+
+
+def _run(mod, params, inputs, target=TARGET, opt_level=3):
+    with tvm.transform.PassContext(opt_level=opt_level):
+        lib = relay.build(mod, target=target, params=params)
+    module = graph_executor.GraphModule(lib["default"](tvm.cpu()))
+    module.set_input(**inputs)
+    module.run()
+    return module.get_output(0).numpy()
+
+
+SHAPE = (1, 6, 5, 8)  # NHWC
+ALPHAS = {
+    # name: (alpha's shape, made per-channel by value?, rewritten?, axis)
+    "per_channel": ((1, 1, 8), False, True, 3),
+    "scalar": ((1,), False, True, 3),
+    "per_row": ((6, 1, 1), False, True, 1),
+    "per_element": ((6, 5, 8), False, False, None),
+    "per_channel_by_value": ((1, 6, 5, 8), True, True, 3),
+}
+
+
+@pytest.mark.parametrize("onnx_style", [False, True], ids=["tflite", "onnx"])
+@pytest.mark.parametrize("kind", ALPHAS)
+def test_flattened_prelu_becomes_per_channel_where_its_alpha_allows(kind, onnx_style):
+    alpha_shape, by_value, rewritten, axis = ALPHAS[kind]
+    rng = np.random.default_rng(1)
+    alpha_np = rng.uniform(0.05, 0.5, alpha_shape).astype("float32")
+    if by_value:  # a full-size constant that repeats one value per channel
+        alpha_np = np.broadcast_to(rng.uniform(0.05, 0.5, SHAPE[-1]), SHAPE).astype("float32")
+    x = relay.var("x", shape=SHAPE)
+    out = _flattened_prelu(x, relay.const(alpha_np), SHAPE, onnx_style)
+    mod = tvm.IRModule.from_expr(relay.Function([x], out))
+    with tvm.transform.PassContext(opt_level=3):
+        new = canonicalize_prelu.CanonicalizePReLU()(mod)
+    prelus = _ops(new, "nn.prelu")
+    assert len(prelus) == 1
+    if rewritten:
+        assert int(prelus[0].attrs.axis) == axis
+        assert len(prelus[0].args[0].checked_type.shape) == 4
+        assert not _ops(new, "reshape") or all(
+            len(r.checked_type.shape) == 1 for r in _ops(new, "reshape"))
+    else:
+        infer = relay.transform.InferType()
+        assert tvm.ir.structural_equal(infer(new), infer(mod))
+        new = relay.transform.DynamicToStatic()(new)  # as the ONNX frontend's own passes do
+    data = rng.uniform(-1, 1, SHAPE).astype("float32")
+    expected = _prelu_numpy(data, np.broadcast_to(alpha_np, SHAPE))
+    got = _run(new, {}, {"x": data})
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_the_pass_follows_the_pass_context_and_the_switch(monkeypatch):
+    x = relay.var("x", shape=SHAPE)
+    out = _flattened_prelu(x, relay.const(np.full((1, 1, 8), 0.2, "float32")), SHAPE)
+    mod = relay.transform.InferType()(tvm.IRModule.from_expr(relay.Function([x], out)))
+
+    def flattened_after_build_passes(**ctx):
+        with tvm.transform.PassContext(**ctx):
+            opt, _ = relay.optimize(mod, target=TARGET)
+        # the flattened form keeps its 1-D prelu (or its legalized arithmetic on 1-D tensors)
+        calls = _ops(opt, "maximum") + _ops(opt, "nn.prelu")
+        return any(len(c.checked_type.shape) == 1 for c in calls)
+
+    assert not flattened_after_build_passes(opt_level=3)
+    assert flattened_after_build_passes(opt_level=3, disabled_pass=["CanonicalizePReLU"])
+    assert flattened_after_build_passes(opt_level=2)
+    assert not flattened_after_build_passes(opt_level=2, required_pass=["CanonicalizePReLU"])
+    monkeypatch.setenv(ENV_VAR, "0")
+    assert flattened_after_build_passes(opt_level=3)
+
+
+def test_tflite_import_emits_per_channel_prelu_and_the_nchw_path_has_no_inner_transforms(
+        monkeypatch):
+    """A Keras face-mesh-style network (PReLU after every conv) from bench/networks."""
+    tflite = pytest.importorskip("tflite")
+    path = os.path.join(BENCH_NETWORKS, "face_landmark.tflite")
+    with open(path, "rb") as f:
+        model = tflite.Model.GetRootAsModel(f.read(), 0)
+    graph = model.Subgraphs(0)
+    name = graph.Tensors(graph.Inputs(0)).Name().decode()
+    shape = tuple(int(d) for d in graph.Tensors(graph.Inputs(0)).ShapeAsNumpy())
+
+    def imported_nchw():
+        mod, params = relay.frontend.from_tflite(model, {name: shape}, {name: "float32"})
+        seq = tvm.transform.Sequential([
+            relay.transform.InferType(),
+            relay.transform.ConvertLayout({"nn.conv2d": ["NCHW", "default"]})])
+        with tvm.transform.PassContext(opt_level=3):
+            return mod, seq(mod), params
+
+    def transforms(mod, params):
+        with tvm.transform.PassContext(opt_level=3):
+            opt, _ = relay.optimize(mod, target=TARGET, params=params)
+        return len(_ops(opt, "layout_transform"))
+
+    mod, nchw, params = imported_nchw()
+    prelus = _ops(relay.transform.InferType()(mod), "nn.prelu")
+    assert prelus and all(int(p.attrs.axis) == 3 and len(p.checked_type.shape) == 4
+                          for p in prelus)
+    project = transforms(nchw, params)
+    # the input (NHWC -> NCHW -> NCHW{b}c) and the output head; nothing between the convs
+    assert project <= 4, project
+    x = np.random.default_rng(0).uniform(-1, 1, shape).astype("float32")
+    got = _run(nchw, params, {name: x})
+
+    monkeypatch.setenv(ENV_VAR, "0")
+    stock_mod, stock_nchw, _ = imported_nchw()
+    assert all(len(p.checked_type.shape) == 1
+               for p in _ops(relay.transform.InferType()(stock_mod), "nn.prelu"))
+    assert transforms(stock_nchw, params) > 4 * project
+    engines = pytest.importorskip("ai_edge_litert.interpreter")
+    interpreter = engines.Interpreter(model_path=path, num_threads=2)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    expected = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    tvm.testing.assert_allclose(got.reshape(expected.shape), expected, rtol=1e-4, atol=1e-4)
+
+
+def _block(x, c_in, c_out, rng, bias_axis_layout="NHWC"):
+    """conv 1x1 (NHWC) -> bias_add -> per-channel prelu -> depthwise 3x3 -> pad channels ->
+    residual add: the blocks of face and palm networks."""
+    w1 = relay.const(rng.uniform(-1, 1, (1, 1, c_in, c_in)).astype("float32"))
+    y = relay.nn.conv2d(x, w1, kernel_size=1, channels=c_in, data_layout="NHWC",
+                        kernel_layout="HWIO")
+    y = relay.nn.bias_add(y, relay.const(rng.uniform(-1, 1, c_in).astype("float32")), axis=3)
+    y = relay.nn.prelu(y, relay.const(rng.uniform(0.05, 0.5, c_in).astype("float32")), axis=3)
+    wd = relay.const(rng.uniform(-1, 1, (3, 3, c_in, 1)).astype("float32"))
+    y = relay.nn.conv2d(y, wd, kernel_size=3, padding=1, groups=c_in, channels=c_in,
+                        data_layout="NHWC", kernel_layout="HWOI")
+    skip = relay.nn.pad(x, [[0, 0], [0, 0], [0, 0], [0, c_out - c_in]])
+    w2 = relay.const(rng.uniform(-1, 1, (1, 1, c_in, c_out)).astype("float32"))
+    y = relay.nn.conv2d(y, w2, kernel_size=1, channels=c_out, data_layout="NHWC",
+                        kernel_layout="HWIO")
+    return relay.add(y, skip)
+
+
+def test_bias_prelu_pad_and_residual_follow_packed_convs(monkeypatch):
+    rng = np.random.default_rng(2)
+    x = relay.var("x", shape=(1, 12, 12, 3))
+    stem = relay.const(rng.uniform(-1, 1, (3, 3, 3, 16)).astype("float32"))
+    y = relay.nn.conv2d(x, stem, kernel_size=3, padding=1, channels=16, data_layout="NHWC",
+                        kernel_layout="HWIO")
+    out = _block(_block(y, 16, 32, rng), 32, 48, rng)
+    mod = relay.transform.InferType()(tvm.IRModule.from_expr(relay.Function([x], out)))
+    # ConvertLayout on its own (outside Sequential): bias_add stays bias_add until the build
+    with tvm.transform.PassContext(opt_level=3):
+        nchw = relay.transform.ConvertLayout({"nn.conv2d": ["NCHW", "default"]})(mod)
+
+    def transforms():
+        with tvm.transform.PassContext(opt_level=3):
+            opt, _ = relay.optimize(nchw, target=TARGET)
+        return [(str(t.attrs.src_layout), str(t.attrs.dst_layout))
+                for t in _ops(opt, "layout_transform")]
+
+    project = transforms()
+    # the graph's input to the packed layout (NHWC -> NCHW -> NCHW{b}c) and its output back
+    assert len(project) <= 4, project
+    data = rng.uniform(-1, 1, (1, 12, 12, 3)).astype("float32")
+    got = _run(nchw, {}, {"x": data})
+    reference = _run(mod, {}, {"x": data}, opt_level=0)  # every op as written, no layout pass
+    tvm.testing.assert_allclose(got, reference, rtol=1e-5, atol=1e-5)
+    monkeypatch.setenv(ENV_VAR, "0")
+    assert len(transforms()) > len(project) + 4
+
+
+def _nhwc_network(rng):
+    x = relay.var("x", shape=(1, 12, 12, 3))
+    stem = relay.const(rng.uniform(-1, 1, (3, 3, 3, 16)).astype("float32"))
+    y = relay.nn.conv2d(x, stem, kernel_size=3, padding=1, channels=16, data_layout="NHWC",
+                        kernel_layout="HWIO")
+    out = _block(_block(y, 16, 32, rng), 32, 48, rng)
+    return relay.transform.InferType()(tvm.IRModule.from_expr(relay.Function([x], out)))
+
+
+def test_the_nhwc_path_runs_packed_with_transforms_at_its_edges(monkeypatch):
+    rng = np.random.default_rng(3)
+    mod = _nhwc_network(rng)
+
+    def optimized():
+        with tvm.transform.PassContext(opt_level=3):
+            opt, _ = relay.optimize(mod, target=TARGET)
+        return opt
+
+    project = optimized()
+    assert len(_ops(project, "layout_transform")) <= 2  # NHWC -> NCHW{b}c in, and back out
+    assert not [c for c in _ops(project, "nn.conv2d") if c.attrs.data_layout == "NHWC"]
+    assert len(_ops(project, "nn.contrib_conv2d_NCHWc")) == 5
+    assert len(_ops(project, "nn.contrib_depthwise_conv2d_NCHWc")) == 2
+    data = rng.uniform(-1, 1, (1, 12, 12, 3)).astype("float32")
+    got = _run(mod, {}, {"x": data})
+    reference = _run(mod, {}, {"x": data}, opt_level=0)
+    tvm.testing.assert_allclose(got, reference, rtol=1e-5, atol=1e-5)
+    monkeypatch.setenv(ENV_VAR, "0")
+    stock = optimized()
+    assert len([c for c in _ops(stock, "nn.conv2d") if c.attrs.data_layout == "NHWC"]) == 7
+
+
+def test_an_nhwc_depthwise_conv_tuned_as_written_keeps_its_record(tmp_path):
+    """AutoTVM tunes an NHWC network as written (its extraction runs without AlterOpLayout;
+    x86 has no AutoTVM template for an NHWC conv2d, the project's depthwise one is): a
+    depthwise conv with a tuned record stays NHWC and the build uses the record; the rest
+    packs."""
+    from tvm import autotvm
+
+    rng = np.random.default_rng(4)
+    mod = _nhwc_network(rng)
+    tasks = autotvm.task.extract_from_program(mod["main"], {}, target=TARGET)
+    assert [t.name for t in tasks] == ["depthwise_conv2d_canonical.x86"] * 2
+    task = tasks[0]
+    assert "NHWC" in task.args
+    log = tmp_path / "tuned.log"
+    config = task.config_space.get(len(task.config_space) // 2)
+    record = autotvm.record.encode(
+        autotvm.MeasureInput(task.target, task, config),
+        autotvm.MeasureResult((1e-4,), 0, 0.1, 0.0))
+    log.write_text(record + "\n")
+    hits = []
+    with autotvm.apply_history_best(str(log)) as best:
+        query = best._query_inside
+
+        def counting(target, workload):
+            found = query(target, workload)
+            hits.append(workload == task.workload and found is not None)
+            return found
+
+        best._query_inside = counting
+        with tvm.transform.PassContext(opt_level=3):
+            opt, _ = relay.optimize(mod, target=TARGET)
+            lib = relay.build(mod, target=TARGET)
+    assert any(hits)
+    kept = [c for c in _ops(opt, "nn.conv2d") if c.attrs.data_layout == "NHWC"]
+    assert len(kept) == 1 and int(kept[0].attrs.groups) == task.args[0][1][3]
+    assert len(_ops(opt, "nn.contrib_depthwise_conv2d_NCHWc")) == 1
+    data = rng.uniform(-1, 1, (1, 12, 12, 3)).astype("float32")
+    module = graph_executor.GraphModule(lib["default"](tvm.cpu()))
+    module.set_input(x=data)
+    module.run()
+    reference = _run(mod, {}, {"x": data}, opt_level=0)
+    tvm.testing.assert_allclose(module.get_output(0).numpy(), reference, rtol=1e-5, atol=1e-5)
+
+
+def test_prelu_as_arithmetic_gives_the_selects_values(monkeypatch):
+    special = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 1e-40, -1e-40, 3.5, -3.5],
+                       "float32")
+    data = np.resize(special, (1, 3, 4, 8)).astype("float32")
+    alpha = np.array([0.25, -0.5, 0.0, 1.0, 2.0, -0.0, 0.1, 7.0], "float32")
+    x = relay.var("x", shape=data.shape)
+    mod = tvm.IRModule.from_expr(relay.Function([x], relay.nn.prelu(x, relay.const(alpha), 3)))
+    got = _run(mod, {}, {"x": data})
+    monkeypatch.setenv(ENV_VAR, "0")
+    stock = _run(mod, {}, {"x": data})
+    # NaN stays NaN, infinities and every finite value are the select's (a zero's sign may not
+    # be: maximum(0, x) + alpha * x is +0 where alpha * x is -0)
+    np.testing.assert_array_equal(got, stock)
+
+
+@pytest.mark.parametrize("shard", range(2))
+def test_random_neighbourhoods_match_numpy_on_both_paths(shard):
+    """Random PReLU alphas (per-channel, per-element, scalar) and bias axes after a conv, on
+    the NHWC path as imported and after ConvertLayout to NCHW, against NumPy."""
+
+    @seed(shard)
+    @settings(max_examples=max(1, RANDOM_EXAMPLES // 2), deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(
+        channels=st.sampled_from([3, 8, 12, 16, 24]),
+        size=st.integers(3, 9),
+        alpha=st.sampled_from(["per_channel", "per_element", "scalar", "per_row"]),
+        onnx_style=st.booleans(),
+        bias_axis=st.sampled_from([1, 2, 3, -1]),
+        nchw=st.booleans(),
+        values=st.integers(0, 2**31 - 1),
+    )
+    def example(channels, size, alpha, onnx_style, bias_axis, nchw, values):
+        rng = np.random.default_rng(values)
+        shape = (1, size, size + 1, channels)
+        alpha_shape = {"per_channel": (channels,), "per_element": shape[1:], "scalar": (1,),
+                       "per_row": (size, 1, 1)}[alpha]
+        x = relay.var("x", shape=shape)
+        w = rng.uniform(-1, 1, (3, 3, channels, channels)).astype("float32")
+        y = relay.nn.conv2d(x, relay.const(w), kernel_size=3, padding=1, channels=channels,
+                            data_layout="NHWC", kernel_layout="HWIO")
+        bias = rng.uniform(-1, 1, shape[bias_axis]).astype("float32")
+        y = relay.nn.bias_add(y, relay.const(bias), axis=bias_axis)
+        alpha_np = rng.uniform(-0.5, 0.5, alpha_shape).astype("float32")
+        y = _flattened_prelu(y, relay.const(alpha_np), shape, onnx_style)
+        mod = relay.transform.InferType()(tvm.IRModule.from_expr(relay.Function([x], y)))
+        if nchw:
+            with tvm.transform.PassContext(opt_level=3):
+                mod = tvm.transform.Sequential([
+                    canonicalize_prelu.CanonicalizePReLU(),
+                    relay.transform.ConvertLayout({"nn.conv2d": ["NCHW", "default"]})])(mod)
+        if onnx_style:  # as the ONNX frontend's own passes leave it
+            mod = relay.transform.DynamicToStatic()(mod)
+        data = rng.uniform(-1, 1, shape).astype("float32")
+        conv = tvm.topi.testing.conv2d_nhwc_python(data, w, 1, 1)
+        biased = conv + np.expand_dims(bias, [a for a in range(4) if a != bias_axis % 4])
+        expected = _prelu_numpy(biased, np.broadcast_to(alpha_np, shape))
+        got = _run(mod, {}, {"x": data})
+        tvm.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+    example()
+
+
+def _float_let_func():
+    """A PrimFunc that binds a float value to a ``let`` (as TIR's CSE does), which TVM 0.19's
+    LLVM code generator gives a ``#dbg_declare`` that LLVM 21 and newer reject."""
+    a = te.placeholder((16,), name="a")
+    b = te.placeholder((16,), name="b")
+    func = te.create_prim_func([a, b])
+    a_buf, b_buf = func.params
+    buffers = func.buffer_map
+    a_buffer, b_buffer = buffers[a_buf], buffers[b_buf]
+    i = tir.Var("i", "int32")
+    v = tir.Var("v", "float32")
+    body = tir.For(i, 0, 16, tir.ForKind.SERIAL, tir.LetStmt(
+        v, a_buffer[i] * a_buffer[i], tir.BufferStore(b_buffer, v + v * 2.0, [i])))
+    return tir.PrimFunc([a_buf, b_buf], body, buffer_map=buffers).with_attr(
+        "global_symbol", "float_let")
+
+
+def test_a_float_let_builds_and_computes(monkeypatch):
+    func = _float_let_func()
+    lib = tvm.build(func, target="llvm")
+    a = np.arange(16, dtype="float32") - 4
+    b = tvm.nd.empty((16,), "float32")
+    lib(tvm.nd.array(a), b)
+    np.testing.assert_array_equal(b.numpy(), a * a + a * a * 2)
+    if llvm_compat.llvm_major() >= 21:  # what the build would be without the patch
+        monkeypatch.setenv(ENV_VAR, "0")
+        with pytest.raises(tvm.TVMError, match="dbg_declare"):
+            tvm.build(func, target="llvm")
+
+
+if __name__ == "__main__":
+    tvm.testing.main()
