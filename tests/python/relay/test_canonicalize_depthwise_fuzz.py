@@ -69,11 +69,23 @@ REGRESSIONS = {
     # a dilation that is a multiple of the column stride reads one phase too
     "dilation_multiple_of_stride": _case(4, 1, (3, 3), (1, 2), (1, 2), (1, 1, 1, 1),
                                          form="canonical"),
+    # an NHWC conv without channels/kernel_size in its attributes (they are inferred), altered
+    # as its packed NCHW twin on x86 (CI run of 2026-12-07): the packed call needs them ("The
+    # kernel size and channels of a Conv must be set"). The twin now takes them from the shapes.
+    "nhwc_twin_without_kernel_size": _case(1, 1, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0),
+                                           size=(1, 1), data_layout="NHWC",
+                                           kernel_layout="HWIO", form="canonical",
+                                           sets_attrs=False),
 }
 
 
-@pytest.mark.parametrize("case", REGRESSIONS.values(), ids=REGRESSIONS.keys())
-def test_fuzzer_regressions(case):
-    outcome = check_case(case)
-    assert not outcome.both_failed, outcome.both_failed
+# targets where stock TVM fails a regression case too (allowed: the patch builds wherever
+# stock does); stock's arm_cpu alter-layout needs the attributes as well
+STOCK_FAILS = {"nhwc_twin_without_kernel_size": {"aarch64"}}
+
+
+@pytest.mark.parametrize("name", REGRESSIONS)
+def test_fuzzer_regressions(name):
+    outcome = check_case(REGRESSIONS[name])
+    assert set(outcome.both_failed) <= STOCK_FAILS.get(name, set()), outcome.both_failed
     assert set(RUNNABLE) <= set(outcome.ran)

@@ -84,7 +84,9 @@ def nchw_twin(attrs, tinfos, out_type):
     if _tuned(attrs, tinfos, out_type):
         return None
     fields = {str(key): attrs[key] for key in attrs.keys()}
-    fields.update(data_layout="NCHW", kernel_layout="OIHW", out_layout="")
+    # the packed call needs what type inference leaves implicit on the NHWC call
+    fields.update(data_layout="NCHW", kernel_layout="OIHW", out_layout="",
+                  channels=kernel_shape[0], kernel_size=kernel_shape[2:])
     twin_attrs = tvm.ir.make_node("relay.attrs.Conv2DAttrs", **fields)
     n, h, w, c = data_shape
     out_n, out_h, out_w, out_c = get_const_tuple(out_type.shape)
