@@ -185,10 +185,17 @@ def measure(name, workers, repeat):
     rec.update(peers)
     for mode, worker in workers.items():
         rec[mode] = worker.build(name, expected)
+    time_rounds(rec, workers, timers, PATHS, repeat)
+    return summarize(rec, list(workers))
+
+
+def time_rounds(rec, workers, timers, paths, repeat):
+    """Time every worker's ``paths`` and every peer timer once per round, in alternating
+    order, for ``repeat`` rounds; each entry of ``rec`` gets its median ``ms`` and samples."""
     settle()
-    units = list(workers) + [p for p in PEERS if p in timers]
-    samples = {(m, p): [] for m in workers for p in PATHS}
-    samples.update({(p, None): [] for p in PEERS})
+    units = list(workers) + [p for p in timers]
+    samples = {(m, p): [] for m in workers for p in paths}
+    samples.update({(p, None): [] for p in timers})
     for r in range(repeat):
         for unit in units if r % 2 == 0 else reversed(units):
             if unit in workers:
@@ -202,7 +209,6 @@ def measure(name, workers, repeat):
         values = [v for v in values if v is not None]
         entry["ms"] = float(np.median(values)) if values else None
         entry["samples"] = values
-    return summarize(rec, list(workers))
 
 
 # ---------------------------------------------------------------------------------------------

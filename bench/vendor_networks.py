@@ -43,7 +43,7 @@ os.environ["BENCH_NETWORKS_DIR"] = CACHE  # read by network_worker, here and in 
 import networks  # noqa: E402
 import run  # noqa: E402
 from network_worker import close  # noqa: E402
-from timing import settle, slice_timer  # noqa: E402
+from timing import slice_timer  # noqa: E402
 
 WHEEL = "mediapipe==0.10.21"
 MODELS = {  # name: SHA-256 of mediapipe/modules/*/<name>.tflite in the wheel above
@@ -137,22 +137,7 @@ def measure(name, workers, repeat):
     np.save(expected, reference)
     for mode, worker in workers.items():
         rec[mode] = worker.build(name, {"tflite": expected}, paths=PATHS)
-    settle()
-    units = list(workers) + list(timers)
-    samples = {(u, p): [] for u in workers for p in PATHS}
-    samples.update({(p, None): [] for p in timers})
-    for r in range(repeat):
-        for unit in units if r % 2 == 0 else reversed(units):
-            if unit in workers:
-                for path, ms in workers[unit].time().items():
-                    samples[(unit, path)].append(ms)
-            else:
-                samples[(unit, None)].append(timers[unit]())
-                settle()
-    for (unit, path), values in samples.items():
-        entry = rec[unit][path] if path else rec[unit]
-        values = [v for v in values if v is not None]
-        entry["ms"] = float(np.median(values)) if values else None
+    networks.time_rounds(rec, workers, timers, PATHS, repeat)
     return rec
 
 
