@@ -167,7 +167,7 @@ def _external_conv_calls(func):
     return calls
 
 
-def _skip_function_reason(func):
+def skip_function_reason(func):
     if not isinstance(func, relay.Function):
         return "not a Relay function"
     for attr in ("Compiler", "Primitive"):
@@ -180,13 +180,19 @@ PASS_NAME = "CanonicalizeDepthwise"
 OPT_LEVEL = 3
 
 
-def pass_enabled(ctx=None):
-    """Whether ``ctx`` (default: the current PassContext) runs the pass, by the rule every
-    pass follows: listed in ``required_pass``, or ``opt_level >= 3`` and not disabled."""
+def context_runs(name, opt_level, ctx=None):
+    """Whether ``ctx`` (default: the current PassContext) runs the pass ``name`` of
+    ``opt_level``, by the rule every pass follows: listed in ``required_pass``, or at or below
+    the context's ``opt_level`` and not disabled."""
     ctx = tvm.transform.PassContext.current() if ctx is None else ctx
-    if PASS_NAME in ctx.required_pass:
+    if name in ctx.required_pass:
         return True
-    return ctx.opt_level >= OPT_LEVEL and PASS_NAME not in ctx.disabled_pass
+    return ctx.opt_level >= opt_level and name not in ctx.disabled_pass
+
+
+def pass_enabled(ctx=None):
+    """Whether ``ctx`` (default: the current PassContext) runs ``CanonicalizeDepthwise``."""
+    return context_runs(PASS_NAME, OPT_LEVEL, ctx)
 
 
 def legalize_multiplier_form(op, attrs, inputs, types):
@@ -233,7 +239,7 @@ class _CanonicalizeDepthwise:
         new_mod = relay.transform.InferType()(mod.clone())
         changed = False
         for gvar, func in list(new_mod.functions.items()):
-            reason = _skip_function_reason(func)
+            reason = skip_function_reason(func)
             if reason is not None:
                 logger.debug("function %s skipped: %s", gvar.name_hint, reason)
                 continue

@@ -6,6 +6,7 @@ import numpy as np
 import tvm
 from tvm import relay
 from tvm.relay.dataflow_pattern import DFPatternCallback, is_op, rewrite, wildcard
+from tvm.relay.transform.canonicalize_depthwise import context_runs, skip_function_reason
 
 logger = logging.getLogger(__name__)
 
@@ -14,12 +15,8 @@ OPT_LEVEL = 3
 
 
 def pass_enabled(ctx=None):
-    """Whether ``ctx`` (default: the current PassContext) runs the pass: listed in
-    ``required_pass``, or ``opt_level >= 3`` and not disabled."""
-    ctx = tvm.transform.PassContext.current() if ctx is None else ctx
-    if PASS_NAME in ctx.required_pass:
-        return True
-    return ctx.opt_level >= OPT_LEVEL and PASS_NAME not in ctx.disabled_pass
+    """Whether ``ctx`` (default: the current PassContext) runs ``CanonicalizePReLU``."""
+    return context_runs(PASS_NAME, OPT_LEVEL, ctx)
 
 
 def _static_shape(expr):
@@ -149,9 +146,7 @@ class _CanonicalizePReLU:
         new_mod = relay.transform.InferType()(mod.clone())
         changed = False
         for gvar, func in list(new_mod.functions.items()):
-            if not isinstance(func, relay.Function) or (
-                func.attrs and ("Compiler" in func.attrs or "Primitive" in func.attrs)
-            ):
+            if skip_function_reason(func) is not None:
                 continue
             callback = _FlatPReLURewrite()
             new_func = rewrite(callback, func, new_mod)
