@@ -21,7 +21,7 @@ from tvm.relay.transform import canonicalize_prelu
 from tvm_canonicalize_depthwise import ENV_VAR, llvm_compat
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-from host_isa import PORTABLE_TARGETS  # noqa: E402  pylint: disable=wrong-import-position
+from host_isa import PORTABLE_TARGETS, runs_on_host  # noqa: E402  pylint: disable=wrong-import-position
 
 TARGET = PORTABLE_TARGETS["avx2"]
 BENCH_NETWORKS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "bench", "networks")
@@ -250,6 +250,21 @@ def test_the_nhwc_path_runs_packed_with_transforms_at_its_edges(monkeypatch):
     assert len([c for c in _ops(stock, "nn.conv2d") if c.attrs.data_layout == "NHWC"]) == 7
 
 
+def _count_hits(best, workload):
+    """A list that gets, for each lookup ``best`` (an ``ApplyHistoryBest``) answers from now on,
+    whether it asked for ``workload`` and found its record."""
+    hits = []
+    query = best._query_inside
+
+    def counting(target, asked):
+        found = query(target, asked)
+        hits.append(asked == workload and found is not None)
+        return found
+
+    best._query_inside = counting
+    return hits
+
+
 def test_an_nhwc_depthwise_conv_tuned_as_written_keeps_its_record(tmp_path):
     """AutoTVM tunes an NHWC network as written (its extraction runs without AlterOpLayout;
     x86 has no AutoTVM template for an NHWC conv2d, the project's depthwise one is): a
@@ -269,16 +284,8 @@ def test_an_nhwc_depthwise_conv_tuned_as_written_keeps_its_record(tmp_path):
         autotvm.MeasureInput(task.target, task, config),
         autotvm.MeasureResult((1e-4,), 0, 0.1, 0.0))
     log.write_text(record + "\n")
-    hits = []
     with autotvm.apply_history_best(str(log)) as best:
-        query = best._query_inside
-
-        def counting(target, workload):
-            found = query(target, workload)
-            hits.append(workload == task.workload and found is not None)
-            return found
-
-        best._query_inside = counting
+        hits = _count_hits(best, task.workload)
         with tvm.transform.PassContext(opt_level=3):
             opt, _ = relay.optimize(mod, target=TARGET)
             lib = relay.build(mod, target=TARGET)
@@ -385,6 +392,89 @@ def test_a_float_let_builds_and_computes(monkeypatch):
         monkeypatch.setenv(ENV_VAR, "0")
         with pytest.raises(tvm.TVMError, match="dbg_declare"):
             tvm.build(func, target="llvm")
+
+
+# A configuration AutoTVM measured as valid (the conv alone builds with it) for the 1x1 conv of
+# the block below; in the network its fused NCHW8c -> NHWC epilogue gets a `<16 x i32>` CSE let.
+TUNED_1X1 = {"tile_ic": [-1, 8], "tile_oc": [-1, 8], "tile_ow": [-1, 8], "tile_oh": 2}
+
+
+def _nhwc_block_as_nchw(rng, monkeypatch, channels=48, size=16):
+    """A TFLite-style NHWC 1x1 conv, bias, PReLU and residual add, taken to NCHW by
+    ``ConvertLayout`` with the patch off (bias and PReLU stay NHWC: the conv's output goes
+    through a transform that fuses into it), and the NumPy function it computes."""
+    x = relay.var("x", shape=(1, size, size, channels))
+    weight = rng.uniform(-1, 1, (1, 1, channels, channels)).astype("float32")
+    bias = rng.uniform(-1, 1, channels).astype("float32")
+    alpha = rng.uniform(0, 0.5, channels).astype("float32")
+    y = relay.nn.conv2d(x, relay.const(weight), channels=channels, kernel_size=(1, 1),
+                        data_layout="NHWC", kernel_layout="HWIO")
+    y = relay.nn.prelu(relay.nn.bias_add(y, relay.const(bias), axis=3), relay.const(alpha), 3)
+    mod = tvm.IRModule.from_expr(relay.Function([x], relay.add(y, x)))
+    convert = tvm.transform.Sequential([
+        relay.transform.InferType(),
+        relay.transform.ConvertLayout({"nn.conv2d": ["NCHW", "default"]}),
+        relay.transform.FoldConstant()])
+    with monkeypatch.context() as patch_off:
+        patch_off.setenv(ENV_VAR, "0")
+        with tvm.transform.PassContext(opt_level=3):
+            mod = convert(mod)
+
+    def numpy_block(data):
+        return _prelu_numpy(np.einsum("nhwc,ck->nhwk", data, weight[0, 0]) + bias, alpha) + data
+
+    return mod, numpy_block
+
+
+@pytest.mark.parametrize("vectors", ["avx512", "avx2"])
+def test_a_tuned_config_that_llvm_rejected_in_the_network_builds_and_computes(
+        vectors, tmp_path, monkeypatch):
+    """Issue 24: a record AutoTVM measured as valid broke the network's build at LLVM
+    verification (``#dbg_declare`` on a vector CSE variable); stock built it untuned on AVX-512
+    and could not build the block at all on AVX2. With the patch the record is used, the build
+    succeeds and computes the block."""
+    from tvm import autotvm
+
+    target = PORTABLE_TARGETS[vectors]
+    rng = np.random.default_rng(24)
+    mod, numpy_block = _nhwc_block_as_nchw(rng, monkeypatch)
+    tasks = autotvm.task.extract_from_program(mod["main"], {}, target=target)
+    assert [t.name for t in tasks] == ["conv2d_NCHWc.x86"]
+    task = tasks[0]
+    index = next(i for i in range(len(task.config_space))
+                 if all(_knob_value(task.config_space.get(i)[n]) == v for n, v in TUNED_1X1.items()))
+    log = tmp_path / "tuned.log"
+    log.write_text(autotvm.record.encode(
+        autotvm.MeasureInput(task.target, task, task.config_space.get(index)),
+        autotvm.MeasureResult((1e-4,), 0, 0.1, 0.0)) + "\n")
+
+    def build():
+        with autotvm.apply_history_best(str(log)) as best:
+            hits = _count_hits(best, task.workload)
+            with tvm.transform.PassContext(opt_level=3):
+                lib = relay.build(mod, target=target)
+        assert any(hits)
+        return lib
+
+    lib = build()
+    data = rng.uniform(-1, 1, (1, 16, 16, 48)).astype("float32")
+    if runs_on_host(target):
+        module = graph_executor.GraphModule(lib["default"](tvm.cpu()))
+        module.set_input(x=data)
+        module.run()
+        tvm.testing.assert_allclose(module.get_output(0).numpy(), numpy_block(data),
+                                    rtol=1e-4, atol=1e-4)
+    if llvm_compat.llvm_major() >= 21:  # what the build would be without the patch
+        monkeypatch.setenv(ENV_VAR, "0")
+        with pytest.raises(tvm.TVMError, match="dbg_declare"):
+            build()
+        if vectors == "avx512":  # the record is what breaks it there
+            with tvm.transform.PassContext(opt_level=3):
+                relay.build(mod, target=target)
+
+
+def _knob_value(entity):
+    return [int(n) for n in entity.size] if hasattr(entity, "size") else entity.val
 
 
 if __name__ == "__main__":
