@@ -26,7 +26,7 @@ import warnings
 import numpy as np
 
 from tvm_canonicalize_depthwise import ENV_VAR, enabled
-from tvm_canonicalize_depthwise import models
+from tvm_canonicalize_depthwise import models, remote
 from tvm_canonicalize_depthwise.llvm_compat import VNNI_OFF, llvm_major, without_broken_vnni
 from tvm_canonicalize_depthwise.models import ModelError, one_line
 
@@ -79,9 +79,24 @@ def _parse_args(argv):
     parser.add_argument("--input-shape", type=_input_shape, action="append", default=[],
                         metavar="NAME:D1,D2,...",
                         help="shape of an input the model leaves dynamic (repeatable)")
+    parser.add_argument("--rpc-tracker", metavar="HOST:PORT",
+                        help="run the builds on a device behind this RPC tracker (needs "
+                        "--rpc-key and the device's --target)")
+    parser.add_argument("--rpc-key", help="the device's key at the RPC tracker")
+    parser.add_argument("--cross-compiler", help="the C++ compiler that links libraries for "
+                        "the target (default: <target triple>-g++ for another triple)")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error(f"--repeat must be at least 1, got {args.repeat}")
+    if bool(args.rpc_tracker) != bool(args.rpc_key):
+        parser.error("--rpc-tracker and --rpc-key go together")
+    if args.rpc_tracker:
+        if not args.target:
+            parser.error("--rpc-tracker needs --target, the device's target")
+        try:
+            args.rpc_tracker = remote.parse_tracker(args.rpc_tracker)
+        except ValueError as err:
+            parser.error(str(err))
     shapes = {}
     for name, shape in args.input_shape:
         if name in shapes:
@@ -318,12 +333,15 @@ class _Build:
     """One compiled variant: the library loaded back, what the compile reported, or its error."""
 
     def __init__(self, error=None, factory=None, library=None, graph_json=None, params=None,
-                 depthwise=(), rewritten=0):
+                 depthwise=(), rewritten=0, library_path=None):
         # factory["default"](device) makes the executor; library holds the compiled functions
         self.error, self.factory, self.library = error, factory, library
         self.graph_json, self.params = graph_json, params
         self.depthwise, self.rewritten = set(depthwise), rewritten
+        self.library_path = library_path  # the exported library (what a device is sent)
         self.module, self.outputs = None, None
+        # measured on a device: latencies (ms) of each round and the depthwise share
+        self.latencies, self.share = None, None
         self.in_child = True  # compiled in a child process (False: here, as a fallback)
 
 
@@ -349,7 +367,12 @@ def compile_request(directory):
                   "depthwise": sorted(depthwise_functions(lib)),
                   "rewritten": sum("->" in m for m in log)}
         stage = "exporting the library"
-        lib.export_library(os.path.join(directory, "lib.so"))
+        fcompile = None
+        if request.get("cross_compiler"):
+            from tvm.contrib import cc
+
+            fcompile = cc.cross_compiler(request["cross_compiler"])
+        lib.export_library(os.path.join(directory, "lib.so"), fcompile=fcompile)
         with open(os.path.join(directory, "params.bin"), "wb") as stream:
             stream.write(bytes(tvm.runtime.save_param_dict(lib.get_params())))
     except Exception as err:  # pylint: disable=broad-except
@@ -358,9 +381,10 @@ def compile_request(directory):
         json.dump(result, stream)
 
 
-def _compile(mod, target, patch_on, workdir):
+def _compile(mod, target, patch_on, workdir, cross_compiler=None, local=True):
     """Compile ``mod`` in a child process, so that a crash inside TVM or LLVM (an assertion, a
-    signal) costs this build only; the library comes back as a shared object.
+    signal) costs this build only; the library comes back as a shared object (linked by
+    ``cross_compiler`` where given), loaded here where ``local``.
 
     The child is a fresh interpreter, not a fork: this process may already have run compiled
     code (the ONNX frontend evaluates shapes with it), and TVM's thread pool does not survive
@@ -376,7 +400,8 @@ def _compile(mod, target, patch_on, workdir):
     with open(os.path.join(directory, "module.json"), "w", encoding="utf-8") as stream:
         stream.write(tvm.ir.save_json(mod))
     with open(os.path.join(directory, "request.json"), "w", encoding="utf-8") as stream:
-        json.dump({"target": str(target), "patch_on": patch_on}, stream)
+        json.dump({"target": str(target), "patch_on": patch_on,
+                   "cross_compiler": cross_compiler}, stream)
     with open(os.path.join(directory, "stderr.log"), "w+", encoding="utf-8") as log:
         child = subprocess.run(
             [sys.executable, "-m", "tvm_canonicalize_depthwise._compile_worker", directory],
@@ -392,7 +417,7 @@ def _compile(mod, target, patch_on, workdir):
     with open(result_path, encoding="utf-8") as stream:
         result = json.load(stream)
     if "error" in result:
-        if result["stage"] == "compiling":
+        if result["stage"] == "compiling" or not local:
             return _Build(error=result["error"])
         with _pass_log() as log:
             lib = _build(mod, target, patch_on)
@@ -401,33 +426,22 @@ def _compile(mod, target, patch_on, workdir):
                        rewritten=sum("->" in m for m in log))
         build.in_child = False
         return build
-    library = tvm.runtime.load_module(os.path.join(directory, "lib.so"))
+    library_path = os.path.join(directory, "lib.so")
+    library = tvm.runtime.load_module(library_path) if local else None
     with open(os.path.join(directory, "params.bin"), "rb") as stream:
         params = tvm.runtime.load_param_dict(stream.read())
     return _Build(factory=library, library=library, graph_json=result["graph_json"],
-                  params=params, depthwise=result["depthwise"], rewritten=result["rewritten"])
+                  params=params, depthwise=result["depthwise"], rewritten=result["rewritten"],
+                  library_path=library_path)
 
 
 def _depthwise_share(build, feeds, repeat):
     """Share of the per-node time (TVM's debug executor) spent in depthwise functions."""
     import tvm
-    from tvm.contrib.debugger import debug_executor
 
-    graph = json.loads(build.graph_json)
-    with tempfile.TemporaryDirectory(prefix="canonicalize-depthwise-") as dump_root, \
-            _quiet_stderr():
-        module = debug_executor.create(build.graph_json, build.library, tvm.cpu(0),
-                                       dump_root=dump_root)
-        module.set_input(**build.params)
-        module.set_input(**feeds)
-        times = module.run_individual(number=10, repeat=max(1, min(repeat, 5)))
-    total = dw_time = 0.0
-    for node, node_times in zip(graph["nodes"], times):
-        seconds = float(np.median(node_times)) if len(node_times) else 0.0
-        total += seconds
-        if node.get("attrs", {}).get("func_name") in build.depthwise:
-            dw_time += seconds
-    return dw_time / total if total > 0 else 0.0
+    with _quiet_stderr():
+        return remote.depthwise_share(build.graph_json, build.library, tvm.cpu(0),
+                                      build.depthwise, {**build.params, **feeds}, repeat)
 
 
 def _time_ms(module, repeat):
@@ -501,6 +515,16 @@ def run(args):
         target = tvm.target.Target(args.target or _host_target())
     except Exception as err:  # pylint: disable=broad-except
         raise UsageError(f"--target {args.target!r}: {one_line(err)}") from None
+    device, cross_compiler = None, None
+    if args.rpc_tracker:
+        device = remote.Device(args.rpc_tracker, args.rpc_key)
+        try:
+            cross_compiler = remote.cross_compiler_for(target, args.cross_compiler)
+            device.check()
+        except (ValueError, remote.RemoteError) as err:
+            raise UsageError(str(err)) from None
+    elif args.cross_compiler:
+        raise UsageError("--cross-compiler is for a device (--rpc-tracker)")
 
     # Frontend warnings and TVM's "not tuned" notices go to the report, not to the terminal.
     notices = _Records(logging.WARNING)
@@ -542,13 +566,23 @@ def run(args):
                     builds[(path_id, patch_on)] = _Build(error=path_mod)
                     continue
                 _progress(f"compiling (patch {'on' if patch_on else 'off'}, {label})...")
-                builds[(path_id, patch_on)] = _compile(path_mod, target, patch_on, workdir)
-        for build in builds.values():
-            if build.error is None:
-                build.module = graph_executor.GraphModule(build.factory["default"](tvm.cpu(0)))
-                build.module.set_input(**feeds)
-                build.module.run()
-                build.outputs = _outputs(build.module)
+                builds[(path_id, patch_on)] = _compile(
+                    path_mod, target, patch_on, workdir, cross_compiler, local=device is None)
+        for key, build in builds.items():
+            if build.error is not None:
+                continue
+            if device is not None:
+                _progress(f"running on {device} ({_build_label(key, paths)})...")
+                try:
+                    build.outputs, build.latencies, build.share = device.measure(
+                        build, feeds, args.repeat)
+                except remote.RemoteError as err:
+                    build.error = str(err)
+                continue
+            build.module = graph_executor.GraphModule(build.factory["default"](tvm.cpu(0)))
+            build.module.set_input(**feeds)
+            build.module.run()
+            build.outputs = _outputs(build.module)
         ok = [key for key, build in builds.items() if build.error is None]
         if not ok:
             raise RuntimeError("no build succeeded: " + "; ".join(
@@ -562,6 +596,7 @@ def run(args):
                    for name, _, dtype in model.inputs],
         "target": str(target),
         "target_note": target_note,
+        "device": str(device) if device else "this machine",
         "threads": int(os.environ.get("TVM_NUM_THREADS", "2")),
         "convolutions": convs,
         "depthwise": depthwise,
@@ -598,12 +633,14 @@ def _check_and_time(args, model, feeds, paths, builds):
         expected = ok[key].outputs
     tolerance = _tolerance(expected)
 
-    _progress(f"timing {len(ok)} builds ({args.repeat} x 10 runs each, 3 rounds)...")
-    latency = {key: [] for key in ok}
-    for _ in range(3):  # alternate, so that all builds see the same machine noise
-        for key, build in ok.items():
-            latency[key].append(_time_ms(build.module, args.repeat))
-    _progress("timing each op with the debug executor...")
+    latency = {key: build.latencies or [] for key, build in ok.items()}
+    local = {key: build for key, build in ok.items() if build.latencies is None}
+    if local:
+        _progress(f"timing {len(local)} builds ({args.repeat} x 10 runs each, 3 rounds)...")
+        for _ in range(3):  # alternate, so that all builds see the same machine noise
+            for key, build in local.items():
+                latency[key].append(_time_ms(build.module, args.repeat))
+        _progress("timing each op with the debug executor...")
 
     report_paths = []
     for path_id, label, _ in paths:
@@ -618,7 +655,9 @@ def _check_and_time(args, model, feeds, paths, builds):
                 continue
             entry["latency_ms"][name] = float(np.median(latency[(path_id, patch_on)]))
             entry["max_abs_err"][name] = _max_abs_err(build.outputs, expected)
-            entry["depthwise_share"][name] = _depthwise_share(build, feeds, args.repeat)
+            entry["depthwise_share"][name] = (
+                build.share if build.latencies is not None
+                else _depthwise_share(build, feeds, args.repeat))
         complete = not entry["errors"]
         entry["speedup"] = (entry["latency_ms"]["off"] / entry["latency_ms"]["on"]
                             if complete else None)
@@ -653,7 +692,9 @@ def _print_report(report):
     print(f"model: {report['model']} ({kind}{default})")
     for item in report["inputs"]:
         print(f"input: {item['name']} {item['shape']} {item['dtype']}")
-    print(f"target: {report['target']}, {report['threads']} threads")
+    where = "" if report["device"] == "this machine" else f" on {report['device']}"
+    threads = f", {report['threads']} threads" if not where else ""
+    print(f"target: {report['target']}{where}{threads}")
     if report["target_note"]:
         print(f"  {report['target_note']}")
     print(f"depthwise convolutions: {len(report['depthwise'])} of {report['convolutions']} "
@@ -672,7 +713,8 @@ def _print_report(report):
     for entry in report["paths"]:
         lat, share = entry["latency_ms"], entry["depthwise_share"]
         cells = [f"{lat[k]:>7.3f} ms" if k in lat else f"{'failed':>10}" for k in ("on", "off")]
-        shares = " / ".join(f"{share[k]:.0%}" if k in share else "-" for k in ("on", "off"))
+        shares = " / ".join(f"{share[k]:.0%}" if share.get(k) is not None else "-"
+                            for k in ("on", "off"))
         speedup = f"{entry['speedup']:>7.2f}x" if entry["speedup"] else f"{'-':>8}"
         print(f"  {entry['description']:<28} {cells[0]} {cells[1]} {speedup}  {shares:>11}")
         for key, error in entry["errors"].items():

@@ -34,6 +34,9 @@ KERNEL_LAYOUTS = ("OIHW", "HWOI", "HWIO", "OHWI", "IOHW", "IHWO", "OIWH", "HOWI"
 # the pairs the frontends produce, drawn more often
 COMMON_PAIRS = (("NCHW", "OIHW"), ("NHWC", "HWOI"), ("NHWC", "HWIO"), ("NCHW", "OHWI"))
 DTYPES = ("float32", "float16", "int8")
+# int8 through qnn.conv2d (TFLite's quantized convs): nonzero input zero point, per-channel
+# kernel scales, int32 out
+QNN = "qnn-int8"
 EPILOGUES = ("none", "bias", "relu", "add", "bias_relu")
 # constant: a relay.const; param: a variable bound through relay.build's params; input: a
 # variable fed at run time (the pass then reshapes it in the graph)
@@ -77,8 +80,13 @@ class Case:
     sets_attrs: bool  # canonical form only: channels and kernel_size given
 
     @property
+    def element_dtype(self):
+        """The dtype of the data and the weight."""
+        return "int8" if self.dtype == QNN else self.dtype
+
+    @property
     def out_dtype(self):
-        return "int32" if self.dtype == "int8" else self.dtype
+        return "int32" if self.element_dtype == "int8" else self.dtype
 
     @property
     def out_size(self):
@@ -97,8 +105,9 @@ def _min_size(kernel, dilation, before, after):
 
 
 @st.composite
-def cases(draw):
-    """A random depthwise conv2d (see the issue's list: every knob Relay has)."""
+def cases(draw, dtypes=DTYPES):
+    """A random depthwise conv2d (see the issue's list: every knob Relay has) of one of
+    ``dtypes``."""
     channels = draw(st.integers(1, 64))
     multiplier = draw(st.integers(1, 16))
     batch = draw(st.integers(1, 3))
@@ -125,11 +134,13 @@ def cases(draw):
     # With one channel, groups is 1 and Relay reads the weight as an ordinary convolution's:
     # there the multiplier form is not a depthwise convolution at all.
     form = draw(st.sampled_from(("multiplier", "canonical"))) if channels > 1 else "canonical"
+    dtype = draw(st.sampled_from(dtypes))
     return Case(
         batch, channels, multiplier, height, width, kernel, strides, dilation, padding,
-        data_layout, kernel_layout, draw(st.sampled_from(DTYPES)), form,
+        data_layout, kernel_layout, dtype, form,
         draw(st.sampled_from(WEIGHT_KINDS)), draw(st.sampled_from(EPILOGUES)),
-        form == "multiplier" or draw(st.booleans()),
+        # qnn.conv2d asks for both
+        form == "multiplier" or dtype == QNN or draw(st.booleans()),
     )
 
 
@@ -144,36 +155,44 @@ def make_model(case, seed=0):
     rng = np.random.default_rng(seed)
     c, m = case.channels, case.multiplier
     kh, kw = case.kernel
-    data = _values(rng, (case.batch, c, case.height, case.width), case.dtype)
-    canonical = _values(rng, (c * m, 1, kh, kw), case.dtype)
+    dtype = case.element_dtype
+    data = _values(rng, (case.batch, c, case.height, case.width), dtype)
+    canonical = _values(rng, (c * m, 1, kh, kw), dtype)
     # the multiplier form holds the same numbers in the same order
     weight = canonical.reshape(c, m, kh, kw) if case.form == "multiplier" else canonical
     weight = ref.to_layout(weight, "OIHW", case.kernel_layout)
+    # qnn pads with the input zero point: the sums are of (x - zero point) * w
+    zero_point = int(rng.integers(-8, 8)) if case.dtype == QNN else 0
     expected = ref.depthwise_conv2d_nchw(
-        data, canonical, case.strides, case.padding, case.dilation, out_dtype="float64"
+        data.astype("float64") - zero_point, canonical, case.strides, case.padding,
+        case.dilation, out_dtype="float64"
     )
-    x = relay.var("x", shape=ref.to_layout(data, "NCHW", case.data_layout).shape,
-                  dtype=case.dtype)
+    x = relay.var("x", shape=ref.to_layout(data, "NCHW", case.data_layout).shape, dtype=dtype)
     inputs = {"x": ref.to_layout(data, "NCHW", case.data_layout)}
     params = {}
     if case.weight_kind == "constant":
         w = relay.const(weight)
     else:
-        w = relay.var("w", shape=weight.shape, dtype=case.dtype)
+        w = relay.var("w", shape=weight.shape, dtype=dtype)
         (params if case.weight_kind == "param" else inputs)["w"] = weight
     attrs = {"channels": c * m, "kernel_size": case.kernel} if case.sets_attrs else {}
-    y = relay.nn.conv2d(
-        x, w, strides=case.strides, padding=case.padding, dilation=case.dilation, groups=c,
-        data_layout=case.data_layout, kernel_layout=case.kernel_layout,
-        out_dtype=case.out_dtype, **attrs,
-    )
+    conv = dict(strides=case.strides, padding=case.padding, dilation=case.dilation, groups=c,
+                data_layout=case.data_layout, kernel_layout=case.kernel_layout,
+                out_dtype=case.out_dtype, **attrs)
+    if case.dtype == QNN:
+        scales = rng.uniform(0.002, 0.02, c * m).astype("float32")
+        y = relay.qnn.op.conv2d(
+            x, w, relay.const(zero_point, "int32"), relay.const(0, "int32"),
+            relay.const(0.05, "float32"), relay.const(scales), **conv)
+    else:
+        y = relay.nn.conv2d(x, w, **conv)
     out_shape = (case.batch, c * m) + case.out_size
     if "bias" in case.epilogue:
-        bias = _values(rng, (c * m,), case.dtype).astype(case.out_dtype)
+        bias = _values(rng, (c * m,), dtype).astype(case.out_dtype)
         y = relay.nn.bias_add(y, relay.const(bias), axis=case.data_layout.index("C"))
         expected = expected + bias.astype("float64")[None, :, None, None]
     if case.epilogue == "add":
-        other = _values(rng, out_shape, case.dtype).astype(case.out_dtype)
+        other = _values(rng, out_shape, dtype).astype(case.out_dtype)
         y = relay.add(y, relay.var("other", shape=ref.to_layout(other, "NCHW",
                                                                   case.data_layout).shape,
                                    dtype=case.out_dtype))
@@ -205,7 +224,7 @@ def check_pass(mod):
     return once
 
 
-def _build(mod, target, params, patch_on):
+def build(mod, target, params, patch_on):
     previous = os.environ.get(ENV_VAR)
     os.environ[ENV_VAR] = "1" if patch_on else "0"
     try:
@@ -218,9 +237,25 @@ def _build(mod, target, params, patch_on):
             os.environ[ENV_VAR] = previous
 
 
-def _tolerance(case):
+def build_and_export(case, target, patch_on, library, cross_compiler, seed=0):
+    """Build ``case`` for ``target`` (a string) and export it to ``library``, linked by
+    ``cross_compiler``; returns None, or the last line of the build's error. Meant for a child
+    process (``tests/python/relay/test_canonicalize_depthwise_arm.py``): some builds abort the
+    process in LLVM, stock's among them."""
+    from tvm.contrib import cc  # pylint: disable=import-outside-toplevel
+
+    mod, params, _, _ = make_model(case, seed)
+    try:
+        lib = build(mod, tvm.target.Target(target), params, patch_on)
+    except Exception as error:  # pylint: disable=broad-except
+        return last_line(error)
+    lib.export_library(str(library), fcompile=cc.cross_compiler(cross_compiler))
+    return None
+
+
+def tolerance(case):
     """(rtol, atol) against the float64 reference: exact for int8 (int32 sums)."""
-    if case.dtype == "int8":
+    if case.element_dtype == "int8":
         return 0, 0
     taps = case.kernel[0] * case.kernel[1] + 2  # the epilogue adds up to two terms
     eps = 1e-3 if case.dtype == "float16" else 1e-6
@@ -248,18 +283,18 @@ def check_case(case, targets=TARGETS, seed=0):
     mod, params, inputs, expected = make_model(case, seed)
     check_pass(mod)
     outcome = Outcome([], {}, [])
-    rtol, atol = _tolerance(case)
+    rtol, atol = tolerance(case)
     for name, target in targets.items():
         try:
-            lib = _build(mod, target, params, patch_on=True)
+            lib = build(mod, target, params, patch_on=True)
         except Exception as on_error:  # pylint: disable=broad-except
             try:
-                _build(mod, target, params, patch_on=False)
+                build(mod, target, params, patch_on=False)
             except Exception as off_error:  # pylint: disable=broad-except
-                outcome.both_failed[name] = _last_line(off_error)
+                outcome.both_failed[name] = last_line(off_error)
                 continue
             raise AssertionError(
-                f"{name}: stock TVM builds {case} but the patch fails: {_last_line(on_error)}"
+                f"{name}: stock TVM builds {case} but the patch fails: {last_line(on_error)}"
             ) from on_error
         outcome.built.append(name)
         if name not in RUNNABLE:
@@ -277,6 +312,6 @@ def check_case(case, targets=TARGETS, seed=0):
     return outcome
 
 
-def _last_line(error):
+def last_line(error):
     lines = str(error).strip().splitlines()
     return lines[-1] if lines else type(error).__name__

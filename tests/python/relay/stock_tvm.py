@@ -51,7 +51,8 @@ def describe(mod, target):
         ``implementations``: the strategy implementation chosen for each operator, in order;
         ``optimized``: the Relay text after ``relay.optimize`` (alter-layout and fusion
         included); ``graph``: the graph executor's JSON; ``llvm_ir``: :func:`llvm_ir_digest`
-        of the compiled module. Object addresses are left out of the texts.
+        of the compiled module; ``build_error``: the last line of the build's error where it
+        failed (``graph`` and ``llvm_ir`` are then None). Object addresses are left out.
     """
     import tvm  # pylint: disable=import-outside-toplevel
     from tvm import relay  # pylint: disable=import-outside-toplevel
@@ -62,18 +63,23 @@ def describe(mod, target):
     level = log.level
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    lib = error = None
     try:
         with tvm.transform.PassContext(opt_level=3):
             optimized, _ = relay.optimize(mod, target=target)
-            lib = relay.build(mod, target=target)
+            try:
+                lib = relay.build(mod, target=target)
+            except tvm.TVMError as failure:  # stock fails some arm_cpu builds in LLVM
+                error = _without_addresses(str(failure).strip().splitlines()[-1])
     finally:
         log.removeHandler(handler)
         log.setLevel(level)
     return {
         "implementations": handler.chosen,
         "optimized": _without_addresses(optimized.astext(show_meta_data=False)),
-        "graph": lib.get_graph_json(),
-        "llvm_ir": llvm_ir_digest(lib),
+        "graph": lib and lib.get_graph_json(),
+        "llvm_ir": lib and llvm_ir_digest(lib),
+        "build_error": error,
     }
 
 

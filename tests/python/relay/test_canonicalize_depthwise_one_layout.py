@@ -22,6 +22,7 @@ from tvm_canonicalize_depthwise import ENV_VAR, llvm_compat
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 from host_isa import PORTABLE_TARGETS, runs_on_host  # noqa: E402  pylint: disable=wrong-import-position
+from autotvm_lookups import RecordingHistory  # noqa: E402  pylint: disable=wrong-import-position
 
 TARGET = PORTABLE_TARGETS["avx2"]
 BENCH_NETWORKS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "bench", "networks")
@@ -250,21 +251,6 @@ def test_the_nhwc_path_runs_packed_with_transforms_at_its_edges(monkeypatch):
     assert len([c for c in _ops(stock, "nn.conv2d") if c.attrs.data_layout == "NHWC"]) == 7
 
 
-def _count_hits(best, workload):
-    """A list that gets, for each lookup ``best`` (an ``ApplyHistoryBest``) answers from now on,
-    whether it asked for ``workload`` and found its record."""
-    hits = []
-    query = best._query_inside
-
-    def counting(target, asked):
-        found = query(target, asked)
-        hits.append(asked == workload and found is not None)
-        return found
-
-    best._query_inside = counting
-    return hits
-
-
 def test_an_nhwc_depthwise_conv_tuned_as_written_keeps_its_record(tmp_path):
     """AutoTVM tunes an NHWC network as written (its extraction runs without AlterOpLayout;
     x86 has no AutoTVM template for an NHWC conv2d, the project's depthwise one is): a
@@ -284,12 +270,11 @@ def test_an_nhwc_depthwise_conv_tuned_as_written_keeps_its_record(tmp_path):
         autotvm.MeasureInput(task.target, task, config),
         autotvm.MeasureResult((1e-4,), 0, 0.1, 0.0))
     log.write_text(record + "\n")
-    with autotvm.apply_history_best(str(log)) as best:
-        hits = _count_hits(best, task.workload)
+    with RecordingHistory(str(log)) as history:
         with tvm.transform.PassContext(opt_level=3):
             opt, _ = relay.optimize(mod, target=TARGET)
             lib = relay.build(mod, target=TARGET)
-    assert any(hits)
+    assert (task.name, True) in history.lookups
     kept = [c for c in _ops(opt, "nn.conv2d") if c.attrs.data_layout == "NHWC"]
     assert len(kept) == 1 and int(kept[0].attrs.groups) == task.args[0][1][3]
     assert len(_ops(opt, "nn.contrib_depthwise_conv2d_NCHWc")) == 1
@@ -449,11 +434,10 @@ def test_a_tuned_config_that_llvm_rejected_in_the_network_builds_and_computes(
         autotvm.MeasureResult((1e-4,), 0, 0.1, 0.0)) + "\n")
 
     def build():
-        with autotvm.apply_history_best(str(log)) as best:
-            hits = _count_hits(best, task.workload)
+        with RecordingHistory(str(log)) as history:
             with tvm.transform.PassContext(opt_level=3):
                 lib = relay.build(mod, target=target)
-        assert any(hits)
+        assert (task.name, True) in history.lookups
         return lib
 
     lib = build()

@@ -18,7 +18,11 @@ from tvm_canonicalize_depthwise import reference as ref
 
 from stock_tvm import describe, llvm_ir_digest
 
-TARGETS = {"avx2": "llvm -mcpu=znver3", "avx512": "llvm -mcpu=znver4"}
+TARGETS = {
+    "avx2": "llvm -mcpu=znver3",
+    "avx512": "llvm -mcpu=znver4",
+    "aarch64": "llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon",
+}
 
 
 def _conv(data_layout, kernel_layout, channels, multiplier, form, kernel=3, stride=1):
@@ -97,6 +101,7 @@ def test_patch_off_is_stock(stock, name, target, monkeypatch):
 @pytest.mark.parametrize("name,target", [case for case in CASES if case[0] in DEPTHWISE])
 def test_patch_on_acts_where_it_should(stock, name, target, monkeypatch):
     on = _patched(name, target, "1", monkeypatch)
+    assert on["build_error"] is None, on["build_error"]
     assert any("depthwise_conv2d_canonical" in chosen for chosen in on["implementations"]), on
     assert not any("depthwise_conv2d_canonical" in c for c in stock[(name, target)][
         "implementations"])

@@ -21,13 +21,13 @@ import tvm
 import tvm.testing
 from tvm import auto_scheduler, autotvm, relay
 from tvm import meta_schedule as ms
-from tvm.autotvm.task.dispatcher import ApplyHistoryBest
 from tvm.contrib import graph_executor
 from tvm_canonicalize_depthwise import ENV_VAR
 from tvm_canonicalize_depthwise import reference as ref
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 from host_isa import PORTABLE_TARGETS  # noqa: E402  pylint: disable=wrong-import-position
+from autotvm_lookups import RecordingHistory  # noqa: E402  pylint: disable=wrong-import-position
 
 TARGET = PORTABLE_TARGETS["avx2"]
 ARM_TARGET = "llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon"
@@ -147,19 +147,6 @@ def test_legalize_canonicalizes_where_the_pass_did_not_run():
 # ---- AutoTVM: tuned configs found, on the packed path too --------------------------------
 
 
-class _RecordingHistory(ApplyHistoryBest):
-    """AutoTVM's ApplyHistoryBest, recording each lookup: (template, found)."""
-
-    def __init__(self, records):
-        super().__init__(records)
-        self.lookups = []
-
-    def _query_inside(self, target, workload):
-        cfg = super()._query_inside(target, workload)
-        self.lookups.append((workload[0], cfg is not None))
-        return cfg
-
-
 def _separable_net(channels=32, size=14):
     """NCHW 1x1 conv -> depthwise 3x3 -> 1x1 conv: x86 packs all three (NCHW{b}c)."""
     rng = np.random.default_rng(2)
@@ -193,7 +180,7 @@ def _autotvm_tune(tasks, log, trials=3, runner=None):
 def _autotvm_tuned_build(mod, tasks, log):
     """Tune ``tasks`` into ``log``, then build ``mod`` with it: ``(lib, the lookups made)``."""
     _autotvm_tune(tasks, log)
-    history = _RecordingHistory(str(log))
+    history = RecordingHistory(str(log))
     with history, tvm.transform.PassContext(opt_level=3):
         lib = relay.build(mod, target=TARGET)
     return lib, history
@@ -482,7 +469,7 @@ def test_tuning_through_the_rpc_tracker_is_used_by_a_local_build(tmp_path):
             session_timeout_sec=60))
         database = metaschedule_tune(mod, tmp_path / "ms", runner=runner)
         assert _measured(database)
-    history = _RecordingHistory(str(log))
+    history = RecordingHistory(str(log))
     with history, tvm.transform.PassContext(opt_level=3):
         lib = relay.build(mod, target=TARGET)
     assert _depthwise_lookups(history) and all(_depthwise_lookups(history)), history.lookups
