@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 
 from tvm.contrib import cc
 
-from depthwise_fuzz import ARM_TARGET, QNN, build, build_and_export, cases, make_model, tolerance
+from depthwise_fuzz import (ARM_TARGET, QNN, Case, build, build_and_export, cases, make_model,
+                            tolerance)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import aarch64_board  # noqa: E402  pylint: disable=wrong-import-position
@@ -161,6 +162,28 @@ def test_random_depthwise_convs_run_right_on_the_aarch64_board(board, shard, tmp
     assert report["off_ran"] > 0, report
 
 
+# Bugs the fuzzing on the board found, each fixed; the cases are its examples.
+ARM_REGRESSIONS = {
+    # a qnn.conv2d in the multiplier form with a kernel layout QNN's canonicalization does not
+    # take (IOHW, OIWH), NHWC data (campaign of 2026-12-07, seed 52000): stock's arm_cpu
+    # legalization turns it into nn.conv2d (it counts C == O == groups as depthwise), but not
+    # the canonical form the pass made of it ("qnn.conv2d supports only OIHW/HWIO/HWOI/OHWI
+    # kernel data layout"). The pass now leaves such qnn convs as written.
+    "qnn_iohw_kernel_nhwc": Case(3, 23, 11, 10, 5, (7, 3), (1, 1), (2, 2), (3, 0, 0, 0), "NHWC",
+                                 "IOHW", QNN, "multiplier", "input", "relu", True),
+    "qnn_oiwh_kernel_nhwc": Case(3, 10, 16, 17, 1, (7, 1), (2, 2), (3, 1), (2, 3, 0, 0), "NHWC",
+                                 "OIWH", QNN, "multiplier", "constant", "none", True),
+}
+
+
+def test_fuzzer_regressions_on_the_board(board, tmp_path):
+    report = check_on_board(board, list(ARM_REGRESSIONS.values()), tmp_path)
+    # the patch builds both and they run right; stock builds them too, though its modules
+    # stop at run time on a shape check (a negative extent: docs/arm.md)
+    assert report["on_ran"] == len(ARM_REGRESSIONS), report
+    assert not report["both_failed"] and not report["stock_failed"], report
+
+
 # ---- the RPC workflow: the same board behind TVM's tracker, as a real board would be ------------
 FIXTURES = Path(__file__).resolve().parents[1] / "frontend" / "fixtures"
 ARM_COMMAND_TARGET = "llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon"
@@ -249,7 +272,6 @@ def test_autotvm_tunes_an_arm_depthwise_task_on_the_board_and_the_build_uses_it(
     from tvm import autotvm
 
     from autotvm_lookups import RecordingHistory  # pylint: disable=import-outside-toplevel
-    from depthwise_fuzz import Case  # pylint: disable=import-outside-toplevel
 
     case = Case(1, 16, 2, 12, 12, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), "NHWC", "HWOI",
                 "float32", "multiplier", "constant", "bias_relu", True)
@@ -287,8 +309,6 @@ def test_stock_arm_int8_nhwc_conv_aborts_llvm(tmp_path):
     building this int8 NHWC conv (one channel: groups 1, an ordinary conv) for arm_cpu, and so
     does the patch, which leaves such convs to stock. Fails when TVM or LLVM fixes it."""
     import subprocess
-
-    from depthwise_fuzz import Case  # pylint: disable=import-outside-toplevel
 
     case = Case(2, 1, 1, 19, 1, (7, 3), (1, 1), (3, 1), (0, 3, 0, 3), "NHWC", "HWIO", "int8",
                 "canonical", "input", "none", True)

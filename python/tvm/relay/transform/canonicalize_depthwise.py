@@ -91,12 +91,23 @@ def canonical_weight(weight, kernel_shape, kernel_layout, multiplier):
     return _canonical_expr(weight, kernel_shape, kernel_layout, multiplier)
 
 
-def _skip_reason(kernel_layout, kernel_type):
+# The layouts QNN's canonicalization of qnn.conv2d takes. In others, stock TVM lowers a
+# qnn.conv2d only where a target's legalization turns it into nn.conv2d first, which arm_cpu's
+# does for the multiplier form (its depthwise test is C == O == groups) and not for the
+# canonical one; left to stock, it becomes an nn.conv2d, which is then canonicalized.
+QNN_DATA_LAYOUTS = ("NCHW", "NHWC")
+QNN_KERNEL_LAYOUTS = ("OIHW", "HWIO", "HWOI", "OHWI")
+
+
+def _skip_reason(op_name, data_layout, kernel_layout, kernel_type):
     """Why a multiplier-form convolution is left as it is, or None to rewrite it."""
     if not is_primal_layout(kernel_layout):
         return f"packed kernel layout {kernel_layout}"
     if not all(isinstance(e, tir.IntImm) for e in kernel_type.shape):
         return "symbolic weight shape"
+    if op_name == "qnn.conv2d" and (data_layout not in QNN_DATA_LAYOUTS
+                                    or kernel_layout not in QNN_KERNEL_LAYOUTS):
+        return f"layouts {data_layout}/{kernel_layout}, which QNN lowers only as written"
     return None
 
 
@@ -122,7 +133,8 @@ class _MultiplierFormRewrite(DFPatternCallback):
             return post
         span = f"{pre.op.name} {pre.attrs.data_layout}/{pre.attrs.kernel_layout}"
         reason = "inside a function for an external codegen" if pre in self.external_calls else (
-            _skip_reason(pre.attrs.kernel_layout, pre.args[1].checked_type)
+            _skip_reason(pre.op.name, pre.attrs.data_layout, pre.attrs.kernel_layout,
+                         pre.args[1].checked_type)
         )
         if reason is not None:
             logger.debug("%s: multiplier form left as is: %s", span, reason)
@@ -221,7 +233,8 @@ def legalize_multiplier_form(op, attrs, inputs, types):
         data_type.shape, attrs.data_layout, kernel_type.shape, attrs.kernel_layout, attrs.groups,
         spatial,
     )
-    if form.kind != MULTIPLIER or _skip_reason(attrs.kernel_layout, kernel_type) is not None:
+    if form.kind != MULTIPLIER or _skip_reason(
+            op.name, attrs.data_layout, attrs.kernel_layout, kernel_type) is not None:
         return None
     kernel_shape = _static_shape(kernel_type)
     weight = canonical_weight(inputs[1], kernel_shape, attrs.kernel_layout, form.multiplier)
