@@ -47,6 +47,19 @@ def cross_compiler_for(target, given=None):
                      "--cross-compiler")
 
 
+def cross_export(cross_compiler, mod):
+    """Export ``mod`` as a shared library linked by ``cross_compiler``; returns its path.
+
+    MetaSchedule's ``LocalBuilder`` exports a tar that the device would have to link itself;
+    ``LocalBuilder(f_export=functools.partial(cross_export, "aarch64-linux-gnu-g++"))`` links
+    on the host instead, for a device without a compiler."""
+    from tvm.contrib import cc
+
+    path = os.path.join(tempfile.mkdtemp(prefix="canonicalize-depthwise-"), "mod.so")
+    mod.export_library(path, fcompile=cc.cross_compiler(cross_compiler))
+    return path
+
+
 class Device:
     """A device reached through the tracker at ``tracker`` (host, port) under ``key``."""
 

@@ -271,7 +271,7 @@ def test_autotvm_tunes_an_arm_depthwise_task_on_the_board_and_the_build_uses_it(
     finds the records, and the tuned library runs right on the board."""
     from tvm import autotvm
 
-    from autotvm_lookups import RecordingHistory  # pylint: disable=import-outside-toplevel
+    from tuning_lookups import RecordingHistory  # pylint: disable=import-outside-toplevel
 
     case = Case(1, 16, 2, 12, 12, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), "NHWC", "HWOI",
                 "float32", "multiplier", "constant", "bias_relu", True)
@@ -324,3 +324,46 @@ def test_stock_arm_int8_nhwc_conv_aborts_llvm(tmp_path):
                                 text=True, timeout=300, check=False)
         assert result.returncode < 0 or result.returncode == 134, result.stderr[-2000:]
         assert "Invalid cast" in result.stderr, result.stderr[-2000:]
+
+
+def test_metaschedule_tunes_on_the_board_and_the_build_uses_it(board, tracked_board, tmp_path):
+    """MetaSchedule's tune_relay measures the arm_cpu tasks on the board through the tracker
+    (4 trials a task, a random cost model), its builder linking on the host; compile_relay then
+    finds the conv's record, and the library runs right on the board."""
+    import functools
+
+    import tvm
+    from tvm import meta_schedule as ms
+
+    from tvm_canonicalize_depthwise import remote
+
+    from tuning_lookups import RecordingDatabase  # pylint: disable=import-outside-toplevel
+
+    case = Case(1, 16, 2, 12, 12, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), "NHWC", "HWOI",
+                "float32", "multiplier", "constant", "relu", True)
+    mod, params, inputs, expected = make_model(case)
+    target = tvm.target.Target(ARM_TARGET)
+    host, port = tracked_board
+    tasks = ms.relay_integration.extract_tasks(mod, target, params)
+    assert [task.task_name for task in tasks] == ["fused_nn_conv2d_nn_relu"]
+    database = ms.relay_integration.tune_relay(
+        mod, params, target, str(tmp_path / "ms"), max_trials_global=4 * len(tasks),
+        max_trials_per_task=4, num_trials_per_iter=4, cost_model="random",
+        builder=ms.builder.LocalBuilder(
+            f_export=functools.partial(remote.cross_export, aarch64_board.CROSS_CXX)),
+        runner=ms.runner.RPCRunner(rpc_config=ms.runner.RPCConfig(
+            tracker_host=host, tracker_port=port, tracker_key=KEY, session_timeout_sec=120)))
+    measured = [rec for rec in database.get_all_tuning_records()
+                if rec.run_secs and float(rec.run_secs[0]) < 1e9]
+    assert measured
+    recording = RecordingDatabase(database)
+    lib = ms.relay_integration.compile_relay(recording, mod, target, params)
+    # the conv's record, looked up by its fused function's name, is found
+    assert ("fused_nn_conv2d_nn_relu", True) in recording.lookups, recording.lookups
+    _export(lib, tmp_path / "tuned.so")
+    np.savez(tmp_path / "in.npz", **inputs)
+    errors = board.run_modules([(tmp_path / "tuned.so", tmp_path / "in.npz",
+                                 tmp_path / "out.npz")], timeout=300)
+    assert errors == [None], errors
+    with np.load(tmp_path / "out.npz") as out:
+        np.testing.assert_allclose(out["arr_0"], expected, rtol=1e-5, atol=1e-5)

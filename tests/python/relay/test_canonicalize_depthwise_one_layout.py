@@ -22,7 +22,7 @@ from tvm_canonicalize_depthwise import ENV_VAR, llvm_compat
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 from host_isa import PORTABLE_TARGETS, runs_on_host  # noqa: E402  pylint: disable=wrong-import-position
-from autotvm_lookups import RecordingHistory  # noqa: E402  pylint: disable=wrong-import-position
+from tuning_lookups import RecordingHistory  # noqa: E402  pylint: disable=wrong-import-position
 
 TARGET = PORTABLE_TARGETS["avx2"]
 BENCH_NETWORKS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "bench", "networks")

@@ -27,7 +27,7 @@ from tvm_canonicalize_depthwise import reference as ref
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 from host_isa import PORTABLE_TARGETS  # noqa: E402  pylint: disable=wrong-import-position
-from autotvm_lookups import RecordingHistory  # noqa: E402  pylint: disable=wrong-import-position
+from tuning_lookups import RecordingDatabase, RecordingHistory  # noqa: E402  pylint: disable=wrong-import-position
 
 TARGET = PORTABLE_TARGETS["avx2"]
 ARM_TARGET = "llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon"
@@ -288,39 +288,6 @@ def test_auto_scheduler_tuned_depthwise_is_found(tmp_path, path):
     found = _depthwise_found(history.lookups, path)
     assert found and all(found), history.lookups
     tvm.testing.assert_allclose(_run(lib, data), expected, rtol=1e-4, atol=1e-4)
-
-
-@ms.utils.derived_object
-class RecordingDatabase(ms.database.PyDatabase):
-    """A MetaSchedule database that delegates to another, recording each schedule lookup."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner = inner
-        self.lookups = []
-
-    def has_workload(self, mod):
-        return self.inner.has_workload(mod)
-
-    def commit_workload(self, mod):
-        return self.inner.commit_workload(mod)
-
-    def commit_tuning_record(self, record):
-        self.inner.commit_tuning_record(record)
-
-    def get_top_k(self, workload, top_k):
-        return self.inner.get_top_k(workload, top_k)
-
-    def get_all_tuning_records(self):
-        return self.inner.get_all_tuning_records()
-
-    def query_tuning_record(self, mod, target, workload_name):
-        record = self.inner.query_tuning_record(mod, target, workload_name)
-        self.lookups.append((workload_name, record is not None))
-        return record
-
-    def __len__(self):
-        return len(self.inner)
 
 
 def metaschedule_tune(mod, work_dir, runner="local"):

@@ -282,7 +282,9 @@ def CanonicalizeDepthwise():  # pylint: disable=invalid-name
     all (stock TVM 0.19 type-checks the multiplier form of ``nn.conv3d``, then computes ``C``).
     A quantized ``qnn.conv2d`` (what the TFLite frontend emits for a quantized depthwise conv,
     HWOI ``[kH, kW, C, m]``) keeps its zero points and scales: per-channel ones are indexed by
-    output channel, ``c*m + j`` in both forms.
+    output channel, ``c*m + j`` in both forms; one in layouts QNN's canonicalization does not
+    take (data other than NCHW/NHWC, kernel other than OIHW/HWIO/HWOI/OHWI) is left as written,
+    for a target's QNN legalization to make it an ``nn.conv2d``, which is then rewritten.
     A constant weight becomes a new constant; any other weight is reshaped in the graph
     (``FoldConstant`` folds it once it is bound). Everything else is left unchanged, as are
     functions for an external codegen.
