@@ -264,6 +264,17 @@ def test_an_unknown_key_or_tracker_is_a_usage_error(tracked_board, capsys):
         assert exited.value.code == 2 and message in capsys.readouterr().err
 
 
+def _assert_runs_right_on(board, lib, inputs, expected, workdir):
+    """``lib`` (a relay.build result) run on the board matches ``expected``."""
+    _export(lib, workdir / "tuned.so")
+    np.savez(workdir / "in.npz", **inputs)
+    errors = board.run_modules([(workdir / "tuned.so", workdir / "in.npz",
+                                 workdir / "out.npz")], timeout=300)
+    assert errors == [None], errors
+    with np.load(workdir / "out.npz") as out:
+        np.testing.assert_allclose(out["arr_0"], expected, rtol=1e-5, atol=1e-5)
+
+
 def test_autotvm_tunes_an_arm_depthwise_task_on_the_board_and_the_build_uses_it(
         board, tracked_board, tmp_path):
     """AutoTVM measures an arm_cpu depthwise task on the board through the tracker (a few
@@ -295,13 +306,7 @@ def test_autotvm_tunes_an_arm_depthwise_task_on_the_board_and_the_build_uses_it(
         lib = build(mod, ARM_TARGET, params, patch_on=True)
     found = [hit for name, hit in history.lookups if "depthwise" in name]
     assert found and all(found), history.lookups
-    _export(lib, tmp_path / "tuned.so")
-    np.savez(tmp_path / "in.npz", **inputs)
-    errors = board.run_modules([(tmp_path / "tuned.so", tmp_path / "in.npz",
-                                 tmp_path / "out.npz")], timeout=300)
-    assert errors == [None], errors
-    with np.load(tmp_path / "out.npz") as out:
-        np.testing.assert_allclose(out["arr_0"], expected, rtol=1e-5, atol=1e-5)
+    _assert_runs_right_on(board, lib, inputs, expected, tmp_path)
 
 
 def test_stock_arm_int8_nhwc_conv_aborts_llvm(tmp_path):
@@ -360,10 +365,4 @@ def test_metaschedule_tunes_on_the_board_and_the_build_uses_it(board, tracked_bo
     lib = ms.relay_integration.compile_relay(recording, mod, target, params)
     # the conv's record, looked up by its fused function's name, is found
     assert ("fused_nn_conv2d_nn_relu", True) in recording.lookups, recording.lookups
-    _export(lib, tmp_path / "tuned.so")
-    np.savez(tmp_path / "in.npz", **inputs)
-    errors = board.run_modules([(tmp_path / "tuned.so", tmp_path / "in.npz",
-                                 tmp_path / "out.npz")], timeout=300)
-    assert errors == [None], errors
-    with np.load(tmp_path / "out.npz") as out:
-        np.testing.assert_allclose(out["arr_0"], expected, rtol=1e-5, atol=1e-5)
+    _assert_runs_right_on(board, lib, inputs, expected, tmp_path)
