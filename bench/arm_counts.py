@@ -318,6 +318,7 @@ def measure(names, dtypes, workdir):
         row["loaded_per_output"] = total["loaded"] / RUNS / row["outputs"]
         row["stored_per_output"] = total["stored"] / RUNS / row["outputs"]
         row["hot_block_instructions"] = len(total["hot"] or [])
+        row["hot_block"] = [f"{m} {o}".strip() for _, m, o in total["hot"] or []]
         row["hot_share"] = total.get("hot_retired", 0) / max(1, total["instructions"])
         # the hot block's cycles (llvm-mca, per iteration) x its executions, per output
         row["mca_cycles"] = {

@@ -1,4 +1,5 @@
-"""TVM 0.19's x86 int8 code with the LLVM releases pinned here.
+"""TVM 0.19's LLVM code generation with the LLVM releases pinned here, and what the glue
+rewrites in every module before LLVM sees it (:func:`register_llvm_build`).
 
 TVM 0.19's x86 int8 schedules (dense, conv2d ``NCHWc``) emit ``llvm.x86.avx512.vpdpbusd.512``
 with ``<16 x i32>`` operands. LLVM 21 changed that intrinsic's operands to ``<64 x i8>``, and a
@@ -47,22 +48,16 @@ def _debuggable(var):
     return dtype.lanes == 1 and dtype.type_code in (0, 1, 3)  # int, uint, handle
 
 
-def inline_undebuggable_lets(mod):
-    """``mod`` (an IRModule of PrimFuncs) with every ``let`` of a float or vector value
-    replaced by the value itself, which LLVM computes once all the same; other lets stay."""
+def _map_prim_funcs(mod, rewrite, node_types):
+    """``mod`` with ``rewrite`` (an ``ir_transform`` post-order function) applied to the body
+    of each PrimFunc, at nodes of ``node_types``; ``mod`` itself where nothing changed."""
     import tvm  # pylint: disable=import-outside-toplevel
     from tvm import tir  # pylint: disable=import-outside-toplevel
-
-    def inline(node):
-        if isinstance(node, (tir.LetStmt, tir.Let)) and not _debuggable(node.var):
-            return tir.stmt_functor.substitute(node.body, {node.var: node.value})
-        return None
 
     changed = {}
     for gvar, func in mod.functions.items():
         if isinstance(func, tir.PrimFunc):
-            body = tir.stmt_functor.ir_transform(
-                func.body, None, inline, ["tir.LetStmt", "tir.Let"])
+            body = tir.stmt_functor.ir_transform(func.body, None, rewrite, node_types)
             if not body.same_as(func.body):
                 changed[gvar] = func.with_body(body)
     if not changed:
@@ -73,22 +68,60 @@ def inline_undebuggable_lets(mod):
     return new_mod
 
 
+def inline_undebuggable_lets(mod):
+    """``mod`` (an IRModule of PrimFuncs) with every ``let`` of a float or vector value
+    replaced by the value itself, which LLVM computes once all the same; other lets stay."""
+    from tvm import tir  # pylint: disable=import-outside-toplevel
+
+    def inline(node):
+        if isinstance(node, (tir.LetStmt, tir.Let)) and not _debuggable(node.var):
+            return tir.stmt_functor.substitute(node.body, {node.var: node.value})
+        return None
+
+    return _map_prim_funcs(mod, inline, ["tir.LetStmt", "tir.Let"])
+
+
+# TVM's vectorizer turns a cast of a value that is the same in every lane into a cast of its
+# broadcast, sext(splat(i8 x)), which LLVM lowers on AArch64 as a broadcast of the byte and a
+# vector sign extension by shifts (dup .4h, ushll, shl #24, sshr #24); cast first, the
+# broadcast of the widened scalar is two instructions (ldrsb, dup .4s). Every int8 depthwise
+# tap whose input or weight is shared by a vector of sums has one: docs/arm.md.
+def cast_before_broadcast(mod):
+    """``mod`` (an IRModule of PrimFuncs) with every ``Cast(Broadcast(x))`` written as
+    ``Broadcast(Cast(x))``: the same values, lane by lane."""
+    import tvm  # pylint: disable=import-outside-toplevel
+    from tvm import tir  # pylint: disable=import-outside-toplevel
+
+    def rewrite(node):
+        if isinstance(node, tir.Cast) and isinstance(node.value, tir.Broadcast):
+            scalar = tvm.runtime.DataType(str(node.dtype))
+            scalar.lanes = 1
+            return tir.Broadcast(tir.Cast(str(scalar), node.value.value), node.value.lanes)
+        return None
+
+    return _map_prim_funcs(mod, rewrite, ["tir.Cast"])
+
+
 _LLVM_BUILD = "target.build.llvm"
 
 
 def register_llvm_build(gate):
     """Make TVM's LLVM code generator (``target.build.llvm``, which every build, tuning
-    measurement and cross-compilation calls) see :func:`inline_undebuggable_lets`'s module
-    where ``gate()`` and this LLVM rejects such lets; a second call replaces the first."""
+    measurement and cross-compilation calls) see the module rewritten where ``gate()``:
+    :func:`cast_before_broadcast`, and :func:`inline_undebuggable_lets` where this LLVM
+    rejects such lets. A second call replaces the first."""
     import tvm  # pylint: disable=import-outside-toplevel
 
     build = tvm.get_global_func(_LLVM_BUILD)
     stock = getattr(register_llvm_build, "stock", None) or build
     register_llvm_build.stock = stock
-    if llvm_major() < 21:
-        return
+    inline_lets = llvm_major() >= 21
 
     def llvm_build(mod, target):
-        return stock(inline_undebuggable_lets(mod) if gate() else mod, target)
+        if gate():
+            mod = cast_before_broadcast(mod)
+            if inline_lets:
+                mod = inline_undebuggable_lets(mod)
+        return stock(mod, target)
 
     tvm.register_func(_LLVM_BUILD, llvm_build, override=True)

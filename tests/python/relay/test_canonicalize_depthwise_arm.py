@@ -366,3 +366,51 @@ def test_metaschedule_tunes_on_the_board_and_the_build_uses_it(board, tracked_bo
     # the conv's record, looked up by its fused function's name, is found
     assert ("fused_nn_conv2d_nn_relu", True) in recording.lookups, recording.lookups
     _assert_runs_right_on(board, lib, inputs, expected, tmp_path)
+
+
+def test_cast_before_broadcast_keeps_the_values_lane_by_lane():
+    from tvm import tir
+
+    from tvm_canonicalize_depthwise import llvm_compat
+
+    import tvm
+
+    a = tir.decl_buffer((8,), "int8", name="a")
+    b = tir.decl_buffer((8, 4), "int32", name="b")
+    i = tir.Var("i", "int32")
+    value = tir.Cast("int32x4", tir.Broadcast(tir.BufferLoad(a, [i]), 4))
+    store = tir.BufferStore(b, value, [i, tir.Ramp(0, 1, 4)])
+    func = tir.PrimFunc([a.data, b.data], tir.For(i, 0, 8, tir.ForKind.SERIAL, store),
+                        buffer_map={})
+    mod = tvm.IRModule({"f": func})
+    new = llvm_compat.cast_before_broadcast(mod)
+    stored = new["f"].body.body.value
+    assert isinstance(stored, tir.Broadcast) and stored.lanes == 4
+    assert isinstance(stored.value, tir.Cast) and stored.value.dtype == "int32"
+    tvm.ir.assert_structural_equal(stored.value.value, tir.BufferLoad(a, [i]))
+    assert llvm_compat.cast_before_broadcast(new) is new  # nothing left to rewrite
+
+
+def test_int8_taps_are_widened_before_they_are_broadcast(board, tmp_path, monkeypatch):
+    """``llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon``: an int8 NHWC conv
+    with m = 4 (one input value feeds the four sums of its multiplier) is compiled with its
+    inputs sign-extended as scalars, not by shifts after the broadcast (docs/arm.md), and runs
+    right on the board."""
+    import re
+
+    from tvm_canonicalize_depthwise import llvm_compat
+
+    case = Case(1, 8, 4, 10, 8, (5, 1), (1, 1), (1, 1), (0, 0, 0, 0), "NHWC", "HWOI", "int8",
+                "multiplier", "constant", "none", True)
+    mod, params, inputs, expected = make_model(case)
+
+    def shift_extensions():
+        lib = build(mod, ARM_TARGET, params, patch_on=True)
+        text = lib.get_lib().get_source("asm")
+        return len(re.findall(r"sshr\s+v\d+\.4s, v\d+\.4s, #24", text)), lib
+
+    widened, lib = shift_extensions()
+    monkeypatch.setattr(llvm_compat, "cast_before_broadcast", lambda mod: mod)
+    shifted, _ = shift_extensions()
+    assert 4 * widened < shifted, (widened, shifted)
+    _assert_runs_right_on(board, lib, inputs, expected, tmp_path)
