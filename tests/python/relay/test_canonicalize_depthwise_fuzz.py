@@ -2,7 +2,7 @@
 import pytest
 from hypothesis import HealthCheck, given, seed, settings
 
-from depthwise_fuzz import RUNNABLE, Case, cases, check_case
+from depthwise_fuzz import RUNNABLE, X86_TARGETS, Case, cases, check_case
 
 # CI's share of the campaign, bounded and reproducible: fixed seeds, in shards that the test
 # runner's workers (pytest -n) share out. The extended campaign is tests/scripts/fuzz_depthwise.py.
@@ -21,7 +21,7 @@ def test_random_depthwise_convs_match_numpy_and_build_wherever_stock_does(shard)
     )
     @given(cases())
     def example(case):
-        check_case(case)
+        check_case(case, targets=X86_TARGETS)
 
     example()
 
