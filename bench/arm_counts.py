@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests" / "scripts")]
 import aarch64_board  # noqa: E402  pylint: disable=wrong-import-position
 from workloads import select  # noqa: E402  pylint: disable=wrong-import-position
+from tvm_canonicalize_depthwise import reference as ref  # noqa: E402  pylint: disable=wrong-import-position
 
 TARGET = "llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon -num-cores=1"
 WORKLOADS = ["mnv1_32x112", "mnv1_64x112_s2", "mnv2_144x56", "mnv1_512x14", "effb0_240x28_k5",
@@ -65,11 +66,8 @@ def _model(workload, dtype, form, layouts):
     weight = _model_weight(workload, dtype)
     if form == "multiplier":  # the same numbers, [C, m, kh, kw]
         weight = weight.reshape(workload.C, workload.m, workload.kh, workload.kw)
-    data = workload.input_nchw()
-    if dtype == "int8":
-        data = np.clip(np.round(data * 127), -128, 127).astype("int8")
-    weight = np.ascontiguousarray(weight.transpose(["OIHW".index(a) for a in kernel_layout]))
-    data = np.ascontiguousarray(data.transpose(["NCHW".index(a) for a in data_layout]))
+    weight = ref.to_layout(weight, "OIHW", kernel_layout)
+    data = ref.to_layout(_input_nchw(workload, dtype), "NCHW", data_layout)
     x = relay.var("x", shape=data.shape, dtype=dtype)
     y = relay.nn.conv2d(
         x, relay.const(weight), strides=(workload.stride,) * 2, padding=workload.pads,
@@ -77,6 +75,14 @@ def _model(workload, dtype, form, layouts):
         kernel_size=(workload.kh, workload.kw), data_layout=data_layout,
         kernel_layout=kernel_layout, out_dtype="int32" if dtype == "int8" else dtype)
     return tvm.IRModule.from_expr(relay.Function([x], y)), data
+
+
+def _input_nchw(workload, dtype):
+    """The workload's input as ``_model`` feeds it, NCHW."""
+    data = workload.input_nchw()
+    if dtype == "int8":
+        data = np.clip(np.round(data * 127), -128, 127).astype("int8")
+    return data
 
 
 def _model_weight(workload, dtype):
@@ -277,16 +283,13 @@ def mca_cycles(block, cpu):
 # ---- the benchmark -------------------------------------------------------------------------
 def measure(names, dtypes, workdir):
     """Build, run on the board, check and count every variant; returns the result rows."""
-    from tvm_canonicalize_depthwise import reference as ref  # pylint: disable=import-outside-toplevel
-
     board = aarch64_board.setup()
     jobs, rows, reference = [], [], {}
     for workload in select(names):
         for dtype in dtypes:
-            _, data = _model(workload, dtype, "canonical", LAYOUTS["nchw"])
-            weight = _model_weight(workload, dtype)
             reference[(workload.name, dtype)] = ref.depthwise_conv2d_nchw(
-                data, weight, (workload.stride,) * 2, workload.pads, out_dtype="float64")
+                _input_nchw(workload, dtype), _model_weight(workload, dtype),
+                (workload.stride,) * 2, workload.pads, out_dtype="float64")
             for side, form, layout in variants(workload, dtype):
                 mod, data = _model(workload, dtype, form, LAYOUTS[layout])
                 tag = f"{workload.name}-{dtype}-{side}-{form}-{layout}"

@@ -124,9 +124,9 @@ class Board:
 
         ``jobs``: a list of ``(library, inputs_npz, outputs_npz)`` paths; each library is run
         once on its inputs and its outputs written. Returns the per-job errors (None: ran)."""
-        manifest = Path(jobs[0][2]).parent / "manifest.json" if jobs else None
-        if manifest is None:
+        if not jobs:
             return []
+        manifest = Path(jobs[0][2]).parent / "manifest.json"
         manifest.write_text(json.dumps([[str(p) for p in job] for job in jobs]))
         out = self.run([__file__, "run-modules", manifest], timeout, threads)
         return json.loads(out.strip().splitlines()[-1])
