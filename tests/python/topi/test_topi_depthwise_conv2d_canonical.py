@@ -29,6 +29,7 @@ from host_isa import PORTABLE_TARGETS, runs_on_host
 from tvm.target.x86 import get_simd_32bit_lanes
 from tvm.topi.nn.utils import get_pad_tuple
 from tvm.topi.x86 import depthwise_conv2d_canonical as x86_dw
+from tvm.topi.arm_cpu import depthwise_conv2d_canonical as arm_dw
 
 # the project's two kinds of machine (see test_targets_have_the_vector_widths_assumed)
 AVX2_TARGET = tvm.target.Target("llvm -mcpu=znver3 -num-cores=2")
@@ -978,3 +979,61 @@ def test_arm_cpu_compiles(data_layout, kernel_layout, multiplier):
     with tvm.transform.PassContext(opt_level=3):
         lib = relay.build(mod, target=ARM_TARGET)
     assert "fmla" in lib.get_lib().get_source("asm")
+
+
+def _arm_fallback(args):
+    task = autotvm.task.create("depthwise_conv2d_canonical.arm_cpu", args=args, target=ARM_TARGET)
+    return task, _fallback(task)
+
+
+def _int8_args(data_layout, channels, height, width, multiplier=1, kernel=(3, 3), padding=1):
+    nchw = data_layout == "NCHW"
+    shape = (1, channels, height, width) if nchw else (1, height, width, channels)
+    weight_shape = (channels * multiplier, 1) + kernel if nchw else kernel + (
+        channels * multiplier, 1)
+    data = te.placeholder(shape, "int8", name="data")
+    weight = te.placeholder(weight_shape, "int8", name="weight")
+    return (data, weight, (1, 1), (padding,) * 4, (1, 1), data_layout,
+            "OIHW" if nchw else "HWOI", "int32")
+
+
+@pytest.mark.parametrize("data_layout", ["NHWC", "NCHW"])
+def test_neon_int8_vectors_fill_a_register(data_layout):
+    """8-bit data with 32-bit sums on NEON: vectors of 16 elements (one register, widened in
+    halves by sshll/sshll2 and multiplied by smlal/smlal2), their sums counted as four registers
+    each against the block's budget; x86 keeps vectors of its 32-bit lanes."""
+    args = _int8_args(data_layout, 32, 16, 64)
+    task, fallback = _arm_fallback(args)
+    if data_layout == "NHWC":
+        vector = fallback["tile_c"].size[-1]
+        sums = fallback["tile_w"].size[-1] * vector // 4
+    else:
+        vector = fallback["tile_w"].size[-1]
+        sums = fallback["tile_h"].size[-1] * fallback["tile_w"].size[1] * vector // 4
+    assert vector % 16 == 0, fallback
+    assert sums <= arm_dw.ACCUMULATORS, fallback
+    sch, tensors = _schedule(task, fallback)
+    # the high half of a register of 8-bit data widened: whole registers loaded
+    assert "sshll2" in tvm.build(sch, tensors, ARM_TARGET).get_source("asm")
+    x86 = _fallback(_create(args, AVX2_TARGET))
+    assert x86["tile_c" if data_layout == "NHWC" else "tile_w"].size[-1] == 8, x86
+
+
+@pytest.mark.parametrize("target", [AVX512_TARGET, AVX2_TARGET, ARM_TARGET],
+                         ids=["avx512", "avx2", "arm"])
+def test_a_block_of_every_row_takes_several_vectors_of_it(target):
+    """A 22x1 kernel over 22 rows (VALID) leaves one output row: the register block, which
+    holds every row there is, takes as many vectors along that row as its sums allow (here the
+    whole row of 32), so each broadcast weight serves them all."""
+    data = te.placeholder((1, 8, 22, 32), "float32", name="data")
+    weight = te.placeholder((32, 1, 22, 1), "float32", name="weight")
+    args = (data, weight, (1, 1), (0, 0, 0, 0), (1, 1), "NCHW", "OIHW", "float32")
+    if target is ARM_TARGET:
+        _, fallback = _arm_fallback(args)
+    else:
+        fallback = _fallback(_create(args, target))
+    assert fallback["tile_h"].size[-1] == 1, fallback
+    assert fallback["tile_w"].size[1] * fallback["tile_w"].size[2] == 32, fallback
+    if target is not ARM_TARGET:
+        _check("NCHW", "OIHW", 8, (22, 32), 4, kernel=(22, 1), padding=(0, 0, 0, 0),
+               target=_runnable(target))

@@ -8,6 +8,9 @@ from ..x86.depthwise_conv2d_canonical import (
 )
 from ..x86.depthwise_cpu import describe_cpu
 
+# Vector registers a register block's sums may take: half of AArch64's 32 (x86: 8 of 16 or 32)
+ACCUMULATORS = 16
+
 
 @autotvm.register_topi_compute("depthwise_conv2d_canonical.arm_cpu")
 def depthwise_conv2d_canonical(
@@ -24,4 +27,4 @@ def depthwise_conv2d_canonical(
 @autotvm.register_topi_schedule("depthwise_conv2d_canonical.arm_cpu")
 def schedule_depthwise_conv2d_canonical(cfg, outs):
     """The CPU schedule of the x86 template, for the NEON CPU of the current target."""
-    return schedule_depthwise_conv2d_canonical_cpu(cfg, outs, describe_cpu())
+    return schedule_depthwise_conv2d_canonical_cpu(cfg, outs, describe_cpu(), ACCUMULATORS)

@@ -21,6 +21,10 @@ from .depthwise_conv2d_canonical_common import (
     vector_factor,
 )
 
+# columns a register block takes at most where its sums would allow more (AArch64's 16 sums:
+# 16 columns measured more instructions than 14 or 8: docs/design.md)
+_MAX_COLUMNS = 14
+
 
 def upsample(data, to_nchw, multiplier, out_channels):
     """The (padded) input with each channel repeated ``multiplier`` times, in its layout."""
@@ -45,11 +49,11 @@ def fallback(cfg, conv, cpu, accumulators, work):
     c_pos, h_pos, w_pos = (layout.index_of(axis) for axis in "CHW")
     shape = get_const_tuple(conv.shape)
     out_c, out_h, out_w = shape[c_pos], shape[h_pos], shape[w_pos]
-    lanes = cpu.lanes
+    staged = conv.op.input_tensors[0]
+    lanes = cpu.vector_lanes(staged.dtype)
     taps = 1
     for axis in conv.op.reduce_axis:
         taps *= int(axis.dom.extent)
-    staged = conv.op.input_tensors[0]
     per_tap_upsample = staged.op.tag == UPSAMPLE_TAG and not is_packed(layout)
     at_tap = False
     # packed layouts vectorize their inner channel block, and split only the outer one
@@ -69,7 +73,9 @@ def fallback(cfg, conv, cpu, accumulators, work):
             vec = 2 * multiplier if at_tap else largest_divisor(multiplier, lanes)
         cfg["upsample_per_tap"] = OtherOptionEntity(int(at_tap))
     cfg["tile_c"] = SplitEntity([-1, vec])
-    cfg["tile_w"] = SplitEntity([-1, register_block(out_w, accumulators)])
+    # columns of vectors whose sums take several registers each (8-bit data on NEON) fewer
+    columns = min(_MAX_COLUMNS, max(1, accumulators // cpu.sum_registers(vec)))
+    cfg["tile_w"] = SplitEntity([-1, register_block(out_w, columns)])
     # Tasks over all channel blocks where that wins (see _channels_inner); a layer on one
     # thread keeps each channel block's weights over all its columns instead (channels
     # inner measured 1.05x slower on the 22x1 layer).

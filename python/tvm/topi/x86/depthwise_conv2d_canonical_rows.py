@@ -24,6 +24,9 @@ from .depthwise_conv2d_canonical_staging import (
 # broadcast weights a register block of rows keeps in registers at most (a 3x3 kernel's, as
 # measured; see _block_sums)
 _HELD_WEIGHTS = 9
+# registers of sums a block of rows takes at most, on targets that allow a block more (AArch64:
+# 16 measured more instructions on 7 of 9 layers: docs/design.md)
+_ROW_BLOCK_SUMS = 8
 
 
 def stages_rows(layout, stride_w, pads):
@@ -129,11 +132,11 @@ def fallback(cfg, conv, cpu, accumulators, cropped):
     c_pos, h_pos, w_pos = (layout.index_of(axis) for axis in "CHW")
     shape = get_const_tuple(conv.shape)
     out_c, out_h, out_w = shape[c_pos], shape[h_pos], shape[w_pos]
-    lanes = cpu.lanes
+    staged = conv.op.input_tensors[0]
+    lanes = cpu.vector_lanes(staged.dtype)
     taps = 1
     for axis in conv.op.reduce_axis:
         taps *= int(axis.dom.extent)
-    staged = conv.op.input_tensors[0]
     staging = staged.op.tag == PAD_TAG
     # Strided columns make TVM's vectors gathers. The staged input of a width-innermost
     # layout splits them by phase; in any other layout they are left scalar, and LLVM
@@ -156,7 +159,9 @@ def fallback(cfg, conv, cpu, accumulators, cropped):
     if cropped and out_w > lanes:
         # a row computed whole over padding (see _whole_vector_width): one vector of
         # as many registers
-        vec, registers = out_w, out_w // lanes
+        vec, registers = out_w, max(1, out_w // lanes)
+    # the sums of a vector of 8-bit data on NEON take several registers
+    registers *= cpu.sum_registers(vec // registers)
     if strided:
         tile_c = 1
     elif multiplier > 1:
@@ -187,7 +192,7 @@ def fallback(cfg, conv, cpu, accumulators, cropped):
     cfg["tile_c"] = SplitEntity([-1, tile_c])
     # a block of rows of one column strip: the padded rows of a task are read
     # (rows + kernel - 1) / rows times, so blocks as tall as the registers allow
-    sums = _block_sums(accumulators, taps, cpu.vector_registers, registers)
+    sums = _block_sums(min(accumulators, _ROW_BLOCK_SUMS), taps, cpu.vector_registers, registers)
     rows = register_block(out_h, sums // registers)
     # A task takes several blocks of rows when there are enough tasks: its padded rows
     # are then staged once, not again for every block, in one buffer per task, which
@@ -230,7 +235,12 @@ def fallback(cfg, conv, cpu, accumulators, cropped):
         blocks = out_h // rows
         cfg["stage_per_block"] = OtherOptionEntity(0)
     cfg["tile_h"] = SplitEntity([-1, blocks, rows])
-    cfg["tile_w"] = SplitEntity([-1, 1, vec])
+    # a block of all the rows there are (a tall kernel over one output row) takes several
+    # vectors along the width instead, as many as its sums allow
+    vectors = 1
+    if rows == out_h and vec < out_w and not cropped:
+        vectors = largest_divisor(out_w // vec, sums // (rows * registers))
+    cfg["tile_w"] = SplitEntity([-1, vectors, vec])
 
 
 def _streaming_channels(data, layout, channels, cpu):

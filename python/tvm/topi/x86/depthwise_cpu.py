@@ -13,6 +13,7 @@ the same on every build machine.
 import os
 from dataclasses import dataclass
 
+import tvm
 from tvm import target as _target
 from tvm.target import codegen
 
@@ -45,6 +46,19 @@ class CPUDescription:
     l2_bytes: int  # level-2 cache of a core
     threads: int  # threads the compiled code runs on
     line_bytes: int = DEFAULT_LINE_BYTES
+    # 8-bit lanes a vector of 8-bit data takes where its products widen to 32-bit sums
+    # (0: as many as the 32-bit lanes)
+    narrow_lanes: int = 0
+
+    def vector_lanes(self, dtype):
+        """Elements of ``dtype`` one vector of the templates takes."""
+        if self.narrow_lanes and tvm.DataType(dtype).bits == 8:
+            return self.narrow_lanes
+        return self.lanes
+
+    def sum_registers(self, vector):
+        """Registers the 32-bit sums of a vector of ``vector`` elements take."""
+        return max(1, -(-vector // self.lanes))
 
     @property
     def stage_bytes(self):
@@ -124,10 +138,13 @@ def describe_cpu(target=None):
     """The :class:`CPUDescription` of ``target`` (default: the current target)."""
     target = _target.Target.current() if target is None else _target.Target(target)
     features = set(codegen.llvm_get_cpu_features(target)) if target.kind.name == "llvm" else set()
+    narrow = 0  # x86: 8-bit data in vectors of the 32-bit lanes, as measured there
     if "aarch64" in target.attrs.get("mtriple", "") or "neon" in features:
         # 128-bit NEON, 32 registers on AArch64 (16 on 32-bit Arm)
         lanes = 4
         registers = 32 if "aarch64" in target.attrs.get("mtriple", "") else 16
+        # a whole register of 8-bit data, widened in halves (sshll/sshll2, smlal/smlal2)
+        narrow = 16
     elif "avx512f" in features:
         lanes, registers = 16, 32
     elif "avx" in features:
@@ -138,4 +155,4 @@ def describe_cpu(target=None):
     if _is_host(target):
         l1d = _host_cache_bytes(1, ("Data", "Unified")) or l1d
         l2 = _host_cache_bytes(2, ("Unified", "Data")) or l2
-    return CPUDescription(lanes, registers, l1d, l2, _threads(target))
+    return CPUDescription(lanes, registers, l1d, l2, _threads(target), narrow_lanes=narrow)
