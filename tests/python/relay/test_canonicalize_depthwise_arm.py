@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import aarch64_board  # noqa: E402  pylint: disable=wrong-import-position
 
 # CI's share (at least 100 examples), in shards the test runner's workers share out
-ARM_EXAMPLES = int(os.environ.get("ARM_FUZZ_EXAMPLES", "200"))
+ARM_EXAMPLES = int(os.environ.get("ARM_FUZZ_EXAMPLES", "120"))
 # the campaign draws other examples than CI's by another seed
 ARM_SEED = int(os.environ.get("ARM_FUZZ_SEED", "1000"))
 SHARDS = 4
@@ -37,7 +37,7 @@ ARM_DTYPES = ("float32", "int8", QNN)
 # int8 also for cores with the dot-product instructions (Armv8.2+), where stock's quantized
 # strategies differ; the board's emulated CPU has them
 DOTPROD_TARGET = str(ARM_TARGET).replace("-mattr=+neon", "-mattr=+neon,+dotprod")
-DOTPROD_EXAMPLES = int(os.environ.get("ARM_DOTPROD_EXAMPLES", "24"))
+DOTPROD_EXAMPLES = int(os.environ.get("ARM_DOTPROD_EXAMPLES", "12"))
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,6 @@
 """Differential fuzzing of depthwise conv2d (bounded, reproducible) and the bugs it found."""
+import zlib
+
 import pytest
 from hypothesis import HealthCheck, given, seed, settings
 
@@ -21,7 +23,11 @@ def test_random_depthwise_convs_match_numpy_and_build_wherever_stock_does(shard)
     )
     @given(cases())
     def example(case):
-        check_case(case, targets=X86_TARGETS)
+        # each example for one of the x86 targets, chosen by the case (the same when
+        # Hypothesis replays it): both covered, half the builds
+        names = sorted(X86_TARGETS)
+        name = names[zlib.crc32(repr(case).encode()) % len(names)]
+        check_case(case, targets={name: X86_TARGETS[name]})
 
     example()
 

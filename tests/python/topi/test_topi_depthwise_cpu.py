@@ -33,6 +33,21 @@ def test_vector_width_and_registers_come_from_the_instruction_sets(target, lanes
     assert (cpu.lanes, cpu.vector_registers) == (lanes, registers)
 
 
+@pytest.mark.parametrize("target,int8_lanes", [
+    ("llvm -mcpu=haswell", 8),
+    ("llvm -mcpu=skylake-avx512", 16),
+    ("llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon", 16),
+])
+def test_8bit_data_fills_a_neon_register_and_its_sums_take_four(target, int8_lanes):
+    """On NEON a vector of 8-bit data is a whole register (16), whose 32-bit sums take four
+    registers; on x86 8-bit data keeps the vectors of the 32-bit lanes."""
+    cpu = describe_cpu(target)
+    assert cpu.vector_lanes("int8") == cpu.vector_lanes("uint8") == int8_lanes
+    assert cpu.vector_lanes("float32") == cpu.lanes
+    assert cpu.sum_registers(int8_lanes) == int8_lanes // cpu.lanes
+    assert cpu.sum_registers(cpu.lanes) == cpu.sum_registers(1) == 1
+
+
 def test_a_target_that_is_not_the_host_takes_the_documented_defaults():
     other = "znver3" if codegen.llvm_get_system_cpu() != "znver3" else "haswell"
     cpu = describe_cpu(f"llvm -mcpu={other}")
