@@ -2,5 +2,7 @@
 import os
 
 os.environ["TOPHUB_LOCATION"] = "NONE"
-os.environ.setdefault("TVM_NUM_THREADS", "2")
+# set, not defaulted: the host-target fallbacks the tests check read it, and must see two
+os.environ["TVM_NUM_THREADS"] = "2"
 os.environ.pop("TVM_CANONICALIZE_DEPTHWISE", None)
+

@@ -9,6 +9,7 @@ project, decisions never read the host).
 import contextlib
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -387,20 +388,27 @@ def rpc_fleet(servers=2, timeout=60):
                          "--tracker", f"127.0.0.1:{port}", "--key", DEVICE_KEY, "--silent"])
     processes = []
     try:
-        processes.append(subprocess.Popen(commands[0], env=env))
+        # each in a process group of its own: a server's session workers are stopped with it
+        processes.append(subprocess.Popen(commands[0], env=env, start_new_session=True))
         deadline = time.monotonic() + timeout
         _wait(lambda: tvm.rpc.connect_tracker("127.0.0.1", port).summary(), deadline)
-        processes += [subprocess.Popen(command, env=env) for command in commands[1:]]
+        processes += [subprocess.Popen(command, env=env, start_new_session=True)
+                      for command in commands[1:]]
         _wait(lambda: _free_servers(port) == servers or None, deadline)
         yield port
     finally:
         for process in processes:
-            process.terminate()
+            os.killpg(process.pid, signal.SIGTERM)
         for process in processes:
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            try:  # workers the server left
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def _free_servers(port):

@@ -10,10 +10,16 @@ import tvm
 import tvm.relay  # activates the patch's import hook before the project's topi modules load
 from tvm import autotvm, te
 from tvm.target import codegen
-from tvm.topi.x86 import depthwise_cpu
-from tvm.topi.x86.depthwise_cpu import describe_cpu
+from tvm.topi.generic import depthwise_cpu
+from tvm.topi.x86 import depthwise_conv2d_canonical as x86_template
+from tvm.topi.generic.depthwise_cpu import describe_cpu
 
-X86 = os.path.join(os.path.dirname(depthwise_cpu.__file__))
+X86 = os.path.dirname(x86_template.__file__)
+# the modules of the templates and of the CPU description they read
+MODULES = sorted(
+    os.path.join(X86, name) for name in os.listdir(X86)
+    if name.startswith("depthwise") and name.endswith(".py")
+) + [depthwise_cpu.__file__]
 ARM_TARGET = "llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon"
 
 
@@ -111,7 +117,7 @@ def test_describing_the_cpu_does_not_bind_the_compiling_thread():
     # process, as this one's pool may have started already:
     script = (
         "import os, tvm, tvm.relay\n"
-        "from tvm.topi.x86.depthwise_cpu import describe_cpu\n"
+        "from tvm.topi.generic.depthwise_cpu import describe_cpu\n"
         "before = os.sched_getaffinity(0)\n"
         "describe_cpu('llvm -mcpu=znver3')\n"
         "assert os.sched_getaffinity(0) == before, (before, os.sched_getaffinity(0))\n"
@@ -156,21 +162,30 @@ def test_the_fallback_reads_the_caches_of_the_host(tmp_path, monkeypatch):
     assert blocks["16K"] < blocks["64K"], blocks
 
 
-@pytest.mark.parametrize("name", sorted(
-    name for name in os.listdir(X86) if name.startswith("depthwise") and name.endswith(".py")
-))
-def test_no_template_file_is_over_400_lines(name):
-    with open(os.path.join(X86, name), encoding="utf-8") as file:
+@pytest.mark.parametrize("path", MODULES, ids=os.path.basename)
+def test_no_template_file_is_over_400_lines(path):
+    with open(path, encoding="utf-8") as file:
         assert len(file.readlines()) <= 400
 
 
 def test_no_constant_is_named_after_a_processor():
     processors = ("zen", "znver", "haswell", "skylake", "icelake", "cascadelake", "neoverse")
-    for name in os.listdir(X86):
-        if name.startswith("depthwise") and name.endswith(".py"):
-            with open(os.path.join(X86, name), encoding="utf-8") as file:
-                tree = ast.parse(file.read())
-            for node in tree.body:
-                for target in getattr(node, "targets", []):
-                    constant = getattr(target, "id", "").lower()
-                    assert not any(cpu in constant for cpu in processors), (name, constant)
+    for path in MODULES:
+        with open(path, encoding="utf-8") as file:
+            tree = ast.parse(file.read())
+        for node in tree.body:
+            for target in getattr(node, "targets", []):
+                constant = getattr(target, "id", "").lower()
+                assert not any(cpu in constant for cpu in processors), (path, constant)
+
+
+def test_every_file_meant_for_upstream_carries_the_asf_header():
+    root = os.path.dirname(os.path.dirname(X86))  # the patch's tvm/ tree
+    first = "# Licensed to the Apache Software Foundation (ASF) under one\n"
+    for directory, _, names in os.walk(root):
+        for name in names:
+            if name.endswith(".py"):
+                with open(os.path.join(directory, name), encoding="utf-8") as file:
+                    lines = file.readlines()
+                assert lines[:1] == [first] and "Apache License, Version 2.0" in "".join(
+                    lines[:16]), os.path.join(directory, name)

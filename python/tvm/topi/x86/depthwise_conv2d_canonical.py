@@ -1,3 +1,19 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
 """x86 templates of depthwise convolution on canonical weights (any multiplier and layout).
 
 This module registers the AutoTVM templates and holds what every layout shares: the knobs,
@@ -5,7 +21,7 @@ the register block's sums and the placement of its stages. The two layout famili
 their own modules: :mod:`.depthwise_conv2d_canonical_rows` (the width innermost, such as
 NCHW: vectors along a row) and :mod:`.depthwise_conv2d_canonical_channels` (channels
 innermost or packed, such as NHWC and NCHW16c: vectors along channels). The untuned fallback
-is a model of the CPU that :func:`.depthwise_cpu.describe_cpu` derives from the target.
+is a model of the CPU that :func:`tvm.topi.generic.depthwise_cpu.describe_cpu` derives from the target.
 """
 import tvm
 from tvm import autotvm, te, tir
@@ -24,7 +40,7 @@ from .depthwise_conv2d_canonical_common import (
     is_packed,
     vectorized_along_channels,
 )
-from .depthwise_cpu import describe_cpu
+from ..generic.depthwise_cpu import describe_cpu
 from .depthwise_conv2d_canonical_staging import pad
 
 
@@ -46,7 +62,7 @@ def depthwise_conv2d_canonical_cpu(
       computed in a whole vector over zero padding and cropped (see
       :func:`.depthwise_conv2d_canonical_rows.compute`).
 
-    ``cpu`` is the :class:`.depthwise_cpu.CPUDescription` compiled for (None when only the
+    ``cpu`` is the :class:`tvm.topi.generic.depthwise_cpu.CPUDescription` compiled for (None when only the
     compute is asked). The weight is read in place either way.
     """
     layout = tir.layout(data_layout)
@@ -91,7 +107,6 @@ def depthwise_conv2d_canonical(
 def schedule_depthwise_conv2d_canonical(cfg, outs):
     """Vectorized, register-blocked schedule for the CPU of the current target."""
     return schedule_depthwise_conv2d_canonical_cpu(cfg, outs, describe_cpu())
-
 
 
 # Sums a register block may hold: 32 vector registers of 16 lanes, the largest of the CPUs the
@@ -172,7 +187,7 @@ def schedule_depthwise_conv2d_canonical_cpu(cfg, outs, cpu, accumulators=8):
     outs : te.Tensor or list of te.Tensor
         The output of the (possibly fused) operator.
     cpu : CPUDescription
-        The CPU compiled for (see :func:`.depthwise_cpu.describe_cpu`).
+        The CPU compiled for (see :func:`tvm.topi.generic.depthwise_cpu.describe_cpu`).
     accumulators : int
         Vector accumulators a register block may use, registers permitting.
 

@@ -1,3 +1,19 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
 """The channels-innermost family of the CPU depthwise template: NHWC-like and packed layouts.
 
 A vector runs along the output channels (of the channel block, in a packed layout such as
@@ -21,8 +37,8 @@ from .depthwise_conv2d_canonical_common import (
     vector_factor,
 )
 
-# columns a register block takes at most where its sums would allow more (AArch64's 16 sums:
-# 16 columns measured more instructions than 14 or 8: docs/design.md)
+# columns a register block takes at most, where its sums would allow more (AArch64's 16): past
+# that its weights and input columns no longer fit beside the sums (docs/design.md)
 _MAX_COLUMNS = 14
 
 
@@ -73,7 +89,7 @@ def fallback(cfg, conv, cpu, accumulators, work):
             vec = 2 * multiplier if at_tap else largest_divisor(multiplier, lanes)
         cfg["upsample_per_tap"] = OtherOptionEntity(int(at_tap))
     cfg["tile_c"] = SplitEntity([-1, vec])
-    # columns of vectors whose sums take several registers each (8-bit data on NEON) fewer
+    # a vector whose sums take several registers (8-bit data on NEON) leaves fewer columns
     columns = min(_MAX_COLUMNS, max(1, accumulators // cpu.sum_registers(vec)))
     cfg["tile_w"] = SplitEntity([-1, register_block(out_w, columns)])
     # Tasks over all channel blocks where that wins (see _channels_inner); a layer on one

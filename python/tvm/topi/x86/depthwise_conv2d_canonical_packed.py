@@ -1,3 +1,19 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
 """x86 template of an NCHW depthwise layer that alter-layout packs: computed packed, as built.
 
 x86's alter-layout rule packs a canonical depthwise NCHW layer with ``m = 1`` into
@@ -15,7 +31,7 @@ from ..transform import layout_transform
 from ..utils import get_const_tuple, traverse_inline
 from .depthwise_conv2d_canonical import depthwise_conv2d_canonical_cpu, schedule_block
 from .depthwise_conv2d_canonical_common import PAD_TAG, TAG, packed_layouts
-from .depthwise_cpu import describe_cpu
+from ..generic.depthwise_cpu import describe_cpu
 
 
 def packs(data, kernel, data_layout, kernel_layout, groups=None):

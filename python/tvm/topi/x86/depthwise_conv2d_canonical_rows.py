@@ -1,3 +1,19 @@
+# Licensed to the Apache Software Foundation (ASF) under one
+# or more contributor license agreements.  See the NOTICE file
+# distributed with this work for additional information
+# regarding copyright ownership.  The ASF licenses this file
+# to you under the Apache License, Version 2.0 (the
+# "License"); you may not use this file except in compliance
+# with the License.  You may obtain a copy of the License at
+#
+#   http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing,
+# software distributed under the License is distributed on an
+# "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+# KIND, either express or implied.  See the License for the
+# specific language governing permissions and limitations
+# under the License.
 """The width-innermost family of the CPU depthwise template (NCHW and other ``...W`` layouts).
 
 A vector runs along the output width of a row; a register block is a few rows of such vectors;
@@ -24,8 +40,8 @@ from .depthwise_conv2d_canonical_staging import (
 # broadcast weights a register block of rows keeps in registers at most (a 3x3 kernel's, as
 # measured; see _block_sums)
 _HELD_WEIGHTS = 9
-# registers of sums a block of rows takes at most, on targets that allow a block more (AArch64:
-# 16 measured more instructions on 7 of 9 layers: docs/design.md)
+# registers of sums a block of rows takes at most, where the target allows more (AArch64): its
+# broadcast weights and the rows it loads need the rest (docs/design.md)
 _ROW_BLOCK_SUMS = 8
 
 
