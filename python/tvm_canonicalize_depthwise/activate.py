@@ -100,7 +100,8 @@ def _layout_following(op, follow):
 
 
 def _register_layout_following():
-    """``nn.prelu`` and ``nn.bias_add`` follow their data's layout, ``nn.pad`` packed layouts;
+    """``nn.prelu`` and ``nn.bias_add`` follow their data's layout, ``nn.pad`` and
+    ``image.resize2d`` packed layouts;
     ``nn.prelu`` is legalized to broadcast arithmetic so that packed layouts pass through it."""
     from tvm.relay.op.nn import follow_layout
 
@@ -113,6 +114,7 @@ def _register_layout_following():
         ("nn.prelu", channel_axis("relay.attrs.PReluAttrs")),
         ("nn.bias_add", channel_axis("relay.attrs.BiasAddAttrs")),
         ("nn.pad", follow_layout.follow_packed_pad),
+        ("image.resize2d", follow_layout.follow_packed_resize),
     ):
         op = tvm.ir.Op.get(name)
         infer = _layout_following(op, follow)

@@ -1,5 +1,6 @@
 """The ops around convolutions: PReLU imported flattened becomes per-channel, and PReLU, bias,
-pad follow the convolutions' layout down to packed NCHWc; builds LLVM rejected now compile.
+pad and resize follow the convolutions' layout down to packed NCHWc; builds LLVM rejected now
+compile.
 
 Numerics against NumPy; layouts are counted in what ``relay.optimize`` makes for an AVX2 target
 with two cores (runs on every host of the project; nothing reads the host).
@@ -299,6 +300,59 @@ def test_prelu_as_arithmetic_gives_the_selects_values(monkeypatch):
     # NaN stays NaN, infinities and every finite value are the select's (a zero's sign may not
     # be: maximum(0, x) + alpha * x is +0 where alpha * x is -0)
     np.testing.assert_array_equal(got, stock)
+
+
+def _upsampling_block(rng, method, mode):
+    """A feature pyramid's merge (pose and palm networks): a stride-2 conv's output resized
+    back up and added to the conv before it, then a 1x1 conv; NHWC as TFLite imports it. The
+    weights, and the NumPy of the same."""
+    x = relay.var("x", shape=(1, 8, 8, 16))
+    w = [rng.uniform(-1, 1, (k, k, 16, 16)).astype("float32") for k in (3, 3, 1)]
+    a = relay.nn.conv2d(x, relay.const(w[0]), kernel_size=3, padding=1, channels=16,
+                        data_layout="NHWC", kernel_layout="HWIO")
+    b = relay.nn.conv2d(a, relay.const(w[1]), kernel_size=3, strides=2, padding=1,
+                        channels=16, data_layout="NHWC", kernel_layout="HWIO")
+    up = relay.image.resize2d(b, (8, 8), layout="NHWC", method=method,
+                              coordinate_transformation_mode=mode)
+    out = relay.nn.conv2d(relay.add(a, up), relay.const(w[2]), kernel_size=1, channels=16,
+                          data_layout="NHWC", kernel_layout="HWIO")
+    mod = relay.transform.InferType()(tvm.IRModule.from_expr(relay.Function([x], out)))
+
+    def numpy_block(data):
+        conv = tvm.topi.testing.conv2d_nhwc_python
+        a_np = conv(data, w[0], 1, 1)
+        b_np = conv(a_np, w[1], 2, 1)
+        up_np = tvm.topi.testing.resize2d_python(b_np, (2, 2), "NHWC", method, mode)
+        return conv(a_np + up_np, w[2], 1, 0)
+
+    return mod, numpy_block
+
+
+@pytest.mark.parametrize("method,mode", [("linear", "half_pixel"), ("linear", "align_corners"),
+                                         ("nearest_neighbor", "asymmetric")])
+@pytest.mark.parametrize("nchw", [False, True], ids=["nhwc", "nchw"])
+def test_a_resize_follows_packed_convs(method, mode, nchw, monkeypatch):
+    rng = np.random.default_rng(5)
+    mod, numpy_block = _upsampling_block(rng, method, mode)
+    if nchw:
+        with tvm.transform.PassContext(opt_level=3):
+            mod = relay.transform.ConvertLayout({"nn.conv2d": ["NCHW", "default"]})(mod)
+
+    def optimized():
+        with tvm.transform.PassContext(opt_level=3):
+            return relay.optimize(mod, target=TARGET)[0]
+
+    project = optimized()
+    resized = _ops(project, "image.resize2d")
+    assert [str(r.attrs.layout) for r in resized] == ["NCHW8c"]  # AVX2's 8 lanes
+    # the graph's input to NCHW8c (through NCHW on the NHWC path) and its output back
+    assert len(_ops(project, "layout_transform")) <= 4
+    data = rng.uniform(-1, 1, (1, 8, 8, 16)).astype("float32")
+    got = _run(mod, {}, {"x": data})
+    tvm.testing.assert_allclose(got, numpy_block(data), rtol=1e-4, atol=1e-4)
+    monkeypatch.setenv(ENV_VAR, "0")
+    stock = optimized()
+    assert [str(r.attrs.layout) for r in _ops(stock, "image.resize2d")] != ["NCHW8c"]
 
 
 @pytest.mark.parametrize("shard", range(2))

@@ -29,7 +29,12 @@ them wherever the convolution before them changes layout.
 * ``nn.pad`` with constant padding along a split axis (the channel padding of residual blocks
   that widen) follows a packed layout where each pad width is whole blocks
   (:func:`follow_packed_pad`).
+* ``image.resize2d`` keeps TVM's rule where the new layout has as many axes as the old one,
+  which refuses the packed ``NCHW[x]c`` of the x86 convolutions; TOPI's resize computes in
+  that layout, so the resize follows it (:func:`follow_packed_resize`).
 """
+import re
+
 import tvm
 from tvm import relay
 from tvm.relay.transform.infer_layout_utils import InferCorrectLayoutOutput
@@ -94,6 +99,24 @@ def follow_packed_pad(attrs, new_in_layouts, old_in_layouts, old_in_types, stock
     new_attrs = tvm.ir.make_node("relay.attrs.PadAttrs", pad_width=new_widths,
                                  pad_mode=attrs.pad_mode)
     return InferCorrectLayoutOutput([new, stock_out.input_layouts[1]], [new], new_attrs)
+
+
+def follow_packed_resize(attrs, new_in_layouts, old_in_layouts, old_in_types, stock_out):
+    """The layouts of an ``image.resize2d`` written in NCHW or NHWC whose data arrives in a
+    packed ``NCHW[x]c``: that layout in and out (H and W stay whole, so ``size`` and ``roi``
+    mean the same). None otherwise, or where ``stock_out`` already follows it."""
+    if new_in_layouts is None or old_in_layouts is None or new_in_layouts[0] is None:
+        return None
+    new, old = new_in_layouts[0], old_in_layouts[0]
+    if not re.fullmatch(r"NCHW\d+c", new.name or "") or old is None:
+        return None
+    if str(attrs.layout) not in ("NCHW", "NHWC") or old.name != str(attrs.layout):
+        return None
+    if stock_out is not None and stock_out.output_layouts[0] == new:
+        return None
+    fields = {str(key): attrs[key] for key in attrs.keys() if key != "layout"}
+    new_attrs = tvm.ir.make_node("relay.attrs.Resize2DAttrs", **fields, layout=new.name)
+    return InferCorrectLayoutOutput([new], [new], new_attrs)
 
 
 def legalize_prelu(attrs, inputs, types):
