@@ -101,7 +101,7 @@ def _layout_following(op, follow):
 
 def _register_layout_following():
     """``nn.prelu`` and ``nn.bias_add`` follow their data's layout, ``nn.pad`` and
-    ``image.resize2d`` packed layouts;
+    ``image.resize2d`` packed layouts, ``add`` its packed argument;
     ``nn.prelu`` is legalized to broadcast arithmetic so that packed layouts pass through it."""
     from tvm.relay.op.nn import follow_layout
 
@@ -115,6 +115,7 @@ def _register_layout_following():
         ("nn.bias_add", channel_axis("relay.attrs.BiasAddAttrs")),
         ("nn.pad", follow_layout.follow_packed_pad),
         ("image.resize2d", follow_layout.follow_packed_resize),
+        ("add", follow_layout.follow_packed_operand),
     ):
         op = tvm.ir.Op.get(name)
         infer = _layout_following(op, follow)

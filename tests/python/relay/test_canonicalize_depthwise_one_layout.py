@@ -355,6 +355,73 @@ def test_a_resize_follows_packed_convs(method, mode, nchw, monkeypatch):
     assert [str(r.attrs.layout) for r in _ops(stock, "image.resize2d")] != ["NCHW8c"]
 
 
+def _widening_block(rng):
+    """A stem conv, then a BlazeFace block (face and palm detection): 1x1 conv, depthwise 3x3,
+    1x1 conv that widens 24 -> 28 channels, residual add of the block's input padded by 4
+    channels, ReLU; then a depthwise 3x3 and a 1x1 conv to 12. NHWC as TFLite imports it; and
+    its NumPy."""
+    data_var = relay.var("x", shape=(1, 10, 10, 3))
+    w = {name: rng.uniform(-1, 1, shape).astype("float32") for name, shape in (
+        ("stem", (3, 3, 3, 24)), ("expand", (1, 1, 24, 24)), ("dw1", (3, 3, 24, 1)), ("widen", (1, 1, 24, 28)),
+        ("dw2", (3, 3, 28, 1)), ("project", (1, 1, 28, 12)))}
+
+    def conv(y, name, channels, groups=1):
+        kernel = w[name].shape[0]
+        return relay.nn.conv2d(y, relay.const(w[name]), kernel_size=kernel, channels=channels,
+                               padding=kernel // 2, groups=groups, data_layout="NHWC",
+                               kernel_layout="HWOI" if groups > 1 else "HWIO")
+
+    x = conv(data_var, "stem", 24)
+    y = conv(conv(conv(x, "expand", 24), "dw1", 24, 24), "widen", 28)
+    y = relay.nn.relu(relay.add(relay.nn.pad(x, [[0, 0], [0, 0], [0, 0], [0, 4]]), y))
+    out = conv(conv(y, "dw2", 28, 28), "project", 12)
+    mod = relay.transform.InferType()(tvm.IRModule.from_expr(relay.Function([data_var], out)))
+
+    def numpy_block(data):
+        dense = tvm.topi.testing.conv2d_nhwc_python
+        depthwise = tvm.topi.testing.depthwise_conv2d_python_nhwc
+        x_np = dense(data, w["stem"], 1, 1)
+        y_np = depthwise(dense(x_np, w["expand"], 1, 0), w["dw1"], 1, "SAME")
+        y_np = dense(y_np, w["widen"], 1, 0)
+        y_np = np.maximum(np.pad(x_np, [(0, 0)] * 3 + [(0, 4)]) + y_np, 0)
+        return dense(depthwise(y_np, w["dw2"], 1, "SAME"), w["project"], 1, 0)
+
+    return mod, numpy_block
+
+
+@pytest.mark.parametrize("nchw", [False, True], ids=["nhwc", "nchw"])
+def test_a_widening_residual_and_the_conv_after_a_depthwise_one_stay_packed(nchw, monkeypatch):
+    """AVX2 packs 24 channels in blocks of 8 and 28 in blocks of 7; the channel pad (4) is not
+    whole blocks, so it is computed unpacked, packed again where it is made, and the residual
+    sum stays packed. Stock's untuned 1x1 conv to 12 channels would read 28 in blocks of 4."""
+    rng = np.random.default_rng(6)
+    mod, numpy_block = _widening_block(rng)
+    if nchw:
+        with tvm.transform.PassContext(opt_level=3):
+            mod = relay.transform.ConvertLayout({"nn.conv2d": ["NCHW", "default"]})(mod)
+
+    def optimized():
+        with tvm.transform.PassContext(opt_level=3):
+            return relay.optimize(mod, target=TARGET)[0]
+
+    project = optimized()
+    sums = _ops(project, "add")
+    assert sums and all(len(s.checked_type.shape) == 5 for s in sums)  # every add packed
+    assert [len(r.checked_type.shape) for r in _ops(project, "nn.relu")] == [5]
+    convs = _ops(project, "nn.contrib_conv2d_NCHWc")
+    assert sorted(str(c.attrs.data_layout) for c in convs)[-1] == "NCHW8c"
+    assert "NCHW7c" in [str(c.attrs.data_layout) for c in convs]  # the 1x1 conv to 12
+    # transforms: the graph's input and output, and the pad's unpack and pack
+    project_transforms = _ops(project, "layout_transform")
+    assert len(project_transforms) <= (6 if nchw else 4), project_transforms
+    data = rng.uniform(-1, 1, (1, 10, 10, 3)).astype("float32")
+    got = _run(mod, {}, {"x": data})
+    tvm.testing.assert_allclose(got, numpy_block(data), rtol=1e-4, atol=1e-4)
+    monkeypatch.setenv(ENV_VAR, "0")
+    if nchw:  # stock: the sum unpacked, packed again for the depthwise conv, and more
+        assert len(_ops(optimized(), "layout_transform")) > len(project_transforms)
+
+
 @pytest.mark.parametrize("shard", range(2))
 def test_random_neighbourhoods_match_numpy_on_both_paths(shard):
     """Random PReLU alphas (per-channel, per-element, scalar) and bias axes after a conv, on

@@ -15,6 +15,8 @@
 # specific language governing permissions and limitations
 # under the License.
 """x86 alter-layout for canonical depthwise conv2d: NCHW to NCHW{b}c, with its neighbours' block."""
+import re
+
 import tvm
 from tvm import autotvm, relay, te, tir
 
@@ -53,7 +55,65 @@ def alter_conv2d_layout(attrs, inputs, tinfos, out_type):
         new_attrs["out_layout"] = layouts[0]
         carry_tuned_config(attrs, tinfos, out_type, layouts)
         return relay.nn.contrib_depthwise_conv2d_nchwc(*inputs, **new_attrs)
-    return _stock._alter_conv2d_layout(attrs, inputs, tinfos, out_type)
+    altered = _stock._alter_conv2d_layout(attrs, inputs, tinfos, out_type)
+    return take_arriving_block(altered, inputs, attrs, tinfos, out_type)
+
+
+_PACKED = re.compile(r"NCHW(\d+)c")
+_LAYOUT_FIELDS = ("out_layout", "dst_layout", "layout", "data_layout")
+_POINTWISE = (relay.op.OpPattern.ELEMWISE, relay.op.OpPattern.BROADCAST)
+
+
+def arriving_block(expr, depth=8):
+    """The channel block of the packed ``NCHW{b}c`` an altered argument arrives in, or None.
+
+    AlterOpLayout hands a rule its arguments as they are after their own rewrite: a packed
+    convolution, a layout transform or a resize names its layout; pointwise ops in between
+    (bias, activation, residual add) keep their packed argument's.
+    """
+    if depth == 0 or not isinstance(expr, relay.Call) or not isinstance(expr.op, tvm.ir.Op):
+        return None
+    for field in _LAYOUT_FIELDS:
+        if expr.attrs is not None and field in expr.attrs.keys() and str(expr.attrs[field]):
+            found = _PACKED.fullmatch(str(expr.attrs[field]))
+            return int(found.group(1)) if found else None
+    if expr.op.get_attr("TOpPattern") not in _POINTWISE:
+        return None
+    for arg in expr.args:
+        block = arriving_block(arg, depth - 1)
+        if block is not None:
+            return block
+    return None
+
+
+def take_arriving_block(altered, inputs, attrs, tinfos, out_type):
+    """``altered`` (stock's packed ``conv2d_NCHWc`` for an untuned float call) reading its
+    data in the block it arrives in, where that block divides the input channels.
+
+    Stock's untuned rule takes an input block no larger than the output block, so a 1x1
+    convolution after a depthwise one often reads another block than the depthwise one
+    writes, and AlterOpLayout puts a ``layout_transform`` between them. The input block only
+    splits the reduction (the output block is the vector): the transform costs more than the
+    block saves. A tuned configuration is kept as tuned.
+    """
+    if not isinstance(altered, relay.Call) or altered.op.name != "nn.contrib_conv2d_NCHWc":
+        return altered
+    if is_auto_scheduler_enabled() or is_meta_schedule_enabled() or int(attrs.groups) != 1:
+        return altered
+    data, kernel = tinfos
+    if data.dtype != "float32" or kernel.dtype != "float32" or attrs.data_layout != "NCHW":
+        return altered
+    in_channels = get_const_tuple(data.shape)[1]
+    block = arriving_block(inputs[0])
+    current = _PACKED.fullmatch(str(altered.attrs.data_layout))
+    if block is None or current is None or int(current.group(1)) == block or in_channels % block:
+        return altered
+    if _tuned(attrs, tinfos, out_type):
+        return altered
+    out_block = _PACKED.fullmatch(str(altered.attrs.out_layout)).group(1)
+    fields = {str(key): altered.attrs[key] for key in altered.attrs.keys()}
+    fields.update(data_layout=f"NCHW{block}c", kernel_layout=f"OIHW{block}i{out_block}o")
+    return relay.nn.contrib_conv2d_nchwc(*inputs, **fields)
 
 
 def _tuned(attrs, tinfos, out_type):

@@ -29,6 +29,11 @@ them wherever the convolution before them changes layout.
 * ``nn.pad`` with constant padding along a split axis (the channel padding of residual blocks
   that widen) follows a packed layout where each pad width is whole blocks
   (:func:`follow_packed_pad`).
+* ``add`` of two tensors of one shape (a residual add) takes the layout of its first argument
+  where both changed; where one arrives packed and the other in a primal layout (after an op
+  that cannot follow a packing, such as a channel pad whose width is not whole blocks), it
+  follows the packed one (:func:`follow_packed_operand`): the primal one is packed where it
+  is made, and the sum stays packed for the convolution after it.
 * ``image.resize2d`` keeps TVM's rule where the new layout has as many axes as the old one,
   which refuses the packed ``NCHW[x]c`` of the x86 convolutions; TOPI's resize computes in
   that layout, so the resize follows it (:func:`follow_packed_resize`).
@@ -99,6 +104,33 @@ def follow_packed_pad(attrs, new_in_layouts, old_in_layouts, old_in_types, stock
     new_attrs = tvm.ir.make_node("relay.attrs.PadAttrs", pad_width=new_widths,
                                  pad_mode=attrs.pad_mode)
     return InferCorrectLayoutOutput([new, stock_out.input_layouts[1]], [new], new_attrs)
+
+
+def _primal(layout):
+    return layout is not None and bool(layout.name) and all(
+        str(layout[i]).isupper() for i in range(len(layout)))
+
+
+def follow_packed_operand(attrs, new_in_layouts, old_in_layouts, old_in_types, stock_out):
+    """The layouts of an elementwise binary op over two tensors of one shape where one arrives
+    in a packed ``NCHW[x]c`` and the other in a primal layout of the same axes: the packed
+    layout for both and the result. None otherwise."""
+    if new_in_layouts is None or len(new_in_layouts) != 2 or None in list(new_in_layouts):
+        return None
+    shapes = [tuple(t.shape) for t in old_in_types]
+    if len(shapes[0]) != len(shapes[1]) or any(
+            not tvm.ir.structural_equal(a, b) for a, b in zip(*shapes)):
+        return None
+    packed = [i for i, layout in enumerate(new_in_layouts)
+              if re.fullmatch(r"NCHW\d+c", layout.name or "")]
+    if len(packed) != 1 or not _primal(new_in_layouts[1 - packed[0]]):
+        return None
+    layout = new_in_layouts[packed[0]]
+    if sorted(new_in_layouts[1 - packed[0]].name) != sorted("NCHW"):
+        return None
+    if stock_out is not None and stock_out.output_layouts[0] == layout:
+        return None
+    return InferCorrectLayoutOutput([layout, layout], [layout], attrs)
 
 
 def follow_packed_resize(attrs, new_in_layouts, old_in_layouts, old_in_types, stock_out):
