@@ -13,19 +13,36 @@ would be upstream. This package is the glue that makes those files part of the i
 
 ``TVM_CANONICALIZE_DEPTHWISE=0`` in the environment turns the patch off (see :func:`enabled`).
 """
+import contextlib
 import os
 
 ENV_VAR = "TVM_CANONICALIZE_DEPTHWISE"
 
+_SWITCHED = []  # the innermost switched() block decides, before the environment
+
 
 def enabled():
-    """Whether the patch is on: the environment variable is unset, empty or ``1``.
+    """Whether the patch is on: as the innermost :func:`switched` block says, else the
+    environment variable is unset, empty or ``1``.
 
     It is read on every call, so a process can switch it for an A/B comparison.
     """
+    if _SWITCHED:
+        return _SWITCHED[-1]
     value = os.environ.get(ENV_VAR, "1").strip()
     if value in ("", "1"):
         return True
     if value == "0":
         return False
     raise ValueError(f"{ENV_VAR} must be 0 or 1, not {value!r}")
+
+
+@contextlib.contextmanager
+def switched(on):
+    """The patch on (``on`` true) or off inside the ``with`` block, whatever the environment
+    says; the environment is left as it is (and so are the child processes it is passed to)."""
+    _SWITCHED.append(bool(on))
+    try:
+        yield
+    finally:
+        _SWITCHED.pop()

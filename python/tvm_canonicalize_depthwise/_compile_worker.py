@@ -1,7 +1,8 @@
 """``python -m tvm_canonicalize_depthwise._compile_worker DIR``: one compile for the command.
 
 ``canonicalize-depthwise`` runs each of its builds here, in a process of its own, so that a
-crash in TVM or LLVM ends that build only (see :func:`tvm_canonicalize_depthwise.cli._compile`).
+crash in TVM or LLVM ends that build only (see
+:func:`tvm_canonicalize_depthwise.building.compile_in_child`).
 """
 # the command (and with it TVM) is imported once the environment is set
 # pylint: disable=import-outside-toplevel
@@ -15,7 +16,7 @@ def main(argv):
     # TVM's "not tuned" and "not optimized" notices concern the stock build: not wanted here.
     for name in ("strategy", "autotvm", "te_compiler"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    from tvm_canonicalize_depthwise.cli import compile_request
+    from tvm_canonicalize_depthwise.building import compile_request
 
     compile_request(argv[0])
     return 0

@@ -134,6 +134,60 @@ def _register_layout_following():
     prelu.set_attr("FTVMLegalize", legalize, _LEGALIZE_LEVEL)
 
 
+def _dispatching(stock_strategy):
+    """``stock_strategy`` with canonical depthwise convolutions sent to the depthwise strategy
+    first, where the patch is on (upstream: a branch at the top of the target's strategy)."""
+    from tvm.relay.op.strategy.depthwise_canonical import (
+        depthwise_conv2d_canonical_strategy, is_depthwise_call)
+
+    def conv2d_strategy_with_depthwise(attrs, inputs, out_type, target):
+        if enabled() and is_depthwise_call(attrs, inputs):
+            return depthwise_conv2d_canonical_strategy(attrs, inputs, out_type, target)
+        return stock_strategy(attrs, inputs, out_type, target)
+
+    conv2d_strategy_with_depthwise.__doc__ = f"Depthwise dispatch, else {stock_strategy.__name__}."
+    return conv2d_strategy_with_depthwise
+
+
+def _register_dispatch():
+    """The depthwise strategy in front of the stock conv2d strategies of x86 and ARM (and the
+    default), and of x86's ``nn.contrib_depthwise_conv2d_NCHWc`` (what x86 alter-layout packs
+    depthwise convolutions into); x86's alter-layout rule in place of the stock one. With the
+    switch off, TVM's own serve every call, as if the patch were absent."""
+    from tvm.relay.op.strategy import arm_cpu, x86
+    from tvm.relay.op.strategy.generic import conv2d_strategy, depthwise_conv2d_NCHWc_strategy
+    from tvm.topi.nn import conv2d_alter_layout
+    from tvm.topi.x86 import conv2d_alter_op, depthwise_conv2d_canonical_alter_op
+
+    for key, stock in (("cpu", x86.conv2d_strategy_cpu),
+                       ("arm_cpu", arm_cpu.conv2d_strategy_arm_cpu)):
+        conv2d_strategy.register(key, _dispatching(stock), override=True)
+    depthwise_conv2d_NCHWc_strategy.register(
+        "cpu", _dispatching(x86.depthwise_conv2d_NCHWc_strategy_cpu), override=True)
+    default = _STOCK.setdefault(("conv2d_strategy", "default"), conv2d_strategy.fdefault)
+    conv2d_strategy.generic_func_node.set_default(_dispatching(default), allow_override=True)
+
+    def alter(attrs, inputs, tinfos, out_type):
+        rule = (depthwise_conv2d_canonical_alter_op.alter_conv2d_layout if enabled()
+                else conv2d_alter_op._alter_conv2d_layout)
+        return rule(attrs, inputs, tinfos, out_type)
+
+    conv2d_alter_layout.register("cpu", alter, override=True)
+
+
+def _register_conv3d_legalize():
+    """``nn.conv3d``'s legalize (TVM 0.19 registers none): the depthwise one where the patch is
+    on."""
+    from tvm.topi.nn.depthwise_conv3d_legalize import legalize_depthwise_conv3d
+
+    def legalize(attrs, inputs, types):
+        return legalize_depthwise_conv3d(attrs, inputs, types) if enabled() else None
+
+    op = tvm.ir.Op.get("nn.conv3d")
+    op.reset_attr("FTVMLegalize")
+    op.set_attr("FTVMLegalize", legalize, _LEGALIZE_LEVEL)
+
+
 def _canonicalizing_legalize(op, stock):
     """An op's legalize function that first puts a multiplier-form call in the canonical form.
 
@@ -183,17 +237,13 @@ def activate():
     Runs once per process, when ``tvm.relay`` has been imported (see :mod:`.bootstrap`).
     """
     from tvm.relay.frontend import tflite as tflite_frontend
-    from tvm.relay.op.strategy import depthwise_canonical
     from tvm.relay.transform import canonicalize_depthwise, canonicalize_prelu
-    from tvm.topi.nn import depthwise_conv3d_legalize
-    from tvm.topi.x86 import depthwise_conv2d_canonical_alter_op
 
     relay.transform.CanonicalizeDepthwise = canonicalize_depthwise.CanonicalizeDepthwise
     relay.transform.CanonicalizePReLU = canonicalize_prelu.CanonicalizePReLU
     # The switch is read at every dispatch: with it off, TVM's own strategies and alter-layout
     # rule serve every call, as if the patch were absent.
-    depthwise_canonical.register(gate=enabled)
-    depthwise_conv2d_canonical_alter_op.register(gate=enabled)
+    _register_dispatch()
     for owner, name in (
         (build_module.BuildModule, "build"),
         (build_module.BuildModule, "optimize"),
@@ -210,4 +260,4 @@ def activate():
     converter.convert_prelu = _per_channel_tflite_prelu(converter.convert_prelu)
     llvm_compat.register_llvm_build(gate=enabled)
     # Last, so that the pass and dispatch stay whatever happens here; gated like the others.
-    depthwise_conv3d_legalize.register(gate=enabled)
+    _register_conv3d_legalize()

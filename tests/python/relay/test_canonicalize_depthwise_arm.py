@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
+import tvm.testing
 from tvm.contrib import cc
 
 from depthwise_fuzz import (ARM_TARGET, QNN, Case, build, build_and_export, cases, make_model,
@@ -265,21 +266,21 @@ def test_a_tflite_model_on_the_device_matches_tflite(tracked_board, tmp_path):
     """A TFLite model (depth multipliers 1, 2, 4), as imported (NHWC) and converted to NCHW,
     built with the patch on and off, run on the device through the tracker: against the TFLite
     interpreter's saved output. Stock's NHWC build fails in LLVM (docs/arm.md)."""
-    from tvm_canonicalize_depthwise import cli, models, remote
+    from tvm_canonicalize_depthwise import building, models, planning, remote
 
     import tvm
 
     model = models.read_model(str(FIXTURES / "dw_mix.tflite"))
     saved = np.load(FIXTURES / "dw_mix.npz")
     feeds = {model.inputs[0][0]: saved["dw_mix_input"]}
-    mod = cli.import_model(model, models.resolve_shapes(model, {}))
+    mod = planning.import_model(model, models.resolve_shapes(model, {}))
     target = tvm.target.Target(ARM_COMMAND_TARGET)
     device = remote.Device(tracked_board, KEY, session_timeout=300)
     device.check()
     ran = []
-    for path, path_mod in (("nhwc", mod), ("nchw", cli._to_nchw(mod))):  # pylint: disable=protected-access
+    for path, path_mod in (("nhwc", mod), ("nchw", planning.to_nchw(mod))):
         for patch_on in (True, False):
-            build = cli._compile(  # pylint: disable=protected-access
+            build = building.compile_in_child(
                 path_mod, target, patch_on, str(tmp_path), aarch64_board.CROSS_CXX, local=False)
             if build.error is not None:
                 assert (path, patch_on) == ("nhwc", False), build.error
@@ -458,3 +459,7 @@ def test_int8_taps_are_widened_before_they_are_broadcast(board, tmp_path, monkey
     broadcast, _ = byte_broadcasts()
     assert widened == 0 < broadcast, (widened, broadcast)
     _assert_runs_right_on(board, lib, inputs, expected, tmp_path)
+
+
+if __name__ == "__main__":
+    tvm.testing.main()

@@ -410,3 +410,7 @@ def test_conv3d_params_fold_into_a_native_canonical_constant():
     module = graph_executor.GraphModule(lib["default"](tvm.cpu()))
     tvm.testing.assert_allclose(_run_conv3d(module, data, "NCDHW"), expected, rtol=1e-4,
                                 atol=1e-4)
+
+
+if __name__ == "__main__":
+    tvm.testing.main()

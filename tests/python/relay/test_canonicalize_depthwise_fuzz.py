@@ -4,6 +4,8 @@ import zlib
 import pytest
 from hypothesis import HealthCheck, given, seed, settings
 
+import tvm.testing
+
 from depthwise_fuzz import RUNNABLE, X86_TARGETS, Case, cases, check_case
 
 # CI's share of the campaign, bounded and reproducible: fixed seeds, in shards that the test
@@ -95,3 +97,7 @@ def test_fuzzer_regressions(name):
     outcome = check_case(REGRESSIONS[name])
     assert set(outcome.both_failed) <= STOCK_FAILS.get(name, set()), outcome.both_failed
     assert set(RUNNABLE) <= set(outcome.ran)
+
+
+if __name__ == "__main__":
+    tvm.testing.main()

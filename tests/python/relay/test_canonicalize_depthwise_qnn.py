@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import tvm
+import tvm.testing
 from tvm import relay
 from tvm.contrib import graph_executor
 from tvm.relay.transform.canonicalize_depthwise import CanonicalizeDepthwise
@@ -222,3 +223,7 @@ def test_qnn_legalize_canonicalizes_where_the_pass_did_not_run(layouts):
     with tvm.transform.PassContext(opt_level=3, disabled_pass=["CanonicalizeDepthwise"]):
         left = relay.transform.InferType()(relay.qnn.transform.Legalize()(multiplier_form))
     tvm.ir.assert_structural_equal(left, multiplier_form)
+
+
+if __name__ == "__main__":
+    tvm.testing.main()

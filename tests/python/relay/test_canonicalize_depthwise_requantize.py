@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import tvm
+import tvm.testing
 from tvm import relay
 from tvm.contrib import graph_executor
 from tvm_canonicalize_depthwise import ENV_VAR
@@ -149,3 +150,7 @@ def test_a_requantize_read_by_two_branches_builds_and_rounds_like_stock(monkeypa
         if runs_on_host(target):
             np.testing.assert_array_equal(_run(on, data, "NHWC"), expected)
             np.testing.assert_array_equal(_run(off, data, "NHWC"), expected)
+
+
+if __name__ == "__main__":
+    tvm.testing.main()

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 import tvm
+import tvm.testing
 from tvm import relay
-from tvm_canonicalize_depthwise import ENV_VAR, cli, models
+from tvm_canonicalize_depthwise import ENV_VAR, building, models, planning
 from tvm_canonicalize_depthwise import reference as ref
 
 from stock_tvm import describe, llvm_ir_digest
@@ -119,19 +120,23 @@ def test_command_patch_off_build_is_stock(tmp_path):
     after ConvertLayout, are exactly what TVM without the project compiles; its "patch on"
     builds are not."""
     model = models.read_model(models.DEFAULT_MODEL)
-    mod = cli.import_model(model, models.resolve_shapes(model, {}))
+    mod = planning.import_model(model, models.resolve_shapes(model, {}))
     target = TARGETS["avx2"]
-    variants = [mod, cli._to_nchw(mod)]  # pylint: disable=protected-access
+    variants = [mod, planning.to_nchw(mod)]
     expected = _stock_descriptions([(variant, target) for variant in variants])
     for variant, stock_build in zip(variants, expected):
         # the build the command runs, in its child process
-        off = cli._compile(variant, tvm.target.Target(target), False, str(tmp_path))  # pylint: disable=protected-access
+        off = building.compile_in_child(variant, tvm.target.Target(target), False, str(tmp_path))
         assert off.error is None and off.in_child, off.error
         assert off.graph_json == stock_build["graph"]
         assert off.rewritten == 0
         # the same function in this process, to compare the generated code
-        lib = cli._build(variant, tvm.target.Target(target), False)  # pylint: disable=protected-access
+        lib = building.build(variant, tvm.target.Target(target), False)
         assert llvm_ir_digest(lib) == stock_build["llvm_ir"]
-        on = cli._compile(variant, tvm.target.Target(target), True, str(tmp_path))  # pylint: disable=protected-access
+        on = building.compile_in_child(variant, tvm.target.Target(target), True, str(tmp_path))
         assert on.error is None and on.rewritten > 0, on.error
         assert on.graph_json != stock_build["graph"]
+
+
+if __name__ == "__main__":
+    tvm.testing.main()

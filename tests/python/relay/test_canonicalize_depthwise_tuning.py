@@ -452,3 +452,7 @@ def test_tuning_through_the_rpc_tracker_is_used_by_a_local_build(tmp_path):
     lib, lookups = metaschedule_build(mod, database)
     assert lookups and all(found for _, found in lookups), lookups
     tvm.testing.assert_allclose(_run(lib, data), _expected(data, "NHWC"), rtol=1e-4, atol=1e-4)
+
+
+if __name__ == "__main__":
+    tvm.testing.main()

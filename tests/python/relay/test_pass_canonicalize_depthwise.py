@@ -385,6 +385,56 @@ def test_rewrites_and_skips_logged_at_debug(caplog):
                             "[8, 1, 3, 3, 3]") for m in messages), messages
 
 
+def test_rewrites_are_recorded_as_the_pass_makes_them(monkeypatch):
+    """The pass's rewrites as records, from a direct call and from inside a build; none where
+    the pass does not run."""
+    from tvm.relay.transform.canonicalize_depthwise import Rewrite, recording_rewrites
+    from tvm_canonicalize_depthwise import ENV_VAR
+
+    x = relay.var("x", shape=(1, 4, 8, 8))
+    y = conv(x, relay.const(np.ones((4, 2, 3, 3), "float32")), 4, 2, "NCHW", "OIHW")
+    z = conv(relay.var("x3", shape=(1, 5, 6, 7, 4)), relay.var("w", shape=(3, 3, 3, 4, 3)),
+             4, 3, "NDHWC", "DHWOI")
+    canonical = conv(x, relay.const(np.ones((8, 1, 3, 3), "float32")), 4, 2, "NCHW", "OIHW")
+    mod = infer(relay.Function(relay.analysis.free_vars(relay.Tuple([y, z, canonical])),
+                               relay.Tuple([y, z, canonical])))
+    with recording_rewrites() as records:
+        run_pass(mod)
+    assert sorted(records, key=lambda r: r.op) == [
+        Rewrite("nn.conv2d", "NCHW", "OIHW", 4, 2, (4, 2, 3, 3), (8, 1, 3, 3), True),
+        Rewrite("nn.conv3d", "NDHWC", "DHWOI", 4, 3, (3, 3, 3, 4, 3), (3, 3, 3, 12, 1), False),
+    ]
+    built = _multiplier_module()
+    with recording_rewrites() as records, tvm.transform.PassContext(opt_level=3):
+        relay.build(built, target="llvm")
+    assert [(r.in_channels, r.multiplier) for r in records] == [(4, 2)]
+    monkeypatch.setenv(ENV_VAR, "0")
+    with recording_rewrites() as records, tvm.transform.PassContext(opt_level=3):
+        relay.build(built, target="llvm")
+    assert records == []
+
+
+def test_switched_decides_over_the_environment_and_leaves_it(monkeypatch):
+    import os
+
+    from tvm.relay.transform.canonicalize_depthwise import recording_rewrites
+    from tvm_canonicalize_depthwise import ENV_VAR, enabled, switched
+
+    monkeypatch.setenv(ENV_VAR, "0")
+    with switched(True):
+        assert enabled()
+        with switched(False):
+            assert not enabled()
+            with recording_rewrites() as records, tvm.transform.PassContext(opt_level=3):
+                relay.build(_multiplier_module(), target="llvm")
+            assert records == []
+        assert enabled() and os.environ[ENV_VAR] == "0"
+        with recording_rewrites() as records, tvm.transform.PassContext(opt_level=3):
+            relay.build(_multiplier_module(), target="llvm")
+        assert len(records) == 1
+    assert not enabled()
+
+
 @pytest.mark.parametrize(
     "data_shape_,data_layout,kernel_shape,kernel_layout,groups,kind,mult",
     [
@@ -443,3 +493,7 @@ def test_usable_in_sequential_and_respects_opt_level():
         assert not tvm.ir.structural_equal(seq(mod), mod)
     with tvm.transform.PassContext(opt_level=3, disabled_pass=["CanonicalizeDepthwise"]):
         tvm.ir.assert_structural_equal(seq(mod), mod)
+
+
+if __name__ == "__main__":
+    tvm.testing.main()

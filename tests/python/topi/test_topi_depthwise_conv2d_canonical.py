@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import tvm
+import tvm.testing
 import tvm.relay  # activates the patch's import hook before the project's topi modules load
 from tvm import autotvm, relay, te
 from tvm.contrib import graph_executor
@@ -1037,3 +1038,7 @@ def test_a_block_of_every_row_takes_several_vectors_of_it(target):
     if target is not ARM_TARGET:
         _check("NCHW", "OIHW", 8, (22, 32), 4, kernel=(22, 1), padding=(0, 0, 0, 0),
                target=_runnable(target))
+
+
+if __name__ == "__main__":
+    tvm.testing.main()

@@ -15,7 +15,10 @@
 # specific language governing permissions and limitations
 # under the License.
 """Rewrite depthwise convolutions from the channel-multiplier form to the canonical grouped form."""
+import contextlib
 import logging
+from dataclasses import dataclass
+from typing import Tuple
 
 import numpy as np
 
@@ -29,6 +32,35 @@ logger = logging.getLogger(__name__)
 CONV_OPS = ("nn.conv2d", "nn.conv3d", "qnn.conv2d")
 """The convolutions the pass rewrites: Conv2DRel, Conv3DRel and QnnConv2DRel all accept the
 multiplier form."""
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """One convolution the pass rewrote (see :func:`recording_rewrites`)."""
+
+    op: str
+    data_layout: str
+    kernel_layout: str
+    in_channels: int
+    multiplier: int
+    weight_shape: Tuple[int, ...]
+    new_weight_shape: Tuple[int, ...]
+    new_constant: bool  # a constant weight became a new constant (else: reshaped in the graph)
+
+
+_RECORDERS = []
+
+
+@contextlib.contextmanager
+def recording_rewrites():
+    """Collect every rewrite the pass makes inside the ``with`` block, wherever it runs (called
+    directly, or in a build), as a list of :class:`Rewrite`."""
+    records = []
+    _RECORDERS.append(records)
+    try:
+        yield records
+    finally:
+        _RECORDERS.remove(records)
 
 
 def _static_shape(ty):
@@ -164,14 +196,18 @@ class _MultiplierFormRewrite(DFPatternCallback):
             )
         new_weight = self.rewritten[key]
         self.count += 1
+        record = Rewrite(
+            pre.op.name, str(pre.attrs.data_layout), str(pre.attrs.kernel_layout),
+            form.in_channels, form.multiplier, tuple(kernel_shape),
+            tuple(canonical_weight_shape(kernel_shape, pre.attrs.kernel_layout, form.multiplier)),
+            isinstance(new_weight, relay.Constant),
+        )
+        for records in _RECORDERS:
+            records.append(record)
         logger.debug(
-            "%s: C=%d m=%d: weight %s -> %s (%s)",
-            span,
-            form.in_channels,
-            form.multiplier,
-            kernel_shape,
-            canonical_weight_shape(kernel_shape, pre.attrs.kernel_layout, form.multiplier),
-            "new constant" if isinstance(new_weight, relay.Constant) else "reshaped in graph",
+            "%s: C=%d m=%d: weight %s -> %s (%s)", span, record.in_channels, record.multiplier,
+            list(record.weight_shape), list(record.new_weight_shape),
+            "new constant" if record.new_constant else "reshaped in graph",
         )
         # qnn.conv2d's zero points and scales stay as they are: a per-channel one is indexed by
         # output channel, c*m + j in both forms

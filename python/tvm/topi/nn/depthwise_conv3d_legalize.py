@@ -31,7 +31,7 @@ for the ``cpu`` key, so for ``arm_cpu`` too) or the generic ``conv3d_ncdhw`` /
 - With ``m > 1``, the input channel of each output-channel lane (``o // m``) is a vector
   index. Where several statements share it (it depends on the shapes), TIR's
   common-subexpression elimination binds it to an ``int32xN`` ``let``, and TVM 0.19's LLVM code
-  generator attaches ``#dbg_declare`` to every ``let`` value, which LLVM 22's verifier accepts
+  generator attaches ``#dbg_declare`` to every ``let`` value, which LLVM 21 and newer accept
   only for pointers and scalar integers ("location of #dbg_declare must be a pointer or int").
   ``PassContext(config={"tir.disable_cse_tir": True})`` avoids it, for the whole build.
 
@@ -105,28 +105,3 @@ def legalize_depthwise_conv3d(attrs, inputs, types):
         out_layout=attrs.out_layout,
         out_dtype=attrs.out_dtype,
     )
-
-
-_LEVEL = 11  # above the default level 10, should a stock registration ever appear
-
-
-def register(gate=None):
-    """Register :func:`legalize_depthwise_conv3d` as the ``FTVMLegalize`` of ``nn.conv3d``.
-
-    TVM 0.19 registers none. Calling it again replaces the earlier registration.
-
-    Parameters
-    ----------
-    gate : callable, optional
-        Asked at every call; where it returns False the call is left as it is, as if this
-        module were absent. None legalizes always.
-    """
-
-    def _legalize(attrs, inputs, types):
-        if gate is not None and not gate():
-            return None
-        return legalize_depthwise_conv3d(attrs, inputs, types)
-
-    op = tvm.ir.Op.get("nn.conv3d")
-    op.reset_attr("FTVMLegalize")
-    op.set_attr("FTVMLegalize", _legalize, _LEVEL)

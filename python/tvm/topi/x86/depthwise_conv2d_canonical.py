@@ -225,10 +225,7 @@ def _stages(sch, conv, channels_last):
 
 # Vectors of rounded products a task must hold for them to be stored per task (see
 # _rounded_product): a task of fewer is straight-line code or short loops that LLVM unrolls,
-# forwarding each stored product to its add, which it then contracts (measured: tasks of 7
-# and 14 vectors contracted, of 32 and more did not, on the 30 int8 benchmark layers and
-# both targets). Per task costs 1.0-1.2x the contracted code on those layers; a loop of their
-# own costs about as much on small layers and up to 1.8x on large ones.
+# forwarding each stored product to its add, which it then contracts.
 TASK_PRODUCTS = 64
 
 
@@ -390,7 +387,7 @@ def schedule_block(sch, cfg, conv, out, cpu, accumulators=8):
     if upsampled is not None and not is_packed(layout) and cfg["upsample_per_tap"].val:
         # the pixels of a block of columns for this tap, upsampled into a few vectors; the
         # kernel loop stays rolled, as unrolled taps would share the lanes' channel pattern
-        # as a vector variable, which LLVM 22 rejects in TVM's debug info
+        # as a vector variable, which LLVM 21 and newer reject in TVM's debug info
         sch[upsampled].compute_at(sch[acc], rx)
         sch[upsampled].vectorize(sch[upsampled].op.axis[lane_pos])
     elif cfg["unroll_kernel"].val:

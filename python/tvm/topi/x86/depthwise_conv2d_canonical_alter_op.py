@@ -22,7 +22,6 @@ from tvm import autotvm, relay, te, tir
 
 from ...auto_scheduler import is_auto_scheduler_enabled
 from ...meta_schedule.relay_integration import is_meta_schedule_enabled
-from ..nn import conv2d_alter_layout
 from ..utils import get_const_tuple
 from . import conv2d_alter_op as _stock
 from .depthwise_conv2d_canonical_common import packed_shapes
@@ -203,21 +202,3 @@ def carry_tuned_config(attrs, tinfos, out_type, layouts):
         packed + list(workload[3:6]) + list(layouts) + [workload[-1]], PACKED_TEMPLATE
     )
     dispatch_ctx.update(target, new_workload, cfg)
-
-
-
-def register(gate=None):
-    """Register :func:`alter_conv2d_layout` for x86 in place of the stock rule.
-
-    Parameters
-    ----------
-    gate : callable, optional
-        Asked at every call; where it returns False the stock x86 rule serves the call. None
-        applies the depthwise rule always.
-    """
-
-    def _alter(attrs, inputs, tinfos, out_type):
-        rule = alter_conv2d_layout if gate is None or gate() else _stock._alter_conv2d_layout
-        return rule(attrs, inputs, tinfos, out_type)
-
-    conv2d_alter_layout.register("cpu", _alter, override=True)

@@ -40,6 +40,8 @@ from .depthwise_conv2d_canonical_common import (
 # columns a register block takes at most, where its sums would allow more (AArch64's 16): past
 # that its weights and input columns no longer fit beside the sums (docs/design.md)
 _MAX_COLUMNS = 14
+# an input read fewer times than this by the outputs is upsampled at each tap, not per task
+_TAP_UPSAMPLE_READS = 2
 
 
 def upsample(data, to_nchw, multiplier, out_channels):
@@ -77,13 +79,11 @@ def fallback(cfg, conv, cpu, accumulators, work):
     if per_tap_upsample:
         # An upsampled pixel pays off when several outputs read it. Read about once (a
         # 22x1 kernel over 22 rows), the input is upsampled at each tap instead, into
-        # vectors of two input channels' m copies each (a two-element load and a
-        # permute: 0.54-0.8x for m = 2, 4, 8 against vectors of m lanes or fewer, which
-        # broadcast the input pixel and measured 1.3 to 0.8 us on that layer against an
-        # upsampled copy per task; vectors of four channels gather, 3-11x slower).
+        # vectors of two input channels' m copies each (a two-element load and a permute;
+        # vectors of four channels would gather).
         staged_shape = get_const_tuple(staged.shape)
         reads = out_h * out_w * taps / (staged_shape[h_pos] * staged_shape[w_pos])
-        if reads < 2:
+        if reads < _TAP_UPSAMPLE_READS:
             multiplier = out_c // int(staged.op.input_tensors[0].shape[c_pos])
             at_tap = 2 * multiplier <= lanes and out_c % (2 * multiplier) == 0
             vec = 2 * multiplier if at_tap else largest_divisor(multiplier, lanes)
@@ -93,8 +93,7 @@ def fallback(cfg, conv, cpu, accumulators, work):
     columns = min(_MAX_COLUMNS, max(1, accumulators // cpu.sum_registers(vec)))
     cfg["tile_w"] = SplitEntity([-1, register_block(out_w, columns)])
     # Tasks over all channel blocks where that wins (see _channels_inner); a layer on one
-    # thread keeps each channel block's weights over all its columns instead (channels
-    # inner measured 1.05x slower on the 22x1 layer).
+    # thread keeps each channel block's weights over all its columns instead.
     inner = (
         not is_packed(layout)
         and work >= PARALLEL_WORK
@@ -115,12 +114,10 @@ def _channels_inner(conv, layout, vec, block_w, cpu, upsample_per_tap=False):
 
     A task of rows that loops over every channel block inside each block of columns writes
     whole output pixels in turn, where a task of one channel block writes one vector per
-    pixel, 64 bytes apart from the next at the pixel's pitch. That wins (0.8-0.95x on m = 1
-    3x3 layers up to 256 channels, 0.3x on ``m16_32x28``, whose 512 output channels were
-    written 16 at a time) as long as the input a block of columns reads across all channels
-    stays in L1; it loses (1.1-1.4x) where that window is larger (5x5 kernels, 384 channels
-    or more, 256 channels at stride 2), and where each task would upsample all channels
-    (``m`` not a multiple of the vector and no upsampling at each tap: 1.1-1.3x).
+    pixel, 64 bytes apart from the next at the pixel's pitch. That wins as long as the input
+    a block of columns reads across all channels stays in L1; it loses where that window is
+    larger, and where each task would upsample all channels (``m`` not a multiple of the
+    vector and no upsampling at each tap).
     """
     staged = conv.op.input_tensors[0]
     c_pos = layout.index_of("C")

@@ -20,7 +20,8 @@ A vector runs along the output width of a row; a register block is a few rows of
 a task is a block of channels (a multiple of ``m`` output channels, the outputs of its input
 channels) and of rows. The padded rows a task reads are staged per task (see
 :mod:`.depthwise_conv2d_canonical_staging`), split by column phase where the row is strided.
-Every ``_fallback`` rule below says why; the measurements behind them are in ``docs/design.md``.
+Every rule of :func:`fallback` says why in a line; the measurements behind them, and the
+workloads they were taken on, are in ``docs/design.md``.
 """
 import tvm
 from tvm import te, tir
@@ -41,8 +42,16 @@ from .depthwise_conv2d_canonical_staging import (
 # measured; see _block_sums)
 _HELD_WEIGHTS = 9
 # registers of sums a block of rows takes at most, where the target allows more (AArch64): its
-# broadcast weights and the rows it loads need the rest (docs/design.md)
+# broadcast weights and the rows it loads need the rest
 _ROW_BLOCK_SUMS = 8
+# channels a task takes on planes of at most so many outputs: a small plane is too little work
+# for a task's launch
+_TASK_CHANNELS = ((64, 8), (1024, 4))
+# a block stages its own rows unless that stages them this many times over (tall, strided)
+_RESTAGE_LIMIT = 1.5
+# a kernel this tall, over channels enough for this many tasks each, stages whole planes with
+# zeroed padding rows: its many masked loads would spill
+_ZEROED_KERNEL_ROWS, _ZEROED_TASKS = 5, 4
 
 
 def stages_rows(layout, stride_w, pads):
@@ -75,12 +84,8 @@ def compute(data, kernel, strides, dilation, pads, in_shape, layouts, out_dtype,
     extent = (wide - 1) * stride_w + (kernel_w - 1) * dilation_w + 1
     # the rows computed `wide` columns wide read zeros past the right padding
     wide_pads = pads[:3] + (pads[3] + (wide - out_w) * stride_w,)
-    # A tall kernel reads many pixels of the padding rows, each masked by a select: with
-    # channels enough for tasks of whole planes, those rows are staged as zeros instead
-    # (see _stage_rows). AVX2, whole layer, one process: 0.79x effb0_144x56_k5_s2
-    # (canonical and multiplier input), 0.98-1.01x effb0_672x14_k5_s2, whose one block of
-    # rows has no select left.
-    whole_plane = kernel_h >= 5 and in_channels >= 4 * min_tasks
+    # a tall kernel's padding rows staged as zeros, not masked at every read
+    whole_plane = kernel_h >= _ZEROED_KERNEL_ROWS and in_channels >= _ZEROED_TASKS * min_tasks
     taps = [column * dilation_w for column in range(kernel_w)]
     staged, read_row = stage_rows(
         data, layout, wide_pads, extent, stride_w, taps, whole_plane=whole_plane
@@ -100,21 +105,11 @@ def compute(data, kernel, strides, dilation, pads, in_shape, layouts, out_dtype,
 def _whole_vector_width(out_w, lanes):
     """Columns to compute a row of ``out_w`` with: whole vectors where the row has odd ones.
 
-    A row of 7 columns in vectors of 7 lanes splits every unaligned load of the staged rows
-    into three or four instructions (4 + 2 + 1 lanes); computed 8 wide, every load is whole
-    and only the store of the row is split. AVX2, one process against 7 lanes: 0.87-0.93x on
-    the 3x3 stride-2 layers over 14x14 (512 and 576 channels), 0.78x on 1024 channels of
-    7x7 (stride 1).
-
-    A row between two and four vectors wide (28 columns on AVX2) is computed in whole
-    vectors too (32 columns, one vector of four registers and blocks of two rows), where it
-    was vectors of half a register. AVX2, whole layer in one process: with ``m = 1``, 0.72x
-    ``mnv1_256x28``, 0.81x ``mnv2_192x28``, 0.95x ``mnv1_128x56_s2``, 0.79x
-    ``effb0_144x56_k5_s2``, 0.51x ``effb0_240x28_k5``; with ``m > 1`` (tasks of two input
-    channels or more, see _define_knobs), 0.52-0.54x ``m2_96x28_k5``, 0.72-0.75x
-    ``m16_32x28``, 0.73x ``m4_32x56_s2``, 0.50x on 32 channels of 28x28 under a 5x5 kernel
-    with ``m = 4``. A row between one and two vectors (14 columns on AVX2) stays one vector
-    of two registers as it is: computed 16 wide it measured 1.07-1.20x slower.
+    A row narrower than a vector (7 columns in 7 lanes split every unaligned load into three
+    or four instructions) is computed in the next power of two; a row between two and four
+    vectors wide in whole vectors (one vector of several registers, not vectors of half a
+    register). A row between one and two vectors keeps its width: computed wider it was
+    slower.
     """
     if not lanes:
         return out_w
@@ -158,19 +153,15 @@ def fallback(cfg, conv, cpu, accumulators, cropped):
     # layout splits them by phase; in any other layout they are left scalar, and LLVM
     # vectorizes them with wide loads and shuffles.
     strided = int(conv.op.attrs["strides"][1]) > 1 and len(staged.shape) == len(shape)
-    # Small planes give a task too little work to pay for its launch: give a task several
-    # channels (measured 1.3-2x faster on 14x14 to 32x32 planes).
+    # several channels a task on small planes, to pay for its launch
     plane = out_h * out_w
-    channels_per_task = 8 if plane <= 64 else 4 if plane <= 1024 else 1
+    channels_per_task = next((n for size, n in _TASK_CHANNELS if plane <= size), 1)
     in_c = int(staged.shape[c_pos])
     multiplier = out_c // in_c
     vec = 1 if strided else vector_factor(out_w, lanes)
     registers = 1
     if not strided and lanes < out_w < 2 * lanes:
-        # A row between one and two vectors wide (14 columns on AVX2) in one vector of
-        # two registers, not two vectors of half the row: the first starts on the
-        # staged row's cache line (m = 1: 0.74-0.85x; m > 1: 0.87-0.89x m8_64x14, in
-        # tasks of two input channels, below).
+        # one vector of two registers, not two of half the row: it starts on a cache line
         vec, registers = out_w, 2
     if cropped and out_w > lanes:
         # a row computed whole over padding (see _whole_vector_width): one vector of
@@ -181,20 +172,11 @@ def fallback(cfg, conv, cpu, accumulators, cropped):
     if strided:
         tile_c = 1
     elif multiplier > 1:
-        # The m outputs of an input channel in one task, which stages that channel's
-        # rows once rather than once per task of fewer. AVX2, whole layer against
-        # tasks of 1 or 4 output channels: 0.73x m8_16x112, 0.80x m8_64x14, 0.83x
-        # m16_32x28, 0.86x m16_8x32; 0.92-1.04x with m = 2 and 4.
+        # the m outputs of an input channel in one task: its rows staged once
         inputs = channels_per_task // multiplier
         if registers > 1:
-            # A row in one vector of several registers: with one input channel a task,
-            # the row loads of a block are the same for all the task's channels, and
-            # LLVM hoists them out of the loop over those and spills them (48 of a
-            # block's 72 multiply-adds then read the stack; 2.6-4.5x slower than
-            # narrow vectors). With two input channels the loads vary with the channel.
-            # AVX2, whole layer, one process, against one input channel (both in such
-            # vectors): 0.50x on 32 channels of 28x28 under a 5x5 kernel with m = 4,
-            # 0.72x m16_32x28, 0.33x m8_64x14.
+            # two input channels at least: with one, LLVM hoists the block's row loads
+            # out of the loop over its output channels and spills them
             inputs = max(inputs, 2)
         tile_c = multiplier * largest_divisor(in_c, inputs)
     else:
@@ -233,21 +215,14 @@ def fallback(cfg, conv, cpu, accumulators, cropped):
                 blocks = count
                 break
         if staging and channel_tasks >= 2 * cpu.min_tasks and blocks < out_h // rows:
-            # The rows of a whole channel outgrow that buffer: with channels enough for
-            # tasks, a task still takes all of them, and stages its rows block by block
-            # (overlapping rows twice). The task then reads its channel in order, where
-            # tasks of a few blocks each jump between channels. AVX2, whole layer, one
-            # process: 0.83x mnv2_96x112_s2, 0.88x mnv1_64x112_s2, 0.86x mnv1_128x56_s2,
-            # 0.90x m2_64x112; with 16 tasks (m8_16x112), 1.08x, so not there.
+            # a whole channel a task all the same, read in order, staged block by block
             blocks = out_h // rows
-            # Unless a block's rows would be staged 1.5 times or more (two rows of a 5x5
-            # stride-2 kernel stage 7 rows for 4 new ones): the task then stages all its
-            # rows at once, past that buffer (in L2). AVX2, whole layer, one process:
-            # 0.85-0.88x effb0_144x56_k5_s2 against block by block.
+            # unless that stages a block's rows too many times over: then all at once (L2)
             restaged = ((rows - 1) * stride_h + kernel_h) / (rows * stride_h)
-            cfg["stage_per_block"] = OtherOptionEntity(int(restaged < 1.5))
+            cfg["stage_per_block"] = OtherOptionEntity(int(restaged < _RESTAGE_LIMIT))
     if stages_whole_planes(staged) or streaming:
-        # planes staged whole (see _stage_rows): a task takes all rows of its channels
+        # planes staged whole (zeroed padding rows, or streaming): all rows of a task's
+        # channels
         blocks = out_h // rows
         cfg["stage_per_block"] = OtherOptionEntity(0)
     cfg["tile_h"] = SplitEntity([-1, blocks, rows])
@@ -265,13 +240,8 @@ def _streaming_channels(data, layout, channels, cpu):
     A layer whose input is larger than a core's L2 (``cpu.l2_bytes``) streams it from L3,
     and there tasks that stage their rows in longer sweeps win: a task then takes the fewest
     multiples of ``channels`` that stage ``cpu.stream_bytes`` of input or more at once, as long
-    as there are ``2 * cpu.min_tasks`` tasks. AVX2, whole layer, one process, 3x3 stride 2,
-    against tasks of 4 channels: 0.86-0.91x on ``mnv1_256x28_s2`` (784 KiB of input), 0.88x
-    on 384 and 0.87-0.90x on 512 channels of 28x28. Tasks of 8 channels staging block by
-    block of rows lost that gain (1.03-1.06x), so such tasks stage all their rows at once.
-    On inputs that fit in L2 more channels were worth nothing: 0.99x on 128 channels of
-    28x28, 0.97-1.04x on 512 and 576 channels of 14x14, 1.09x on 96 of 32x32 (the bound is
-    cautious: 320 channels of 20x20, 500 KiB, gained 0.86x).
+    as there are ``2 * cpu.min_tasks`` tasks; such tasks stage all their rows at once. On
+    inputs that fit in L2 more channels were worth nothing.
     """
     shape = get_const_tuple(data.shape)
     channel_bytes = tvm.DataType(data.dtype).bits // 8
@@ -297,15 +267,9 @@ def _block_sums(accumulators, taps, vector_registers, row_registers):
     and LLVM keeps them in registers over a task's blocks. Eight sums with a 3x3 kernel
     overfill AVX2's 16 registers (8 sums, 9 weights, a loaded row and a temporary), and
     LLVM spills the weights and the input rows that two rows of the block share. The sums
-    are then cut to what the registers leave (5 on AVX2: blocks of 4 rows of one register
-    where there were 8). AVX2, whole layer, one process: 0.75-0.97x on 11 of the 13
-    benchmark workloads that changed so (0.75x ``m2_64x112``, 0.88x ``mnv2_144x56``, 0.93x
-    ``mnv2_96x112_s2``), 1.00-1.02x ``m8_64x14`` and 1.03x ``m4_32x56_s2``. Never below
-    two rows of ``row_registers`` registers each: rows of four registers in blocks of one
-    row lose the rows they share, and measured 1.10-1.16x (``mnv1_256x28``,
-    ``mnv2_192x28``, ``mnv1_128x56_s2``). Only kernels of up to ``_HELD_WEIGHTS`` taps
-    qualify: the 25 weights of a 5x5 kernel would leave AVX-512 (32 registers) 5 sums, a
-    trade not measured.
+    are then cut to what the registers leave (5 on AVX2). Never below two rows of
+    ``row_registers`` registers each: in blocks of one row, rows lose what they share. Only
+    kernels of up to ``_HELD_WEIGHTS`` taps qualify (a 5x5 kernel's trade is not measured).
     """
     if taps <= _HELD_WEIGHTS and taps + accumulators + 2 > vector_registers:
         return max(vector_registers - taps - 2, 2 * row_registers)
@@ -353,9 +317,7 @@ def tile(sch, cfg, out, positions, cropped):
     sch[out].reorder(n, c_outer, h_outer, h_mid, w_outer, c_inner, h_inner, w_block, w_inner)
     # A block is one channel's: its sums stay on the stack (TVM 0.19 moves a buffer over
     # 1 KiB, such as the sums of several channels, to the workspace pool, where every sum is
-    # stored and loaded again), and the loop over a task's channels stays a loop. Measured
-    # against blocks of all the task's channels, unrolled: 0.7-0.9x on planes up to 28x28,
-    # never slower.
+    # stored and loaded again), and the loop over a task's channels stays a loop.
     return w_inner, [h_inner, w_block], sch[out].fuse(n, c_outer, h_outer), c_inner, h_mid
 
 
@@ -366,8 +328,7 @@ def place_staging(sch, cfg, conv, out, data_pad, parallel, h_mid, cpu):
     per_block = bool(cfg["stage_per_block"].val)
     sch[data_pad].compute_at(sch[out], h_mid if per_block else parallel)
     # each staged row (or phase of a row) starts on a cache line, so that the vectors of at
-    # least one kernel column are aligned loads (measured 10.3 to 7.3 us on a 256x28 stride-2
-    # layer)
+    # least one kernel column are aligned loads
     line = cpu.line_bytes * 8 // tvm.DataType(data_pad.dtype).bits
     sch[data_pad].storage_align(sch[data_pad].op.axis[-2], line, 0)
     if is_phase_split(data_pad):

@@ -74,9 +74,7 @@ def phase_split_intrinsic(width, pad_left, stride, columns, lanes, dtype, plane=
     its inner part only and fills the padding lanes with zeros.
 
     LLVM left to vectorize the guarded copy vectorizes some rows and not others, depending on
-    the padding and the loop order; the shuffles measured 0.78-0.95x the whole layer on AVX2
-    on 3x3 and 5x5 stride-2 layers from 14x14 to 112x112 (0.88x and 0.83x on 512 and 576
-    channels of 14x14), 1.01x on 224x224 and 1.18x on an odd 57x57.
+    the padding and the loop order (the shuffles' measurements: ``docs/design.md``).
 
     With ``plane = (height, pad_top, pad_bottom, needed)`` it stages the first ``needed``
     rows of a whole padded input plane instead, row by row, its padding rows as zeros (see
@@ -278,8 +276,7 @@ def stage_rows(data, layout, pads, extent, stride, taps, whole_plane=False):
             pixel = stage[tuple(index) + (phase, x + offset)]
             if whole_plane or not padded_rows:
                 return pixel
-            # a select, where a guarded load would branch inside the block (2x slower on a
-            # 256x28 stride-2 layer)
+            # a select, where a guarded load would branch inside the block
             return tir.Select(_rows(index[h_pos]), pixel, zero)
 
         return stage, _read_split

@@ -16,13 +16,13 @@
 # under the License.
 """One conv2d strategy for every depthwise convolution with canonical weights.
 
-``nn.conv2d`` strategies are registered per target key. :func:`register` puts, in front of
-each key's stock strategy, a dispatch that sends canonical depthwise convolutions
-(:func:`tvm.topi.nn.depthwise_form.is_depthwise`) to :func:`depthwise_conv2d_canonical_strategy`
-and everything else to the stock strategy for that key, unchanged. The depthwise strategy is
-itself a generic function: a target gets its own depthwise implementation by registering one.
+Each target key's ``nn.conv2d`` strategy (and x86's ``nn.contrib_depthwise_conv2d_NCHWc``
+one) sends canonical depthwise convolutions (:func:`is_depthwise_call`) to
+:func:`depthwise_conv2d_canonical_strategy` and everything else where it went before; upstream
+that is a branch at the top of ``conv2d_strategy_cpu`` and ``conv2d_strategy_arm_cpu``, here the
+install glue puts it in front of them. The depthwise strategy is itself a generic function: a
+target gets its own depthwise implementation by registering one.
 """
-import tvm
 from tvm import topi
 from tvm.target import generic_func
 from tvm.topi.arm_cpu import depthwise_conv2d_canonical as _arm_cpu_depthwise
@@ -32,14 +32,7 @@ from tvm.topi.x86 import depthwise_conv2d_canonical as _x86_depthwise
 from tvm.topi.x86 import depthwise_conv2d_canonical_packed as _x86_packed_depthwise
 
 from .. import op as _op
-from . import arm_cpu as _stock_arm_cpu
-from . import x86 as _stock_x86
-from .generic import (
-    conv2d_strategy,
-    depthwise_conv2d_NCHWc_strategy,
-    wrap_compute_conv2d,
-    wrap_topi_schedule,
-)
+from .generic import wrap_compute_conv2d, wrap_topi_schedule
 
 
 def _compute(topi_compute):
@@ -105,51 +98,4 @@ def is_depthwise_call(attrs, inputs):
     data, kernel = inputs
     return is_depthwise(
         data.shape, attrs.data_layout, kernel.shape, attrs.kernel_layout, attrs.groups
-    )
-
-
-def _dispatching(stock_strategy, gate):
-    def conv2d_strategy_with_depthwise(attrs, inputs, out_type, target):
-        if gate() and is_depthwise_call(attrs, inputs):
-            return depthwise_conv2d_canonical_strategy(attrs, inputs, out_type, target)
-        return stock_strategy(attrs, inputs, out_type, target)
-
-    conv2d_strategy_with_depthwise.__doc__ = f"Depthwise dispatch, else {stock_strategy.__name__}."
-    return conv2d_strategy_with_depthwise
-
-
-def _always():
-    return True
-
-
-_STOCK_CONV2D_STRATEGIES = {
-    "cpu": _stock_x86.conv2d_strategy_cpu,
-    "arm_cpu": _stock_arm_cpu.conv2d_strategy_arm_cpu,
-}
-
-
-_STOCK_DEFAULT = conv2d_strategy.fdefault
-
-
-def register(gate=None):
-    """Put the depthwise dispatch in front of the stock conv2d strategies.
-
-    ``nn.contrib_depthwise_conv2d_NCHWc`` is what x86 alter-layout packs depthwise
-    convolutions into (``topi/x86/depthwise_conv2d_canonical_alter_op.py``); its canonical
-    depthwise calls get the same strategy. Calling it again replaces the earlier registration.
-
-    Parameters
-    ----------
-    gate : callable, optional
-        Asked at every dispatch; where it returns False the stock strategy serves the call,
-        as if this module were absent. None dispatches always.
-    """
-    gate = gate or _always
-    for key, stock in _STOCK_CONV2D_STRATEGIES.items():
-        conv2d_strategy.register(key, _dispatching(stock, gate), override=True)
-    depthwise_conv2d_NCHWc_strategy.register(
-        "cpu", _dispatching(_stock_x86.depthwise_conv2d_NCHWc_strategy_cpu, gate), override=True
-    )
-    conv2d_strategy.generic_func_node.set_default(
-        _dispatching(_STOCK_DEFAULT, gate), allow_override=True
     )
