@@ -6,6 +6,7 @@ file that lays them onto the installed ``tvm`` package at import time (see
 ``python/tvm_canonicalize_depthwise/bootstrap.py``). No file that TVM installed is written, so
 ``pip uninstall tvm-canonicalize-depthwise`` restores stock TVM.
 """
+
 import os
 
 from setuptools import setup
@@ -82,7 +83,7 @@ setup(
         "onnx==1.23.2",
     ],
     extras_require={
-        "test": ["pytest==9.0.3", "pytest-xdist==3.8.0", "hypothesis==6.170.17"],
+        "test": ["pytest==9.0.3", "pytest-xdist==3.8.0", "hypothesis==6.170.17", "black==26.10.1"],
         # the models' own engines, which canonicalize-depthwise checks TVM against when present
         "engines": ["ai-edge-litert==2.3.0", "onnxruntime==1.31.1"],
     },

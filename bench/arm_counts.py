@@ -25,6 +25,7 @@ Cortex-A76 and Neoverse-N1: its cycles per iteration times its executions, per o
 Writes ``docs/arm-counts.md``, ``.json`` and ``.png``. Counts are not times: a load that
 misses the cache and one that hits count the same.
 """
+
 import argparse
 import json
 import math
@@ -43,17 +44,35 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests" / "scripts")]
 import aarch64_board  # noqa: E402  pylint: disable=wrong-import-position
 from workloads import select  # noqa: E402  pylint: disable=wrong-import-position
-from tvm_canonicalize_depthwise import reference as ref  # noqa: E402  pylint: disable=wrong-import-position
+from tvm_canonicalize_depthwise import (
+    reference as ref,
+)  # noqa: E402  pylint: disable=wrong-import-position
 
 TARGET = "llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon -num-cores=1"
-WORKLOADS = ["mnv1_32x112", "mnv1_64x112_s2", "mnv2_144x56", "mnv1_512x14", "effb0_240x28_k5",
-             "m2_32x56", "m4_16x56", "m16_8x32", "m4_8x22x32_k22x1"]
+WORKLOADS = [
+    "mnv1_32x112",
+    "mnv1_64x112_s2",
+    "mnv2_144x56",
+    "mnv1_512x14",
+    "effb0_240x28_k5",
+    "m2_32x56",
+    "m4_16x56",
+    "m16_8x32",
+    "m4_8x22x32_k22x1",
+]
 QUICK = ["mnv1_32x112", "m4_16x56"]
 LAYOUTS = {"nhwc": ("NHWC", "HWOI"), "nchw": ("NCHW", "OIHW")}
 CPUS = ("cortex-a76", "neoverse-n1")
 RUNS = 2
-LLVM_MCA = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" \
-    / "site-packages" / "llvm" / "bin" / "llvm-mca"
+LLVM_MCA = (
+    Path(sys.prefix)
+    / "lib"
+    / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    / "site-packages"
+    / "llvm"
+    / "bin"
+    / "llvm-mca"
+)
 
 
 # ---- building ------------------------------------------------------------------------------
@@ -70,10 +89,17 @@ def _model(workload, dtype, form, layouts):
     data = ref.to_layout(_input_nchw(workload, dtype), "NCHW", data_layout)
     x = relay.var("x", shape=data.shape, dtype=dtype)
     y = relay.nn.conv2d(
-        x, relay.const(weight), strides=(workload.stride,) * 2, padding=workload.pads,
-        groups=workload.C, channels=workload.C * workload.m,
-        kernel_size=(workload.kh, workload.kw), data_layout=data_layout,
-        kernel_layout=kernel_layout, out_dtype="int32" if dtype == "int8" else dtype)
+        x,
+        relay.const(weight),
+        strides=(workload.stride,) * 2,
+        padding=workload.pads,
+        groups=workload.C,
+        channels=workload.C * workload.m,
+        kernel_size=(workload.kh, workload.kw),
+        data_layout=data_layout,
+        kernel_layout=kernel_layout,
+        out_dtype="int32" if dtype == "int8" else dtype,
+    )
     return tvm.IRModule.from_expr(relay.Function([x], y)), data
 
 
@@ -108,12 +134,16 @@ def _build(mod, patch_on, path):
 def variants(workload, dtype):
     """``(side, form, layout)`` to build for one workload."""
     forms = ("multiplier", "canonical") if workload.m > 1 else ("canonical",)
-    return [(side, form, layout) for side in ("project", "stock") for form in forms
-            for layout in LAYOUTS]
+    return [
+        (side, form, layout)
+        for side in ("project", "stock")
+        for form in forms
+        for layout in LAYOUTS
+    ]
 
 
 # ---- counting on the board -----------------------------------------------------------------
-BOARD_SCRIPT = r'''
+BOARD_SCRIPT = r"""
 import json, sys
 import numpy as np
 import tvm
@@ -134,7 +164,7 @@ if sys.argv[2] == "run":
         for _ in range(int(sys.argv[3])):
             module.run()
         np.save(job["output"], module.get_output(0).numpy())
-'''
+"""
 
 _INSN = re.compile(r"^0x([0-9a-f]+):\s+[0-9a-f]{8}\s+(\S+)\s*(.*)$")
 _EXEC = re.compile(r"\[[0-9a-f]+/([0-9a-f]+)/")
@@ -162,7 +192,7 @@ def access_bytes(mnemonic, operands):
             if not arrangement:
                 continue
             key = arrangement.group(1)
-            size += (_SIZES[key[-1]] if lane or key in "bhsd" else _LANES.get(key, 16))
+            size += _SIZES[key[-1]] if lane or key in "bhsd" else _LANES.get(key, 16)
     else:
         first = re.match(r"\s*([qdxswhb])\d+|\s*(wzr|xzr)", operands)
         if mnemonic.rstrip("s").endswith(("rb", "urb")) or mnemonic in ("ldrsb", "ldursb"):
@@ -220,29 +250,56 @@ def count_on_board(board, jobs, workdir):
     qemu = ["setarch", "x86_64", "-R", "qemu-aarch64-static", "-L", str(board.sysroot)]
     python = str(board.sysroot / "usr" / "bin" / "python3.11")
     env = board.env(threads=1)
-    probe = subprocess.run([*qemu, python, str(script), str(manifest), "probe"], env=env,
-                           capture_output=True, text=True, timeout=1200, check=True)
+    probe = subprocess.run(
+        [*qemu, python, str(script), str(manifest), "probe"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=True,
+    )
     maps = _maps(probe.stdout)
-    ranges = ",".join(f"0x{start:x}..0x{end - 1:x}" for spans in maps.values()
-                      for start, end in spans)
+    ranges = ",".join(
+        f"0x{start:x}..0x{end - 1:x}" for spans in maps.values() for start, end in spans
+    )
     fifo = workdir / "qemu.log"
     os.mkfifo(fifo)
     trace = _Trace(fifo)
     counted = subprocess.run(
-        [*qemu, "-d", "in_asm,exec,nochain", "-dfilter", ranges, "-D", str(fifo), python,
-         str(script), str(manifest), "run", str(RUNS)],
-        env=env, capture_output=True, text=True, timeout=7200, check=False)
+        [
+            *qemu,
+            "-d",
+            "in_asm,exec,nochain",
+            "-dfilter",
+            ranges,
+            "-D",
+            str(fifo),
+            python,
+            str(script),
+            str(manifest),
+            "run",
+            str(RUNS),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=7200,
+        check=False,
+    )
     trace.thread.join(600)
     if counted.returncode != 0:
         raise RuntimeError(f"the counted run failed: {counted.stderr[-2000:]}")
     if _maps(counted.stdout) != maps:
         raise RuntimeError("the libraries moved between the probe and the counted run")
-    totals = {job["library"]: {"instructions": 0, "loaded": 0, "stored": 0, "hot": None}
-              for job in jobs}
+    totals = {
+        job["library"]: {"instructions": 0, "loaded": 0, "stored": 0, "hot": None} for job in jobs
+    }
     hottest = defaultdict(lambda: (0, None, 0))
     for pc, runs in trace.runs.items():
-        library = next((lib for lib, spans in maps.items()
-                        if any(start <= pc < end for start, end in spans)), None)
+        library = next(
+            (lib for lib, spans in maps.items() if any(start <= pc < end for start, end in spans)),
+            None,
+        )
         block = trace.blocks.get(pc)
         if library is None or block is None:
             continue
@@ -266,16 +323,28 @@ def _maps(stdout):
 
 def mca_cycles(block, cpu):
     """llvm-mca's cycles per iteration of ``block`` (branches left out) on ``cpu``, or None."""
-    lines = [f"{mnemonic} {operands}".strip() for _, mnemonic, operands in block
-             if not _BRANCH.match(mnemonic.lower())]
+    lines = [
+        f"{mnemonic} {operands}".strip()
+        for _, mnemonic, operands in block
+        if not _BRANCH.match(mnemonic.lower())
+    ]
     if not lines:
         return None
     with tempfile.NamedTemporaryFile("w", suffix=".s") as source:
         source.write("\n".join(lines) + "\n")
         source.flush()
         result = subprocess.run(
-            [str(LLVM_MCA), "-mtriple=aarch64-linux-gnu", f"-mcpu={cpu}", "-iterations=100",
-             source.name], capture_output=True, text=True, check=False)
+            [
+                str(LLVM_MCA),
+                "-mtriple=aarch64-linux-gnu",
+                f"-mcpu={cpu}",
+                "-iterations=100",
+                source.name,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     found = re.search(r"Total Cycles:\s+(\d+)", result.stdout)
     return int(found.group(1)) / 100 if found else None
 
@@ -288,26 +357,41 @@ def measure(names, dtypes, workdir):
     for workload in select(names):
         for dtype in dtypes:
             reference[(workload.name, dtype)] = ref.depthwise_conv2d_nchw(
-                _input_nchw(workload, dtype), _model_weight(workload, dtype),
-                (workload.stride,) * 2, workload.pads, out_dtype="float64")
+                _input_nchw(workload, dtype),
+                _model_weight(workload, dtype),
+                (workload.stride,) * 2,
+                workload.pads,
+                out_dtype="float64",
+            )
             for side, form, layout in variants(workload, dtype):
                 mod, data = _model(workload, dtype, form, LAYOUTS[layout])
                 tag = f"{workload.name}-{dtype}-{side}-{form}-{layout}"
-                row = {"workload": workload.name, "describe": workload.describe(),
-                       "dtype": dtype, "side": side, "form": form, "layout": layout,
-                       "outputs": workload.C * workload.m * math.prod(workload.out_hw)}
+                row = {
+                    "workload": workload.name,
+                    "describe": workload.describe(),
+                    "dtype": dtype,
+                    "side": side,
+                    "form": form,
+                    "layout": layout,
+                    "outputs": workload.C * workload.m * math.prod(workload.out_hw),
+                }
                 print(f"building {tag}", file=sys.stderr, flush=True)
                 try:
                     _build(mod, side == "project", workdir / f"{tag}.so")
                 except Exception as error:  # pylint: disable=broad-except
-                    row["error"] = (str(error).strip().splitlines()
-                                    or [type(error).__name__])[-1][:200]
+                    row["error"] = (str(error).strip().splitlines() or [type(error).__name__])[-1][
+                        :200
+                    ]
                     rows.append(row)
                     continue
                 np.save(workdir / f"{tag}-in.npy", data)
-                jobs.append({"library": str(workdir / f"{tag}.so"),
-                             "input": str(workdir / f"{tag}-in.npy"),
-                             "output": str(workdir / f"{tag}-out.npy")})
+                jobs.append(
+                    {
+                        "library": str(workdir / f"{tag}.so"),
+                        "input": str(workdir / f"{tag}-in.npy"),
+                        "output": str(workdir / f"{tag}-out.npy"),
+                    }
+                )
                 row["job"] = jobs[-1]
                 rows.append(row)
     print(f"counting {len(jobs)} libraries on the board...", file=sys.stderr, flush=True)
@@ -324,10 +408,18 @@ def measure(names, dtypes, workdir):
         row["hot_block"] = [f"{m} {o}".strip() for _, m, o in total["hot"] or []]
         row["hot_share"] = total.get("hot_retired", 0) / max(1, total["instructions"])
         # the hot block's cycles (llvm-mca, per iteration) x its executions, per output
-        row["mca_cycles"] = {
-            cpu: (cycles * total["hot_runs"] / RUNS / row["outputs"]
-                  if (cycles := mca_cycles(total["hot"], cpu)) is not None else None)
-            for cpu in CPUS} if total["hot"] else {}
+        row["mca_cycles"] = (
+            {
+                cpu: (
+                    cycles * total["hot_runs"] / RUNS / row["outputs"]
+                    if (cycles := mca_cycles(total["hot"], cpu)) is not None
+                    else None
+                )
+                for cpu in CPUS
+            }
+            if total["hot"]
+            else {}
+        )
         got = np.load(job["output"])
         expected = reference[(row["workload"], row["dtype"])]
         got_nchw = got if row["layout"] == "nchw" else got.transpose(0, 3, 1, 2)
@@ -336,8 +428,14 @@ def measure(names, dtypes, workdir):
 
 
 def _best(rows, workload, dtype, side):
-    candidates = [r for r in rows if r["workload"] == workload and r["dtype"] == dtype
-                  and r["side"] == side and "instructions_per_output" in r]
+    candidates = [
+        r
+        for r in rows
+        if r["workload"] == workload
+        and r["dtype"] == dtype
+        and r["side"] == side
+        and "instructions_per_output" in r
+    ]
     return min(candidates, key=lambda r: r["instructions_per_output"]) if candidates else None
 
 
@@ -346,15 +444,20 @@ def summarize(rows):
     table = []
     for workload, dtype in dict.fromkeys((r["workload"], r["dtype"]) for r in rows):
         project, stock = (_best(rows, workload, dtype, side) for side in ("project", "stock"))
-        entry = {"workload": workload, "dtype": dtype,
-                 "describe": next(r["describe"] for r in rows if r["workload"] == workload),
-                 "project": project and _brief(project), "stock": stock and _brief(stock)}
+        entry = {
+            "workload": workload,
+            "dtype": dtype,
+            "describe": next(r["describe"] for r in rows if r["workload"] == workload),
+            "project": project and _brief(project),
+            "stock": stock and _brief(stock),
+        }
         if project and stock:
-            entry["instructions_ratio"] = (project["instructions_per_output"]
-                                           / stock["instructions_per_output"])
-            entry["bytes_ratio"] = ((project["loaded_per_output"] + project["stored_per_output"])
-                                    / max(1e-9, stock["loaded_per_output"]
-                                          + stock["stored_per_output"]))
+            entry["instructions_ratio"] = (
+                project["instructions_per_output"] / stock["instructions_per_output"]
+            )
+            entry["bytes_ratio"] = (
+                project["loaded_per_output"] + project["stored_per_output"]
+            ) / max(1e-9, stock["loaded_per_output"] + stock["stored_per_output"])
         table.append(entry)
     ratios = [e["instructions_ratio"] for e in table if "instructions_ratio" in e]
     geomean = math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else None
@@ -362,28 +465,49 @@ def summarize(rows):
 
 
 def _brief(row):
-    keys = ("form", "layout", "instructions_per_output", "loaded_per_output",
-            "stored_per_output", "hot_block_instructions", "hot_share", "mca_cycles",
-            "max_abs_err")
+    keys = (
+        "form",
+        "layout",
+        "instructions_per_output",
+        "loaded_per_output",
+        "stored_per_output",
+        "hot_block_instructions",
+        "hot_share",
+        "mca_cycles",
+        "max_abs_err",
+    )
     return {key: row[key] for key in keys}
 
 
 def write_docs(rows, table, geomean, prefix, command):
-    Path(f"{prefix}.json").write_text(json.dumps(
-        {"command": command, "target": TARGET, "runs": RUNS, "rows": rows, "table": table,
-         "geomean_instructions_ratio": geomean}, indent=1))
+    Path(f"{prefix}.json").write_text(
+        json.dumps(
+            {
+                "command": command,
+                "target": TARGET,
+                "runs": RUNS,
+                "rows": rows,
+                "table": table,
+                "geomean_instructions_ratio": geomean,
+            },
+            indent=1,
+        )
+    )
     lines = [
-        "# Depthwise layers on aarch64, counted under QEMU (issue 21)", "",
+        "# Depthwise layers on aarch64, counted under QEMU (issue 21)",
+        "",
         f"`{command}`; target `{TARGET}`, one thread, {RUNS} runs per library. Per output: "
         "instructions retired in the library's code, bytes loaded + stored (access sizes of "
         "the executed loads and stores); llvm-mca: cycles per iteration of the block that "
         "retires the most instructions (branches left out), times its executions, per output: "
         "the cycles of the hot loop alone. Each side's best variant over weight form and "
         "layout (`bench/arm_counts.py`); every output checked against NumPy (max error in "
-        "the JSON). Counts are not times.", "",
+        "the JSON). Counts are not times.",
+        "",
         "| workload | dtype | project (form, layout) | instr/out | bytes/out | stock (form, "
         "layout) | instr/out | bytes/out | instr ratio | A76 hot cyc/out p/s | N1 hot cyc/out p/s |",
-        "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | --- | --- |"]
+        "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | --- | --- |",
+    ]
     for entry in table:
         cells = []
         for side in ("project", "stock"):
@@ -391,22 +515,31 @@ def write_docs(rows, table, geomean, prefix, command):
             if best is None:
                 cells += ["does not build", "-", "-"]
                 continue
-            cells += [f"{best['form']}, {best['layout']}", f"{best['instructions_per_output']:.2f}",
-                      f"{best['loaded_per_output'] + best['stored_per_output']:.1f}"]
+            cells += [
+                f"{best['form']}, {best['layout']}",
+                f"{best['instructions_per_output']:.2f}",
+                f"{best['loaded_per_output'] + best['stored_per_output']:.1f}",
+            ]
         ratio = f"{entry['instructions_ratio']:.2f}" if "instructions_ratio" in entry else "-"
         mca = []
         for cpu in CPUS:
             values = [entry[s] and entry[s]["mca_cycles"].get(cpu) for s in ("project", "stock")]
             mca.append(" / ".join("-" if v is None else f"{v:.2f}" for v in values))
-        lines.append(f"| {entry['workload']} ({entry['describe']}) | {entry['dtype']} | "
-                     + " | ".join(cells) + f" | {ratio} | {mca[0]} | {mca[1]} |")
+        lines.append(
+            f"| {entry['workload']} ({entry['describe']}) | {entry['dtype']} | "
+            + " | ".join(cells)
+            + f" | {ratio} | {mca[0]} | {mca[1]} |"
+        )
     if geomean:
         lines += ["", f"Geomean of project ÷ stock instructions per output: **{geomean:.2f}**."]
     failed = [r for r in rows if "error" in r]
     if failed:
         lines += ["", "Variants that did not build:", ""]
-        lines += [f"- {r['workload']} {r['dtype']} {r['side']} {r['form']} {r['layout']}: "
-                  f"{r['error']}" for r in failed]
+        lines += [
+            f"- {r['workload']} {r['dtype']} {r['side']} {r['form']} {r['layout']}: "
+            f"{r['error']}"
+            for r in failed
+        ]
     Path(f"{prefix}.md").write_text("\n".join(lines) + "\n")
     _plot(table, geomean, f"{prefix}.png")
 

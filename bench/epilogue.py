@@ -9,27 +9,37 @@ with the ELU epilogue, and the same with ``FastMath``.
 
     python bench/epilogue.py            # 2 threads, host target
 """
+
 import os
 import subprocess
 import sys
 
-CASES = [("conv", False, False), ("conv + ELU", True, False),
-         ("conv + ELU, FastMath", True, True)]
+CASES = [("conv", False, False), ("conv + ELU", True, False), ("conv + ELU, FastMath", True, True)]
 
 
 def layer(epilogue, form):
     import numpy as np
     import tvm
     from tvm import relay
+
     rng = np.random.default_rng(0)
     x = relay.var("x", shape=(1, 8, 22, 256))
     shape = (8, 2, 22, 1) if form == "multiplier" else (16, 1, 22, 1)
-    y = relay.nn.conv2d(x, relay.const(rng.uniform(-1, 1, shape).astype("float32")),
-                        groups=8, channels=16, kernel_size=(22, 1))
+    y = relay.nn.conv2d(
+        x,
+        relay.const(rng.uniform(-1, 1, shape).astype("float32")),
+        groups=8,
+        channels=16,
+        kernel_size=(22, 1),
+    )
     y = relay.add(y, relay.const(rng.uniform(-1, 1, (16, 1, 1)).astype("float32")))
     if epilogue:  # ELU as the TFLite and ONNX frontends write it
-        y = relay.add(relay.nn.relu(y), relay.multiply(
-            relay.const(-1.0), relay.nn.relu(relay.subtract(relay.const(1.0), relay.exp(y)))))
+        y = relay.add(
+            relay.nn.relu(y),
+            relay.multiply(
+                relay.const(-1.0), relay.nn.relu(relay.subtract(relay.const(1.0), relay.exp(y)))
+            ),
+        )
     return tvm.IRModule.from_expr(relay.Function([x], y))
 
 
@@ -38,15 +48,16 @@ def worker():
     import tvm
     from tvm import relay
     from tvm.contrib import graph_executor
+
     target = f"llvm -mcpu={tvm.target.codegen.llvm_get_system_cpu()}"
     for label, epilogue, fast in CASES:
         for form in ("multiplier", "canonical"):
-            with tvm.transform.PassContext(opt_level=3,
-                                           required_pass=["FastMath"] if fast else []):
+            with tvm.transform.PassContext(opt_level=3, required_pass=["FastMath"] if fast else []):
                 lib = relay.build(layer(epilogue, form), target=target)
             module = graph_executor.GraphModule(lib["default"](tvm.cpu()))
-            module.set_input("x", np.random.default_rng(1).uniform(
-                -1, 1, (1, 8, 22, 256)).astype("float32"))
+            module.set_input(
+                "x", np.random.default_rng(1).uniform(-1, 1, (1, 8, 22, 256)).astype("float32")
+            )
             timer = module.module.time_evaluator("run", tvm.cpu(), number=2000, repeat=7)
             print(f"{label}|{form}|{min(timer().results) * 1e6:.2f}|{target}", flush=True)
 
@@ -54,10 +65,19 @@ def worker():
 def main():
     results = {}
     for mode, switch in (("stock", "0"), ("project", "1")):
-        env = {**os.environ, "TVM_CANONICALIZE_DEPTHWISE": switch, "TVM_NUM_THREADS": "2",
-               "TOPHUB_LOCATION": "NONE"}
-        out = subprocess.run([sys.executable, __file__, "--worker"], env=env, check=True,
-                             capture_output=True, text=True).stdout
+        env = {
+            **os.environ,
+            "TVM_CANONICALIZE_DEPTHWISE": switch,
+            "TVM_NUM_THREADS": "2",
+            "TOPHUB_LOCATION": "NONE",
+        }
+        out = subprocess.run(
+            [sys.executable, __file__, "--worker"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         for line in out.splitlines():
             label, form, us, target = line.split("|")
             results[(mode, label, form)] = float(us)

@@ -10,6 +10,7 @@ checks that both compute the same, and times them in alternating rounds in this 
 (``TVM_NUM_THREADS``, 2 by default). Prints the median of the per-round ratios, new / old.
 The host must run both targets' code (AVX-512).
 """
+
 import argparse
 import os
 import sys
@@ -50,8 +51,12 @@ def main(argv=None):
     import tvm.relay  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
     from tvm import te  # pylint: disable=import-outside-toplevel
     from tvm.autotvm.task.space import (  # pylint: disable=import-outside-toplevel
-        ConfigEntity, SplitEntity)
-    from tvm.topi.x86 import depthwise_conv2d_canonical as template  # pylint: disable=import-outside-toplevel
+        ConfigEntity,
+        SplitEntity,
+    )
+    from tvm.topi.x86 import (
+        depthwise_conv2d_canonical as template,
+    )  # pylint: disable=import-outside-toplevel
     from workloads import select  # pylint: disable=import-outside-toplevel
 
     (workload,) = select([options.workload])
@@ -69,10 +74,19 @@ def main(argv=None):
         for dtype in ("float32", "int8"):
             data = te.placeholder((1, workload.C, workload.H, workload.W), dtype, name="data")
             weight = te.placeholder(
-                (workload.C * workload.m, 1, workload.kh, workload.kw), dtype, name="weight")
+                (workload.C * workload.m, 1, workload.kh, workload.kw), dtype, name="weight"
+            )
             out_dtype = "int32" if dtype == "int8" else dtype
-            args = (data, weight, (workload.stride,) * 2, workload.pads, (1, 1), "NCHW", "OIHW",
-                    out_dtype)
+            args = (
+                data,
+                weight,
+                (workload.stride,) * 2,
+                workload.pads,
+                (1, 1),
+                "NCHW",
+                "OIHW",
+                out_dtype,
+            )
             new, out = _build(template, target, args)
             # the fallback's choices with one vector a block (a ConfigEntity: defining the
             # knobs again leaves its entities as they are)
@@ -81,23 +95,32 @@ def main(argv=None):
             entities["tile_w"] = SplitEntity([-1, 1, fallback["tile_w"].size[-1]])
             old, _ = _build(template, target, args, ConfigEntity(-1, None, entities, []))
             assert str(chosen[-1]) != str(fallback) and chosen[-1]["tile_w"].size[1] == 1
-            feeds = [tvm.nd.array((rng.standard_normal([int(e) for e in t.shape]) * 8)
-                                  .astype(dtype), dev) for t in (data, weight)]
-            results = [tvm.nd.empty([int(e) for e in out.shape], out_dtype, dev)
-                       for _ in range(2)]
+            feeds = [
+                tvm.nd.array(
+                    (rng.standard_normal([int(e) for e in t.shape]) * 8).astype(dtype), dev
+                )
+                for t in (data, weight)
+            ]
+            results = [tvm.nd.empty([int(e) for e in out.shape], out_dtype, dev) for _ in range(2)]
             new(*feeds, results[0])
             old(*feeds, results[1])
             np.testing.assert_allclose(results[0].numpy(), results[1].numpy(), rtol=1e-5)
             ratios, times = [], []
             for _ in range(options.rounds):
-                pair = [module.time_evaluator(module.entry_name, dev, number=options.number)(
-                    *feeds, result).mean for module, result in zip((new, old), results)]
+                pair = [
+                    module.time_evaluator(module.entry_name, dev, number=options.number)(
+                        *feeds, result
+                    ).mean
+                    for module, result in zip((new, old), results)
+                ]
                 ratios.append(pair[0] / pair[1])
                 times.append(pair)
             new_us, old_us = (np.median([t[i] for t in times]) * 1e6 for i in (0, 1))
-            print(f"{target} {dtype}: new/old {np.median(ratios):.3f} "
-                  f"({new_us:.2f} us against {old_us:.2f} us; tile_w {fallback['tile_w'].size} "
-                  f"against {entities['tile_w'].size})")
+            print(
+                f"{target} {dtype}: new/old {np.median(ratios):.3f} "
+                f"({new_us:.2f} us against {old_us:.2f} us; tile_w {fallback['tile_w'].size} "
+                f"against {entities['tile_w'].size})"
+            )
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ random weights loses accuracy, which is recorded, not checked). ``--int8-only`` 
 these files (the float .tflite/.onnx/.npz stay as they are: tf2onnx would rewrite the .onnx
 with other bytes).
 """
+
 import json
 import os
 import sys
@@ -71,20 +72,31 @@ OPSET = 17
 # ---------------------------------------------------------------------------------------------
 # the networks: name -> (input shape HWC, builder, one line of description)
 def mobilenet_v1():
-    return keras.applications.MobileNet(input_shape=(128, 128, 3), alpha=0.25, weights=None,
-                                        classes=100, dropout=0.0,
-                                        classifier_activation=None)
+    return keras.applications.MobileNet(
+        input_shape=(128, 128, 3),
+        alpha=0.25,
+        weights=None,
+        classes=100,
+        dropout=0.0,
+        classifier_activation=None,
+    )
 
 
 def mobilenet_v2():
-    return keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None,
-                                          classes=100, classifier_activation=None)
+    return keras.applications.MobileNetV2(
+        input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=100, classifier_activation=None
+    )
 
 
 def mobilenet_v3_small():
     return keras.applications.MobileNetV3Small(
-        input_shape=(128, 128, 3), alpha=0.75, weights=None, include_top=False, pooling="avg",
-        include_preprocessing=False)
+        input_shape=(128, 128, 3),
+        alpha=0.75,
+        weights=None,
+        include_top=False,
+        pooling="avg",
+        include_preprocessing=False,
+    )
 
 
 def _conv_bn(x, filters, kernel=1, stride=1, act="relu6"):
@@ -94,8 +106,9 @@ def _conv_bn(x, filters, kernel=1, stride=1, act="relu6"):
 
 
 def _dw_bn(x, kernel=3, stride=1, multiplier=1, act="relu6"):
-    x = layers.DepthwiseConv2D(kernel, stride, padding="same", depth_multiplier=multiplier,
-                               use_bias=False)(x)
+    x = layers.DepthwiseConv2D(
+        kernel, stride, padding="same", depth_multiplier=multiplier, use_bias=False
+    )(x)
     x = layers.BatchNormalization()(x)
     return layers.Activation(act)(x) if act else x
 
@@ -106,10 +119,15 @@ def efficientnet_lite():
     inp = keras.Input((128, 128, 3), batch_size=1)
     x = _conv_bn(inp, 16, 3, 2)
     # (expand, out channels, repeats, stride, kernel)
-    for expand, out, repeats, stride, kernel in [(1, 8, 1, 1, 3), (6, 12, 2, 2, 3),
-                                                 (6, 20, 2, 2, 5), (6, 40, 3, 2, 3),
-                                                 (6, 56, 3, 1, 5), (6, 96, 4, 2, 5),
-                                                 (6, 160, 1, 1, 3)]:
+    for expand, out, repeats, stride, kernel in [
+        (1, 8, 1, 1, 3),
+        (6, 12, 2, 2, 3),
+        (6, 20, 2, 2, 5),
+        (6, 40, 3, 2, 3),
+        (6, 56, 3, 1, 5),
+        (6, 96, 4, 2, 5),
+        (6, 160, 1, 1, 3),
+    ]:
         for r in range(repeats):
             s = stride if r == 0 else 1
             y = _conv_bn(x, x.shape[-1] * expand) if expand != 1 else x
@@ -166,8 +184,16 @@ def multipliers():
     stride 2, one 5x5) and a 1x1 projection; 96x96 input."""
     inp = keras.Input((96, 96, 3), batch_size=1)
     x = _conv_bn(inp, 8, 3, 1)
-    for m, stride, kernel, out in [(2, 2, 3, 16), (4, 1, 3, 16), (8, 2, 3, 24), (3, 1, 5, 24),
-                                   (2, 2, 3, 48), (4, 1, 3, 48), (6, 2, 3, 64), (8, 1, 3, 64)]:
+    for m, stride, kernel, out in [
+        (2, 2, 3, 16),
+        (4, 1, 3, 16),
+        (8, 2, 3, 24),
+        (3, 1, 5, 24),
+        (2, 2, 3, 48),
+        (4, 1, 3, 48),
+        (6, 2, 3, 64),
+        (8, 1, 3, 64),
+    ]:
         y = _dw_bn(x, kernel, stride, m)
         y = _conv_bn(y, out, act=None)
         x = layers.Add()([x, y]) if stride == 1 and x.shape[-1] == out else y
@@ -179,10 +205,14 @@ def multipliers():
 NETWORKS = {
     "mobilenet_v1_a025": (mobilenet_v1, "MobileNetV1, alpha 0.25, 128x128"),
     "mobilenet_v2_a035": (mobilenet_v2, "MobileNetV2, alpha 0.35, 96x96"),
-    "mobilenet_v3s_a075": (mobilenet_v3_small,
-                           "MobileNetV3-small, alpha 0.75, 128x128 (5x5 dw, SE, hard-swish)"),
-    "efficientnet_lite": (efficientnet_lite,
-                          "EfficientNet-lite0 style, 0.5x channels, 128x128 (5x5 dw)"),
+    "mobilenet_v3s_a075": (
+        mobilenet_v3_small,
+        "MobileNetV3-small, alpha 0.75, 128x128 (5x5 dw, SE, hard-swish)",
+    ),
+    "efficientnet_lite": (
+        efficientnet_lite,
+        "EfficientNet-lite0 style, 0.5x channels, 128x128 (5x5 dw)",
+    ),
     "face_landmark": (face_landmark, "face-mesh style, PReLU, 128x128 down to 4x4x192"),
     "eegnet": (eegnet, "EEGNet-8,2, 22x256x1 (22x1 dw, m = 2)"),
     "multipliers": (multipliers, "depth multipliers 2 to 8, 96x96"),
@@ -197,8 +227,14 @@ def build(name):
     for layer in model.layers:
         if isinstance(layer, layers.BatchNormalization):
             c = layer.gamma.shape[0]
-            layer.set_weights([rng.uniform(0.5, 1.5, c), rng.uniform(-0.2, 0.2, c),
-                               rng.uniform(-0.2, 0.2, c), rng.uniform(0.5, 1.5, c)])
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, c),
+                    rng.uniform(-0.2, 0.2, c),
+                    rng.uniform(-0.2, 0.2, c),
+                    rng.uniform(0.5, 1.5, c),
+                ]
+            )
         elif isinstance(layer, layers.PReLU):
             layer.set_weights([rng.uniform(0.05, 0.4, layer.alpha.shape)])
     return model
@@ -214,15 +250,15 @@ def close(got, expected):
 def to_tflite(fn):
     # frozen first: otherwise Keras 3's variables stay resource variables in the .tflite
     # (VAR_HANDLE/READ_VARIABLE ops, never initialized) and BatchNormalization is not folded
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2)
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
     frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
     return tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert()
 
 
 def to_tflite_int8(fn, shape):
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2)
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
     frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
     rng = np.random.default_rng(SEED + 2)
 
@@ -247,8 +283,9 @@ def write_int8(name, fn, shape, x, expected):
     blob = to_tflite_int8(fn, shape)
     # TFLite's own kernels (no XNNPACK): every op is listed, the output is the reference's
     resolver = tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    interp = tf.lite.Interpreter(model_content=blob, num_threads=2,
-                                 experimental_op_resolver_type=resolver)
+    interp = tf.lite.Interpreter(
+        model_content=blob, num_threads=2, experimental_op_resolver_type=resolver
+    )
     interp.allocate_tensors()
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     if inp["dtype"] != np.int8 or out["dtype"] != np.int8:
@@ -262,23 +299,41 @@ def write_int8(name, fn, shape, x, expected):
     ops = [op["op_name"] for op in details]
     dtypes = {d["index"]: d["dtype"] for d in interp.get_tensor_details()}
     # ops the converter left in float (it wraps them in DEQUANTIZE/QUANTIZE: EEGNet's ELU)
-    float_ops = sorted({op["op_name"] for op in details if op["op_name"] != "DEQUANTIZE"
-                        and any(dtypes[i] == np.float32 for i in op["outputs"])})
+    float_ops = sorted(
+        {
+            op["op_name"]
+            for op in details
+            if op["op_name"] != "DEQUANTIZE" and any(dtypes[i] == np.float32 for i in op["outputs"])
+        }
+    )
     dw = [op for op in details if op["op_name"] == "DEPTHWISE_CONV_2D"]
-    if not dw or any(dtypes[op["inputs"][i]] != np.int8 or dtypes[op["outputs"][0]] != np.int8
-                     for op in dw for i in (0, 1)):
+    if not dw or any(
+        dtypes[op["inputs"][i]] != np.int8 or dtypes[op["outputs"][0]] != np.int8
+        for op in dw
+        for i in (0, 1)
+    ):
         raise RuntimeError(f"{name}: the depthwise convs are not all int8 ({sorted(set(ops))})")
     err_quanta = float(np.max(np.abs((got.astype(np.float64) - yz) * ys - expected)) / ys)
     with open(os.path.join(OUT_DIR, f"{name}_int8.tflite"), "wb") as f:
         f.write(blob)
     np.savez(os.path.join(OUT_DIR, f"{name}_int8.npz"), input_int8=xq, tflite_int8_output=got)
-    print(f"{name}_int8: tflite {len(blob) / 1e6:.2f} MB, {ops.count('DEPTHWISE_CONV_2D')} "
-          f"depthwise convs, dequantized output {err_quanta:.1f} quanta from Keras"
-          + (f", float ops {float_ops}" if float_ops else ""), flush=True)
-    return {"tflite_bytes": len(blob), "tflite_depthwise": ops.count("DEPTHWISE_CONV_2D"),
-            "ops": sorted(set(ops)), "float_ops": float_ops, "input_scale": float(xs), "input_zero_point": int(xz),
-            "output_scale": float(ys), "output_zero_point": int(yz),
-            "vs_keras_quanta": err_quanta}
+    print(
+        f"{name}_int8: tflite {len(blob) / 1e6:.2f} MB, {ops.count('DEPTHWISE_CONV_2D')} "
+        f"depthwise convs, dequantized output {err_quanta:.1f} quanta from Keras"
+        + (f", float ops {float_ops}" if float_ops else ""),
+        flush=True,
+    )
+    return {
+        "tflite_bytes": len(blob),
+        "tflite_depthwise": ops.count("DEPTHWISE_CONV_2D"),
+        "ops": sorted(set(ops)),
+        "float_ops": float_ops,
+        "input_scale": float(xs),
+        "input_zero_point": int(xz),
+        "output_scale": float(ys),
+        "output_zero_point": int(yz),
+        "vs_keras_quanta": err_quanta,
+    }
 
 
 def run_tflite(blob, x):
@@ -296,6 +351,7 @@ def _patch_tf2onnx():
     the ONNX MobileNetV3 then keeps an NHWC<->NCHW Transpose around every op (103 of them).
     A scalar needs no bias merge: treat it like any other input of the Add."""
     from tf2onnx.optimizer.transpose_optimizer import TransposeOptimizer
+
     original = TransposeOptimizer._add_handler
     if getattr(original, "scalar_patch", False):
         return
@@ -304,21 +360,25 @@ def _patch_tf2onnx():
         if node.inputs[1].is_const() and node.inputs[1].get_tensor_value(as_list=False).ndim == 0:
             return self._handle_node_having_branches(trans, node)
         return original(self, trans, node)
+
     add_handler.scalar_patch = True
     TransposeOptimizer._add_handler = add_handler
 
 
 def to_onnx(fn, input_name):
     import tf2onnx
+
     _patch_tf2onnx()
     proto, _ = tf2onnx.convert.from_function(
-        fn, input_signature=fn.input_signature, opset=OPSET, inputs_as_nchw=[input_name + ":0"])
+        fn, input_signature=fn.input_signature, opset=OPSET, inputs_as_nchw=[input_name + ":0"]
+    )
     proto.ir_version = min(proto.ir_version, 10)  # what onnxruntime 1.31 reads
     return proto
 
 
 def run_onnx(blob, x_nchw):
     import onnxruntime as ort
+
     sess = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
     return sess.run(None, {sess.get_inputs()[0].name: x_nchw})[0]
 
@@ -361,20 +421,35 @@ def main(argv):
             f.write(tfl)
         with open(os.path.join(OUT_DIR, f"{name}.onnx"), "wb") as f:
             f.write(blob)
-        np.savez(os.path.join(OUT_DIR, f"{name}.npz"), input_nhwc=x,
-                 keras_output=expected.astype(np.float32))
-        dw = [n for n in onnx_model.graph.node if n.op_type == "Conv"
-              and any(a.name == "group" and a.i > 1 for a in n.attribute)]
+        np.savez(
+            os.path.join(OUT_DIR, f"{name}.npz"),
+            input_nhwc=x,
+            keras_output=expected.astype(np.float32),
+        )
+        dw = [
+            n
+            for n in onnx_model.graph.node
+            if n.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in n.attribute)
+        ]
         index[name] = {
-            "description": NETWORKS[name][1], "input_nhwc": list((1,) + shape),
-            "output": list(expected.shape), "params": int(model.count_params()),
-            "tflite_depthwise": ops.count("DEPTHWISE_CONV_2D"), "onnx_grouped_conv": len(dw),
-            "tflite_bytes": len(tfl), "onnx_bytes": len(blob),
-            "tflite_vs_keras": err_tfl, "onnx_vs_keras": err_onnx, "int8": int8,
+            "description": NETWORKS[name][1],
+            "input_nhwc": list((1,) + shape),
+            "output": list(expected.shape),
+            "params": int(model.count_params()),
+            "tflite_depthwise": ops.count("DEPTHWISE_CONV_2D"),
+            "onnx_grouped_conv": len(dw),
+            "tflite_bytes": len(tfl),
+            "onnx_bytes": len(blob),
+            "tflite_vs_keras": err_tfl,
+            "onnx_vs_keras": err_onnx,
+            "int8": int8,
         }
-        print(f"{name}: {model.count_params()} params, {ops.count('DEPTHWISE_CONV_2D')} depthwise "
-              f"convs, tflite {len(tfl) / 1e6:.2f} MB (err {err_tfl:.2g}), onnx "
-              f"{len(blob) / 1e6:.2f} MB (err {err_onnx:.2g})", flush=True)
+        print(
+            f"{name}: {model.count_params()} params, {ops.count('DEPTHWISE_CONV_2D')} depthwise "
+            f"convs, tflite {len(tfl) / 1e6:.2f} MB (err {err_tfl:.2g}), onnx "
+            f"{len(blob) / 1e6:.2f} MB (err {err_onnx:.2g})",
+            flush=True,
+        )
     with open(index_path, "w") as f:
         json.dump({k: index[k] for k in NETWORKS if k in index}, f, indent=1)
 

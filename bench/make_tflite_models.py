@@ -23,6 +23,7 @@ DEPTHWISE_CONV_2D with int8 input and output and per-channel weight scales, and 
 output for the quantized benchmark input is within one quantum of an exact integer reference
 (``bench/quant.py``; TFLite requantizes in fixed point).
 """
+
 import os
 import sys
 
@@ -50,11 +51,13 @@ def convert(wl, int8=False):
 
     @tf.function(input_signature=[tf.TensorSpec([1, wl.H, wl.W, wl.C], tf.float32, name="x")])
     def dwconv(x):
-        return tf.nn.depthwise_conv2d(x, weight, strides=[1, wl.stride, wl.stride, 1],
-                                      padding=wl.padding)
+        return tf.nn.depthwise_conv2d(
+            x, weight, strides=[1, wl.stride, wl.stride, 1], padding=wl.padding
+        )
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [dwconv.get_concrete_function()], dwconv)
+        [dwconv.get_concrete_function()], dwconv
+    )
     if int8:
         rng = np.random.default_rng([SEED, 8, *map(ord, wl.name)])
 
@@ -89,8 +92,9 @@ def verify(wl, model):
     got = interp.get_tensor(interp.get_output_details()[0]["index"]).transpose(0, 3, 1, 2)
     ok, err = check(got, reference_output(wl))
     if not ok:
-        raise RuntimeError(f"{wl.name}: TFLite output differs from the reference "
-                           f"(max abs error {err:.3g})")
+        raise RuntimeError(
+            f"{wl.name}: TFLite output differs from the reference " f"(max abs error {err:.3g})"
+        )
     return err
 
 
@@ -112,8 +116,10 @@ def verify_int8(wl, model):
     got = interp.get_tensor(out["index"]).transpose(0, 3, 1, 2)
     diff = quant.quanta(got, quant.int8_reference(wl, qp, x))
     if diff is None or diff > 1 or len(np.unique(got)) < 16:
-        raise RuntimeError(f"{wl.name}: TFLite int8 output differs from the integer reference "
-                           f"by {diff} quanta (or hardly varies)")
+        raise RuntimeError(
+            f"{wl.name}: TFLite int8 output differs from the integer reference "
+            f"by {diff} quanta (or hardly varies)"
+        )
     return diff, qp
 
 
@@ -127,9 +133,11 @@ def main(argv):
         if int8:
             diff, qp = verify_int8(wl, model)
             path = os.path.join(MODELS_DIR, f"{wl.name}_int8.tflite")
-            note = (f"{diff} quanta from the integer reference, x scale {qp.x_scale:.3g} "
-                    f"zp {qp.x_zero}, y scale {qp.y_scale:.3g} zp {qp.y_zero}, "
-                    f"{'int32 bias' if qp.bias is not None else 'no bias'}")
+            note = (
+                f"{diff} quanta from the integer reference, x scale {qp.x_scale:.3g} "
+                f"zp {qp.x_zero}, y scale {qp.y_scale:.3g} zp {qp.y_zero}, "
+                f"{'int32 bias' if qp.bias is not None else 'no bias'}"
+            )
         else:
             err = verify(wl, model)
             path = os.path.join(MODELS_DIR, f"{wl.name}.tflite")

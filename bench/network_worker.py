@@ -48,6 +48,7 @@ quantized paths, each output saved where ``outputs`` says);
 other engines (``timing.slice_timer`` around the graph executor's ``run``) and answers
 ``{path: ms}``. Standalone: ``python bench/network_worker.py NAME`` prints a build answer.
 """
+
 import contextlib
 import json
 import logging
@@ -72,11 +73,13 @@ PATHS = ("tflite_nhwc", "tflite_nchw", "onnx")
 INT8_PATHS = ("int8_nhwc", "int8_nchw")
 INT8_QUANTA = 4  # how far (in output quanta) a quantized network's TVM output may be from LiteRT
 # TVM's ConvertLayout recipe for TFLite models (conv ops to NCHW, kernels in their default)
-DESIRED_LAYOUTS = {"nn.conv2d": ["NCHW", "default"], "nn.conv2d_transpose": ["NCHW", "default"],
-                   "qnn.conv2d": ["NCHW", "default"]}
+DESIRED_LAYOUTS = {
+    "nn.conv2d": ["NCHW", "default"],
+    "nn.conv2d_transpose": ["NCHW", "default"],
+    "qnn.conv2d": ["NCHW", "default"],
+}
 CLASSES = ("depthwise", "layout_transform", "conv", "other")
-CONVS = ("nn.conv2d", "nn.contrib_conv2d_NCHWc", "nn.contrib_depthwise_conv2d_NCHWc",
-         "qnn.conv2d")
+CONVS = ("nn.conv2d", "nn.contrib_conv2d_NCHWc", "nn.contrib_depthwise_conv2d_NCHWc", "qnn.conv2d")
 
 
 def close(got, expected):
@@ -109,25 +112,33 @@ def quanta_close(got, expected):
 def import_module(name, path):
     """``(mod, params, input_name, x)`` of one path."""
     from tvm import relay
+
     int8 = path in INT8_PATHS
     x = network_input(name, int8)
     if path.startswith("tflite") or int8:
         import tflite
-        with open(os.path.join(NETWORKS_DIR, f"{name}{'_int8' if int8 else ''}.tflite"),
-                  "rb") as f:
+
+        with open(os.path.join(NETWORKS_DIR, f"{name}{'_int8' if int8 else ''}.tflite"), "rb") as f:
             model = tflite.Model.GetRootAsModel(f.read(), 0)
         graph = model.Subgraphs(0)
         input_name = graph.Tensors(graph.Inputs(0)).Name().decode()
         mod, params = relay.frontend.from_tflite(
-            model, shape_dict={input_name: x.shape}, dtype_dict={input_name: str(x.dtype)})
+            model, shape_dict={input_name: x.shape}, dtype_dict={input_name: str(x.dtype)}
+        )
         if path in ("tflite_nchw", "int8_nchw"):
             import tvm
-            seq = tvm.transform.Sequential([relay.transform.RemoveUnusedFunctions(),
-                                            relay.transform.ConvertLayout(DESIRED_LAYOUTS)])
+
+            seq = tvm.transform.Sequential(
+                [
+                    relay.transform.RemoveUnusedFunctions(),
+                    relay.transform.ConvertLayout(DESIRED_LAYOUTS),
+                ]
+            )
             with tvm.transform.PassContext(opt_level=3):
                 mod = seq(mod)
         return mod, params, input_name, x
     import onnx
+
     ensure_onnx_mapping()
     model = onnx.load(os.path.join(NETWORKS_DIR, f"{name}.onnx"))
     inits = {i.name for i in model.graph.initializer}
@@ -152,6 +163,7 @@ def _channels(shape, layout):
 def _ops(func):
     """The Relay ops a primitive function holds, in post order, and its classification."""
     from tvm import relay
+
     ops, depthwise = [], 0
 
     def visit(node):
@@ -166,6 +178,7 @@ def _ops(func):
                 shape = [int(d) for d in node.args[0].checked_type.shape]
                 if int(node.attrs.groups) == _channels(shape, layout):
                     depthwise += 1
+
     relay.analysis.post_order_visit(func.body, visit)
     if depthwise:
         cls = "depthwise"
@@ -182,15 +195,21 @@ def primitive_calls(mod, target, params):
     """The primitive functions ``main`` calls, in the graph executor's node order."""
     import tvm
     from tvm import relay
+
     with tvm.transform.PassContext(opt_level=3):
         opt_mod, _ = relay.optimize(mod, target=target, params=params)
     opt_mod = relay.transform.InferType()(opt_mod)
     calls = []
 
     def visit(node):
-        if isinstance(node, relay.Call) and isinstance(node.op, relay.Function) \
-                and node.op.attrs and int(node.op.attrs.get("Primitive", 0)) == 1:
+        if (
+            isinstance(node, relay.Call)
+            and isinstance(node.op, relay.Function)
+            and node.op.attrs
+            and int(node.op.attrs.get("Primitive", 0)) == 1
+        ):
             calls.append(_ops(node.op))
+
     relay.analysis.post_order_visit(opt_mod["main"], visit)
     return calls
 
@@ -198,8 +217,11 @@ def primitive_calls(mod, target, params):
 def _name_matches(func_name, ops):
     """Whether a lowered function's name was made from these ops (``fused_nn_conv2d_add``...)."""
     if func_name == "__nop":
-        return all(op in ("reshape", "squeeze", "expand_dims", "contrib_reverse_reshape")
-                   or "reshape" in op for op in ops)
+        return all(
+            op in ("reshape", "squeeze", "expand_dims", "contrib_reverse_reshape")
+            or "reshape" in op
+            for op in ops
+        )
     base = re.sub(r"^tvmgen_default_", "", func_name)
     return base.startswith("fused_" + ops[0].replace(".", "_")) if ops else False
 
@@ -207,16 +229,19 @@ def _name_matches(func_name, ops):
 def profile(lib, dev, input_name, x, calls):
     """Per-class totals (us) and per-node records from the debug executor."""
     from tvm.contrib.debugger import debug_executor
+
     graph = json.loads(lib.get_graph_json())
     with tempfile.TemporaryDirectory(prefix="tvmdbg_") as dump:
-        m = debug_executor.GraphModuleDebug(lib["debug_create"]("default", dev), [dev],
-                                            lib.get_graph_json(), dump)
+        m = debug_executor.GraphModuleDebug(
+            lib["debug_create"]("default", dev), [dev], lib.get_graph_json(), dump
+        )
         m.set_input(input_name, x)
         m.run()
         times = m.run_individual(number=10, repeat=3)
     op_nodes = [(i, n) for i, n in enumerate(graph["nodes"]) if n["op"] == "tvm_op"]
     matched = len(op_nodes) == len(calls) and all(
-        _name_matches(n["attrs"]["func_name"], c[0]) for (_, n), c in zip(op_nodes, calls))
+        _name_matches(n["attrs"]["func_name"], c[0]) for (_, n), c in zip(op_nodes, calls)
+    )
     totals = dict.fromkeys(CLASSES, 0.0)
     nodes = []
     for k, (i, node) in enumerate(op_nodes):
@@ -226,13 +251,23 @@ def profile(lib, dev, input_name, x, calls):
             ops, cls, _ = calls[k]
         else:  # fall back to the function's name
             ops = []
-            cls = "depthwise" if "depthwise" in name else "layout_transform" \
-                if "layout_transform" in name else "conv" if "conv" in name else "other"
+            cls = (
+                "depthwise"
+                if "depthwise" in name
+                else (
+                    "layout_transform"
+                    if "layout_transform" in name
+                    else "conv" if "conv" in name else "other"
+                )
+            )
         totals[cls] += us
         nodes.append({"name": name, "class": cls, "us": round(us, 2)})
-    return {"total_us": round(sum(totals.values()), 1),
-            **{f"{c}_us": round(v, 1) for c, v in totals.items()},
-            "attributed_by": "ops" if matched else "name", "nodes": nodes}
+    return {
+        "total_us": round(sum(totals.values()), 1),
+        **{f"{c}_us": round(v, 1) for c, v in totals.items()},
+        "attributed_by": "ops" if matched else "name",
+        "nodes": nodes,
+    }
 
 
 def int8_target(target):
@@ -240,6 +275,7 @@ def int8_target(target):
     VNNI code (see :mod:`tvm_canonicalize_depthwise.llvm_compat`), stock TVM as much as the
     project; TVM then uses ``vpmaddubsw``/``vpmaddwd``."""
     from tvm_canonicalize_depthwise.llvm_compat import without_broken_vnni
+
     return without_broken_vnni(target)
 
 
@@ -251,12 +287,17 @@ def compile_path(mod, params, target, records=None, config=None):
     import tvm
     from tvm import autotvm, relay
     from tvm import meta_schedule as ms
+
     if records and records["tuner"] == "metaschedule":
         database = ms.database.JSONDatabase(work_dir=records["log"])
-        pass_config = {"relay.backend.use_meta_schedule": True,  # compile_relay's default
-                       "relay.backend.tir_converter": "default", **(config or {})}
-        return ms.relay_integration.compile_relay(database, mod, target, params,
-                                                  pass_config=pass_config)
+        pass_config = {
+            "relay.backend.use_meta_schedule": True,  # compile_relay's default
+            "relay.backend.tir_converter": "default",
+            **(config or {}),
+        }
+        return ms.relay_integration.compile_relay(
+            database, mod, target, params, pass_config=pass_config
+        )
     tuned = autotvm.apply_history_best(records["log"]) if records else contextlib.nullcontext()
     with tuned, tvm.transform.PassContext(opt_level=3, config=config):
         return relay.build(mod, target=target, params=params)
@@ -272,6 +313,7 @@ def compile_tuned(mod, params, target, records):
     """:func:`compile_path`, retried without TIR's CSE where LLVM rejects the tuned code:
     ``(lib, whether CSE was turned off)``."""
     import tvm
+
     try:
         return compile_path(mod, params, target, records), False
     except tvm.TVMError as err:
@@ -292,6 +334,7 @@ def build(name, path, target, expected, slice_ms, save_to=None, records=None):
     import tvm
     from tvm import relay
     from tvm.contrib import graph_executor
+
     if path in INT8_PATHS:
         target = int8_target(target)
     if records:
@@ -310,10 +353,15 @@ def build(name, path, target, expected, slice_ms, save_to=None, records=None):
     out = gmod.get_output(0).numpy()
     ok, err = (quanta_close if path in INT8_PATHS else close)(out, expected)
     result = {
-        "ok": ok, "err": err, "build_s": round(build_s, 2), "error": None,
+        "ok": ok,
+        "err": err,
+        "build_s": round(build_s, 2),
+        "error": None,
         "layout_transforms": sum(c[0].count("layout_transform") for c in calls),
-        "depthwise_convs": sum(c[2] for c in calls), "fused_functions": len(calls),
-        "profile": profile(lib, dev, input_name, x, calls), "cse_off": cse_off,
+        "depthwise_convs": sum(c[2] for c in calls),
+        "fused_functions": len(calls),
+        "profile": profile(lib, dev, input_name, x, calls),
+        "cse_off": cse_off,
     }
     if save_to:
         np.save(save_to, out)
@@ -342,9 +390,15 @@ class Session:
         for path in self.paths:
             try:
                 ref = np.load(expected[path.split("_")[0]])
-                result[path], self.timers[path] = build(name, path, self.target, ref, slice_ms,
-                                                        (outputs or {}).get(path),
-                                                        (records or {}).get(path))
+                result[path], self.timers[path] = build(
+                    name,
+                    path,
+                    self.target,
+                    ref,
+                    slice_ms,
+                    (outputs or {}).get(path),
+                    (records or {}).get(path),
+                )
             except Exception as exc:  # one failing path must not stop the run
                 logging.error("%s/%s failed:\n%s", name, path, traceback.format_exc())
                 result[path] = _failed(short_error(exc))
@@ -364,8 +418,9 @@ class Session:
 def main(argv):
     proto = os.fdopen(os.dup(1), "w", buffering=1)  # stdout carries the protocol only
     os.dup2(2, 1)
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     os.environ.setdefault("TOPHUB_LOCATION", "NONE")
     session = Session(host_target())
     proto.write(json.dumps(hello(session.target)) + "\n")
@@ -376,17 +431,23 @@ def main(argv):
             result = session.build(name, {"tflite": keras_out, "onnx": keras_out}, 20)
             for path in PATHS:
                 if path in session.timers:
-                    result[path]["ms"] = float(np.median([session.timers[path]()
-                                                          for _ in range(5)]))
+                    result[path]["ms"] = float(
+                        np.median([session.timers[path]() for _ in range(5)])
+                    )
                     result[path].get("profile", {}).pop("nodes", None)
             proto.write(json.dumps(result) + "\n")
         return
     for line in sys.stdin:
         req = json.loads(line)
         if req["op"] == "build":
-            answer = session.build(req["network"], req["expected"], req.get("slice_ms", 100),
-                                   req.get("paths", PATHS), req.get("outputs"),
-                                   req.get("records"))
+            answer = session.build(
+                req["network"],
+                req["expected"],
+                req.get("slice_ms", 100),
+                req.get("paths", PATHS),
+                req.get("outputs"),
+                req.get("records"),
+            )
         elif req["op"] == "time":
             answer = session.time()
         else:

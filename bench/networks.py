@@ -37,13 +37,13 @@ Writes ``docs/networks.md``, ``docs/networks.json`` and ``docs/networks.png``, a
 changes the ``docs/networks`` part); the workers' stderr goes to
 ``bench/logs/networks-worker-<mode>.log``.
 """
+
 import argparse
 import datetime
 import json
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import time
 
@@ -52,8 +52,15 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import run  # noqa: E402  (the per-layer benchmark: its worker plumbing and report helpers)
-from network_worker import (INT8_PATHS, INT8_QUANTA, NETWORKS_DIR, PATHS, close,  # noqa: E402
-                            network_input, quanta_close)
+from network_worker import (
+    INT8_PATHS,
+    INT8_QUANTA,
+    NETWORKS_DIR,
+    PATHS,
+    close,  # noqa: E402
+    network_input,
+    quanta_close,
+)
 from run import _fmt, _ms, _stderr_to, geomean, machine  # noqa: E402
 from timing import settle, slice_timer  # noqa: E402
 
@@ -62,8 +69,11 @@ SLICE_MS = 100
 QUICK = ["eegnet", "mobilenet_v1_a025"]
 PEERS = ("litert", "ort", "openvino")
 PEER_LABELS = {"litert": "LiteRT (XNNPACK)", "ort": "ONNX Runtime", "openvino": "OpenVINO"}
-PATH_LABELS = {"tflite_nhwc": "TFLite, NHWC as imported",
-               "tflite_nchw": "TFLite + ConvertLayout NCHW", "onnx": "ONNX, NCHW"}
+PATH_LABELS = {
+    "tflite_nhwc": "TFLite, NHWC as imported",
+    "tflite_nchw": "TFLite + ConvertLayout NCHW",
+    "onnx": "ONNX, NCHW",
+}
 
 
 def network_index():
@@ -102,9 +112,11 @@ def _failed(error):
 # peers, in this process: each returns (run, output)
 def litert(name):
     from ai_edge_litert.interpreter import Interpreter
+
     with _stderr_to(os.path.join(LOGS, "litert.log")):
-        interp = Interpreter(model_path=os.path.join(NETWORKS_DIR, f"{name}.tflite"),
-                             num_threads=THREADS)
+        interp = Interpreter(
+            model_path=os.path.join(NETWORKS_DIR, f"{name}.tflite"), num_threads=THREADS
+        )
         interp.allocate_tensors()
     if "DELEGATE" not in [op["op_name"] for op in interp._get_ops_details()]:
         raise RuntimeError("LiteRT did not apply the XNNPACK delegate")
@@ -119,12 +131,14 @@ def _nchw_input(name):
 
 def onnx_runtime(name):
     import onnxruntime as ort
+
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = THREADS
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    sess = ort.InferenceSession(os.path.join(NETWORKS_DIR, f"{name}.onnx"), opts,
-                                providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(
+        os.path.join(NETWORKS_DIR, f"{name}.onnx"), opts, providers=["CPUExecutionProvider"]
+    )
     x = _nchw_input(name)
     shape = list(np.load(os.path.join(NETWORKS_DIR, f"{name}.npz"))["keras_output"].shape)
     y = np.empty(shape, np.float32)
@@ -135,16 +149,23 @@ def onnx_runtime(name):
     def call():
         sess.run_with_iobinding(binding)
         return x, y  # the binding does not own x and y: keep them alive
+
     return call, (lambda: y)
 
 
 def openvino(name):
     import openvino as ov
+
     core = ov.Core()
     compiled = core.compile_model(
-        core.read_model(os.path.join(NETWORKS_DIR, f"{name}.onnx")), "CPU",
-        {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": THREADS,
-         "INFERENCE_PRECISION_HINT": "f32"})  # f32: no bf16 on AVX-512-BF16 hosts
+        core.read_model(os.path.join(NETWORKS_DIR, f"{name}.onnx")),
+        "CPU",
+        {
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": THREADS,
+            "INFERENCE_PRECISION_HINT": "f32",
+        },
+    )  # f32: no bf16 on AVX-512-BF16 hosts
     request = compiled.create_infer_request()
     x = _nchw_input(name)
     request.set_input_tensor(ov.Tensor(x))  # a copy: the request owns its input
@@ -165,8 +186,12 @@ def setup_peers(name, keras_out):
             call()
             outputs[peer] = np.array(output())
             ok, err = close(outputs[peer], outputs[PEER_REFERENCE[peer]])
-            results[peer] = {"ok": ok, "err": err, "error": None,
-                             "checked_against": PEER_REFERENCE[peer]}
+            results[peer] = {
+                "ok": ok,
+                "err": err,
+                "error": None,
+                "checked_against": PEER_REFERENCE[peer],
+            }
             timers[peer] = slice_timer(call, SLICE_MS)
         except Exception as exc:  # one failing engine must not stop the run
             results[peer] = _failed(" ".join(f"{type(exc).__name__}: {exc}".split())[:400])
@@ -233,18 +258,19 @@ def summarize(rec, modes):
         rec["ratios"][path] = {
             "project_vs_stock": _ratio(_good(p), _good(s)),
             "depthwise_vs_stock": _ratio(_prof(p, "depthwise_us"), _prof(s, "depthwise_us")),
-            "stock_b_vs_stock": _ratio(_good(rec["stock_b"][path]), _good(s))
-            if "stock_b" in modes else None,
+            "stock_b_vs_stock": (
+                _ratio(_good(rec["stock_b"][path]), _good(s)) if "stock_b" in modes else None
+            ),
         }
     for mode in ("stock", "project"):
         times = {p: _good(rec[mode][p]) for p in PATHS if _good(rec[mode][p]) is not None}
         best = min(times, key=times.get) if times else None
         rec[f"{mode}_best_path"] = best
         rec[f"{mode}_best_ms"] = times.get(best)
-    rec["ratios"]["best"] = {f"project_vs_{peer}": _ratio(rec["project_best_ms"], _good(rec[peer]))
-                             for peer in PEERS}
-    rec["ratios"]["best"]["project_vs_stock"] = _ratio(rec["project_best_ms"],
-                                                       rec["stock_best_ms"])
+    rec["ratios"]["best"] = {
+        f"project_vs_{peer}": _ratio(rec["project_best_ms"], _good(rec[peer])) for peer in PEERS
+    }
+    rec["ratios"]["best"]["project_vs_stock"] = _ratio(rec["project_best_ms"], rec["stock_best_ms"])
     return rec
 
 
@@ -253,10 +279,20 @@ MULTIPLIER_NETWORKS = ("eegnet", "multipliers")
 # issue 14's targets: (label, ratio getter, networks/paths it applies to, bound)
 TARGETS = [
     ("project ÷ stock, every network, every path", "project_vs_stock", PATHS, None, 1.0),
-    ("depthwise time project ÷ stock (profile), NCHW and ONNX paths", "depthwise_vs_stock",
-     ("tflite_nchw", "onnx"), None, 0.6),
-    ("project ÷ stock, networks with multipliers > 1, every path", "project_vs_stock", PATHS,
-     MULTIPLIER_NETWORKS, 1 / 1.5),
+    (
+        "depthwise time project ÷ stock (profile), NCHW and ONNX paths",
+        "depthwise_vs_stock",
+        ("tflite_nchw", "onnx"),
+        None,
+        0.6,
+    ),
+    (
+        "project ÷ stock, networks with multipliers > 1, every path",
+        "project_vs_stock",
+        PATHS,
+        MULTIPLIER_NETWORKS,
+        1 / 1.5,
+    ),
 ]
 
 
@@ -264,20 +300,28 @@ def targets(records, noise):
     """Markdown lines: each target, whether this run met it, and what missed it."""
     lines = ["| target | bound | met | missed by |", "| --- | ---: | --- | --- |"]
     for label, key, paths, networks, bound in TARGETS:
-        values = [(f"`{r['network']}` {p}", r["ratios"][p][key]) for r in records
-                  for p in paths if networks is None or r["network"] in networks]
+        values = [
+            (f"`{r['network']}` {p}", r["ratios"][p][key])
+            for r in records
+            for p in paths
+            if networks is None or r["network"] in networks
+        ]
         if not values:
             continue
         over = [f"{where} {_fmt(v)}" for where, v in values if v is None or v > bound]
-        lines.append(f"| {label} | {bound:.2f} | {'**no**' if over else 'yes'} | "
-                     f"{', '.join(over) or '-'} |")
+        lines.append(
+            f"| {label} | {bound:.2f} | {'**no**' if over else 'yes'} | "
+            f"{', '.join(over) or '-'} |"
+        )
     if noise:
         spread = [r["ratios"][p]["stock_b_vs_stock"] for r in records for p in PATHS]
         spread = [abs(np.log(v)) for v in spread if v]
         if spread:
-            lines.append(f"\nNoise margin (stock_b ÷ stock, same build, another process): "
-                         f"median {np.exp(np.median(spread)):.3f}x, worst "
-                         f"{np.exp(max(spread)):.3f}x either way.")
+            lines.append(
+                f"\nNoise margin (stock_b ÷ stock, same build, another process): "
+                f"median {np.exp(np.median(spread)):.3f}x, worst "
+                f"{np.exp(max(spread)):.3f}x either way."
+            )
     return "\n".join(lines)
 
 
@@ -293,62 +337,125 @@ def _check(entry):
 
 def markdown(meta, records, smoke):
     noise = "stock_b" in meta["workers"]
-    head = ["network", "path", "stock ms", "project ms", "project ÷ stock"] \
-        + (["stock_b ÷ stock"] if noise else []) \
-        + ["depthwise µs stock / project", "depthwise ratio", "layout_transform µs stock / project",
-           "# layout_transform stock / project", "profile total µs stock / project", "check"]
+    head = (
+        ["network", "path", "stock ms", "project ms", "project ÷ stock"]
+        + (["stock_b ÷ stock"] if noise else [])
+        + [
+            "depthwise µs stock / project",
+            "depthwise ratio",
+            "layout_transform µs stock / project",
+            "# layout_transform stock / project",
+            "profile total µs stock / project",
+            "check",
+        ]
+    )
     rows = [head, ["---"] * 2 + ["---:"] * (len(head) - 3) + ["---"]]
     for rec in records:
         for path in PATHS:
             s, p, r = rec["stock"][path], rec["project"][path], rec["ratios"][path]
             checks = {_check(s), _check(p)}
             rows.append(
-                [f"`{rec['network']}`", PATH_LABELS[path],
-                 _ms(_good(s)), _ms(_good(p)), _fmt(r["project_vs_stock"])]
+                [
+                    f"`{rec['network']}`",
+                    PATH_LABELS[path],
+                    _ms(_good(s)),
+                    _ms(_good(p)),
+                    _fmt(r["project_vs_stock"]),
+                ]
                 + ([_fmt(r["stock_b_vs_stock"])] if noise else [])
-                + [f"{_us(_prof(s, 'depthwise_us'))} / {_us(_prof(p, 'depthwise_us'))}",
-                   _fmt(r["depthwise_vs_stock"]),
-                   f"{_us(_prof(s, 'layout_transform_us'))} / "
-                   f"{_us(_prof(p, 'layout_transform_us'))}",
-                   f"{s.get('layout_transforms', '–')} / {p.get('layout_transforms', '–')}",
-                   f"{_us(_prof(s, 'total_us'))} / {_us(_prof(p, 'total_us'))}",
-                   "ok" if checks == {"ok"} else " / ".join(sorted(checks))])
+                + [
+                    f"{_us(_prof(s, 'depthwise_us'))} / {_us(_prof(p, 'depthwise_us'))}",
+                    _fmt(r["depthwise_vs_stock"]),
+                    f"{_us(_prof(s, 'layout_transform_us'))} / "
+                    f"{_us(_prof(p, 'layout_transform_us'))}",
+                    f"{s.get('layout_transforms', '–')} / {p.get('layout_transforms', '–')}",
+                    f"{_us(_prof(s, 'total_us'))} / {_us(_prof(p, 'total_us'))}",
+                    "ok" if checks == {"ok"} else " / ".join(sorted(checks)),
+                ]
+            )
     for path in PATHS:
-        rows.append([f"**geomean**", PATH_LABELS[path], "", "",
-                     _fmt(geomean([r["ratios"][path]["project_vs_stock"] for r in records]))]
-                    + ([_fmt(geomean([r["ratios"][path]["stock_b_vs_stock"] for r in records]))]
-                       if noise else [])
-                    + ["", _fmt(geomean([r["ratios"][path]["depthwise_vs_stock"]
-                                         for r in records])), "", "", "", ""])
+        rows.append(
+            [
+                "**geomean**",
+                PATH_LABELS[path],
+                "",
+                "",
+                _fmt(geomean([r["ratios"][path]["project_vs_stock"] for r in records])),
+            ]
+            + (
+                [_fmt(geomean([r["ratios"][path]["stock_b_vs_stock"] for r in records]))]
+                if noise
+                else []
+            )
+            + [
+                "",
+                _fmt(geomean([r["ratios"][path]["depthwise_vs_stock"] for r in records])),
+                "",
+                "",
+                "",
+                "",
+            ]
+        )
     table = "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
-    phead = ["network", "fastest project path", "project ms", "fastest stock ms"] \
-        + [f"{PEER_LABELS[p]} ms" for p in PEERS] + [f"project ÷ {PEER_LABELS[p]}" for p in PEERS]
+    phead = (
+        ["network", "fastest project path", "project ms", "fastest stock ms"]
+        + [f"{PEER_LABELS[p]} ms" for p in PEERS]
+        + [f"project ÷ {PEER_LABELS[p]}" for p in PEERS]
+    )
     prows = [phead, ["---"] * 2 + ["---:"] * (len(phead) - 2)]
     for rec in records:
-        prows.append([f"`{rec['network']}`", PATH_LABELS.get(rec["project_best_path"], "–"),
-                      _ms(rec["project_best_ms"]), _ms(rec["stock_best_ms"])]
-                     + [_ms(_good(rec[p])) if rec[p]["ok"] else _check(rec[p]) for p in PEERS]
-                     + [_fmt(rec["ratios"]["best"][f"project_vs_{p}"]) for p in PEERS])
-    prows.append(["**geomean**", "", "", ""] + [""] * len(PEERS)
-                 + [_fmt(geomean([r["ratios"]["best"][f"project_vs_{p}"] for r in records]))
-                    for p in PEERS])
+        prows.append(
+            [
+                f"`{rec['network']}`",
+                PATH_LABELS.get(rec["project_best_path"], "–"),
+                _ms(rec["project_best_ms"]),
+                _ms(rec["stock_best_ms"]),
+            ]
+            + [_ms(_good(rec[p])) if rec[p]["ok"] else _check(rec[p]) for p in PEERS]
+            + [_fmt(rec["ratios"]["best"][f"project_vs_{p}"]) for p in PEERS]
+        )
+    prows.append(
+        ["**geomean**", "", "", ""]
+        + [""] * len(PEERS)
+        + [_fmt(geomean([r["ratios"]["best"][f"project_vs_{p}"] for r in records])) for p in PEERS]
+    )
     peer_table = "\n".join("| " + " | ".join(row) + " |" for row in prows)
 
-    nets = "\n".join(f"- `{r['network']}`: {r['description']}; {r['params']} parameters, "
-                     f"{r['tflite_depthwise']} depthwise convs" for r in records)
-    problems = [f"- `{r['network']}` {m} {p}: {e['error'] or 'output differs (max abs error ' + _fmt(e['err'], 3) + ')'}"
-                for r in records for m in meta["workers"] for p in PATHS
-                for e in [r[m][p]] if not e["ok"]] + \
-        [f"- `{r['network']}` {p}: {r[p]['error'] or 'output differs (max abs error ' + _fmt(r[p]['err'], 3) + ')'}"
-         for r in records for p in PEERS if not r[p]["ok"]]
+    nets = "\n".join(
+        f"- `{r['network']}`: {r['description']}; {r['params']} parameters, "
+        f"{r['tflite_depthwise']} depthwise convs"
+        for r in records
+    )
+    problems = [
+        f"- `{r['network']}` {m} {p}: {e['error'] or 'output differs (max abs error ' + _fmt(e['err'], 3) + ')'}"
+        for r in records
+        for m in meta["workers"]
+        for p in PATHS
+        for e in [r[m][p]]
+        if not e["ok"]
+    ] + [
+        f"- `{r['network']}` {p}: {r[p]['error'] or 'output differs (max abs error ' + _fmt(r[p]['err'], 3) + ')'}"
+        for r in records
+        for p in PEERS
+        if not r[p]["ok"]
+    ]
     problems = "\n".join(problems) or "None: every engine built and matched its reference."
     project, versions = meta["workers"]["project"], meta["versions"]
-    project_note = (f"installed, version {project['project']}" if project["project"]
-                    else "**not installed**: the stock and project columns are both stock TVM")
-    smoke_note = (f"\n> **Smoke run** (`{meta['command']}`): {len(records)} network(s), "
-                  f"{meta['repeat']} rounds, to show the benchmark works end to end. Not the "
-                  "full measurement; the times are not the project's results.\n") if smoke else ""
+    project_note = (
+        f"installed, version {project['project']}"
+        if project["project"]
+        else "**not installed**: the stock and project columns are both stock TVM"
+    )
+    smoke_note = (
+        (
+            f"\n> **Smoke run** (`{meta['command']}`): {len(records)} network(s), "
+            f"{meta['repeat']} rounds, to show the benchmark works end to end. Not the "
+            "full measurement; the times are not the project's results.\n"
+        )
+        if smoke
+        else ""
+    )
     return f"""# Whole-network benchmark
 {smoke_note}
 - Date: {meta['date']} (run took {meta['wall_s'] / 60:.1f} min)
@@ -417,22 +524,30 @@ Ratios divide a project time by another: **below 1 means the project is faster**
 
 def chart(records, path):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
+
     names = [r["network"] for r in records]
     fig, axes = plt.subplots(1, 2, figsize=(12, 2.0 + 0.45 * len(names)), sharey=True)
     for ax, keys, title in (
-            (axes[0], [(p, "project_vs_stock", PATH_LABELS[p]) for p in PATHS],
-             "project ÷ stock, per path"),
-            (axes[1], [("best", f"project_vs_{p}", PEER_LABELS[p]) for p in PEERS]
-             + [("best", "project_vs_stock", "fastest stock path")],
-             "fastest project path ÷ peer")):
+        (
+            axes[0],
+            [(p, "project_vs_stock", PATH_LABELS[p]) for p in PATHS],
+            "project ÷ stock, per path",
+        ),
+        (
+            axes[1],
+            [("best", f"project_vs_{p}", PEER_LABELS[p]) for p in PEERS]
+            + [("best", "project_vs_stock", "fastest stock path")],
+            "fastest project path ÷ peer",
+        ),
+    ):
         h = 0.8 / len(keys)
         for i, (group, key, label) in enumerate(keys):
             ys = [j + (i - (len(keys) - 1) / 2) * h for j in range(len(names))]
-            ax.barh(ys, [r["ratios"][group][key] or np.nan for r in records], height=h,
-                    label=label)
+            ax.barh(ys, [r["ratios"][group][key] or np.nan for r in records], height=h, label=label)
         ax.set_xscale("log")
         ax.axvline(1.0, color="black", linewidth=1)
         lo, hi = ax.get_xlim()
@@ -442,8 +557,15 @@ def chart(records, path):
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.grid(axis="x", which="both", alpha=0.3)
-        ax.legend(title=title, title_fontsize=9, fontsize=8, loc="lower center",
-                  bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
+        ax.legend(
+            title=title,
+            title_fontsize=9,
+            fontsize=8,
+            loc="lower center",
+            bbox_to_anchor=(0.5, 1.0),
+            ncol=2,
+            frameon=False,
+        )
         ax.set_xlabel("time ratio, log scale (below 1: project faster)")
     axes[0].set_yticks(range(len(names)), names, fontsize=8)
     axes[0].set_ylim(len(names) - 0.5, -0.5)
@@ -455,16 +577,20 @@ def chart(records, path):
 
 # ---------------------------------------------------------------------------------------------
 # quantized networks: <name>_int8.tflite through TVM (two paths) and LiteRT
-INT8_PATH_LABELS = {"int8_nhwc": "TFLite int8 as imported (NHWC)",
-                    "int8_nchw": "TFLite int8 + ConvertLayout NCHW"}
+INT8_PATH_LABELS = {
+    "int8_nhwc": "TFLite int8 as imported (NHWC)",
+    "int8_nchw": "TFLite int8 + ConvertLayout NCHW",
+}
 
 
 def litert_int8(name):
     """``(run, output)``: LiteRT (XNNPACK delegate) on ``<name>_int8.tflite``, int8 input."""
     from ai_edge_litert.interpreter import Interpreter
+
     with _stderr_to(os.path.join(LOGS, "litert.log")):
-        interp = Interpreter(model_path=os.path.join(NETWORKS_DIR, f"{name}_int8.tflite"),
-                             num_threads=THREADS)
+        interp = Interpreter(
+            model_path=os.path.join(NETWORKS_DIR, f"{name}_int8.tflite"), num_threads=THREADS
+        )
         interp.allocate_tensors()
     if "DELEGATE" not in [op["op_name"] for op in interp._get_ops_details()]:
         raise RuntimeError("LiteRT did not apply the XNNPACK delegate")
@@ -478,8 +604,12 @@ def measure_int8(name, workers, repeat):
     (saved by make_networks.py), both TVM paths against LiteRT, stock against project."""
     npz = np.load(os.path.join(NETWORKS_DIR, f"{name}_int8.npz"))
     info = network_index()[name]
-    rec = {"network": name, "description": info["description"], "params": info["params"],
-           **{k: v for k, v in info["int8"].items() if k != "ops"}}
+    rec = {
+        "network": name,
+        "description": info["description"],
+        "params": info["params"],
+        **{k: v for k, v in info["int8"].items() if k != "ops"},
+    }
     timer = None
     reference = npz["tflite_int8_output"]
     try:
@@ -487,8 +617,12 @@ def measure_int8(name, workers, repeat):
         call()
         got = np.array(output())
         ok, err = quanta_close(got, reference)
-        rec["litert"] = {"ok": ok, "err": err, "error": None,
-                         "checked_against": "TensorFlow's TFLite interpreter"}
+        rec["litert"] = {
+            "ok": ok,
+            "err": err,
+            "error": None,
+            "checked_against": "TensorFlow's TFLite interpreter",
+        }
         timer = slice_timer(call, SLICE_MS)
     except Exception as exc:  # one failing engine must not stop the run
         got = reference
@@ -532,8 +666,9 @@ def summarize_int8(rec, modes):
         rec["ratios"][path] = {
             "project_vs_stock": _ratio(_good(p), _good(s)),
             "depthwise_vs_stock": _ratio(_prof(p, "depthwise_us"), _prof(s, "depthwise_us")),
-            "stock_b_vs_stock": _ratio(_good(rec["stock_b"][path]), _good(s))
-            if "stock_b" in modes else None,
+            "stock_b_vs_stock": (
+                _ratio(_good(rec["stock_b"][path]), _good(s)) if "stock_b" in modes else None
+            ),
             "project_vs_litert": _ratio(_good(p), _good(rec["litert"])),
         }
     for mode in ("stock", "project"):
@@ -544,14 +679,24 @@ def summarize_int8(rec, modes):
     rec["ratios"]["best"] = {
         "project_vs_stock": _ratio(rec["project_best_ms"], rec["stock_best_ms"]),
         "project_vs_litert": _ratio(rec["project_best_ms"], _good(rec["litert"])),
-        "stock_vs_litert": _ratio(rec["stock_best_ms"], _good(rec["litert"]))}
+        "stock_vs_litert": _ratio(rec["stock_best_ms"], _good(rec["litert"])),
+    }
     return rec
 
 
 def int8_target_of(records):
     """The target the int8 paths were built for (``network_worker.int8_target``)."""
-    return next((e["target"] for r in records for m in ("stock", "project") for p in INT8_PATHS
-                 for e in [r[m][p]] if e.get("target")), None)
+    return next(
+        (
+            e["target"]
+            for r in records
+            for m in ("stock", "project")
+            for p in INT8_PATHS
+            for e in [r[m][p]]
+            if e.get("target")
+        ),
+        None,
+    )
 
 
 def _same(value):
@@ -560,96 +705,192 @@ def _same(value):
 
 def markdown_int8(meta, records, smoke):
     noise = "stock_b" in meta["workers"]
-    head = ["network", "path", "stock ms", "project ms", "project ÷ stock"] \
-        + (["stock_b ÷ stock"] if noise else []) \
-        + ["depthwise µs stock / project", "depthwise ratio",
-           "# layout_transform stock / project", "LiteRT ms", "project ÷ LiteRT",
-           "TVM − LiteRT quanta stock / project", "stock = project", "check"]
+    head = (
+        ["network", "path", "stock ms", "project ms", "project ÷ stock"]
+        + (["stock_b ÷ stock"] if noise else [])
+        + [
+            "depthwise µs stock / project",
+            "depthwise ratio",
+            "# layout_transform stock / project",
+            "LiteRT ms",
+            "project ÷ LiteRT",
+            "TVM − LiteRT quanta stock / project",
+            "stock = project",
+            "check",
+        ]
+    )
     rows = [head, ["---"] * 2 + ["---:"] * (len(head) - 5) + ["---:", "---", "---"]]
     for rec in records:
         for path in INT8_PATHS:
             s, p, r = rec["stock"][path], rec["project"][path], rec["ratios"][path]
             checks = {_check(s), _check(p)}
             rows.append(
-                [f"`{rec['network']}`", INT8_PATH_LABELS[path], _ms(_good(s)), _ms(_good(p)),
-                 _fmt(r["project_vs_stock"])]
+                [
+                    f"`{rec['network']}`",
+                    INT8_PATH_LABELS[path],
+                    _ms(_good(s)),
+                    _ms(_good(p)),
+                    _fmt(r["project_vs_stock"]),
+                ]
                 + ([_fmt(r["stock_b_vs_stock"])] if noise else [])
-                + [f"{_us(_prof(s, 'depthwise_us'))} / {_us(_prof(p, 'depthwise_us'))}",
-                   _fmt(r["depthwise_vs_stock"]),
-                   f"{s.get('layout_transforms', '–')} / {p.get('layout_transforms', '–')}",
-                   _ms(_good(rec["litert"])) if rec["litert"]["ok"] else _check(rec["litert"]),
-                   _fmt(r["project_vs_litert"]),
-                   f"{'–' if s.get('err') is None else s['err']} / "
-                   f"{'–' if p.get('err') is None else p['err']}",
-                   _same(rec["identical"][path]),
-                   "ok" if checks == {"ok"} else " / ".join(sorted(checks))])
+                + [
+                    f"{_us(_prof(s, 'depthwise_us'))} / {_us(_prof(p, 'depthwise_us'))}",
+                    _fmt(r["depthwise_vs_stock"]),
+                    f"{s.get('layout_transforms', '–')} / {p.get('layout_transforms', '–')}",
+                    _ms(_good(rec["litert"])) if rec["litert"]["ok"] else _check(rec["litert"]),
+                    _fmt(r["project_vs_litert"]),
+                    f"{'–' if s.get('err') is None else s['err']} / "
+                    f"{'–' if p.get('err') is None else p['err']}",
+                    _same(rec["identical"][path]),
+                    "ok" if checks == {"ok"} else " / ".join(sorted(checks)),
+                ]
+            )
     for path in INT8_PATHS:
-        rows.append(["**geomean**", INT8_PATH_LABELS[path], "", "",
-                     _fmt(geomean([r["ratios"][path]["project_vs_stock"] for r in records]))]
-                    + ([_fmt(geomean([r["ratios"][path]["stock_b_vs_stock"]
-                                      for r in records]))] if noise else [])
-                    + ["", _fmt(geomean([r["ratios"][path]["depthwise_vs_stock"]
-                                         for r in records])), "", "",
-                       _fmt(geomean([r["ratios"][path]["project_vs_litert"] for r in records])),
-                       "", "", ""])
+        rows.append(
+            [
+                "**geomean**",
+                INT8_PATH_LABELS[path],
+                "",
+                "",
+                _fmt(geomean([r["ratios"][path]["project_vs_stock"] for r in records])),
+            ]
+            + (
+                [_fmt(geomean([r["ratios"][path]["stock_b_vs_stock"] for r in records]))]
+                if noise
+                else []
+            )
+            + [
+                "",
+                _fmt(geomean([r["ratios"][path]["depthwise_vs_stock"] for r in records])),
+                "",
+                "",
+                _fmt(geomean([r["ratios"][path]["project_vs_litert"] for r in records])),
+                "",
+                "",
+                "",
+            ]
+        )
     table = "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
-    bhead = ["network", "fastest project path", "project ms", "fastest stock ms", "LiteRT ms",
-             "project ÷ stock", "project ÷ LiteRT", "stock ÷ LiteRT",
-             "LiteRT − TFLite interpreter (quanta)"]
+    bhead = [
+        "network",
+        "fastest project path",
+        "project ms",
+        "fastest stock ms",
+        "LiteRT ms",
+        "project ÷ stock",
+        "project ÷ LiteRT",
+        "stock ÷ LiteRT",
+        "LiteRT − TFLite interpreter (quanta)",
+    ]
     brows = [bhead, ["---"] * 2 + ["---:"] * (len(bhead) - 2)]
     for rec in records:
         b, lite = rec["ratios"]["best"], rec["litert"]
-        brows.append([f"`{rec['network']}`", INT8_PATH_LABELS.get(rec["project_best_path"], "–"),
-                      _ms(rec["project_best_ms"]), _ms(rec["stock_best_ms"]),
-                      _ms(_good(lite)) if lite["ok"] else _check(lite),
-                      _fmt(b["project_vs_stock"]), _fmt(b["project_vs_litert"]),
-                      _fmt(b["stock_vs_litert"]), "–" if lite.get("err") is None
-                      else str(lite["err"])])
-    brows.append(["**geomean**", "", "", "", ""]
-                 + [_fmt(geomean([r["ratios"]["best"][k] for r in records]))
-                    for k in ("project_vs_stock", "project_vs_litert", "stock_vs_litert")] + [""])
+        brows.append(
+            [
+                f"`{rec['network']}`",
+                INT8_PATH_LABELS.get(rec["project_best_path"], "–"),
+                _ms(rec["project_best_ms"]),
+                _ms(rec["stock_best_ms"]),
+                _ms(_good(lite)) if lite["ok"] else _check(lite),
+                _fmt(b["project_vs_stock"]),
+                _fmt(b["project_vs_litert"]),
+                _fmt(b["stock_vs_litert"]),
+                "–" if lite.get("err") is None else str(lite["err"]),
+            ]
+        )
+    brows.append(
+        ["**geomean**", "", "", "", ""]
+        + [
+            _fmt(geomean([r["ratios"]["best"][k] for r in records]))
+            for k in ("project_vs_stock", "project_vs_litert", "stock_vs_litert")
+        ]
+        + [""]
+    )
     best_table = "\n".join("| " + " | ".join(row) + " |" for row in brows)
 
-    over = [f"`{r['network']}` {p} {_fmt(r['ratios'][p]['project_vs_stock'])}"
-            for r in records for p in INT8_PATHS
-            if r["ratios"][p]["project_vs_stock"] is None
-            or r["ratios"][p]["project_vs_stock"] > 1.0]
-    target = ("| target | bound | met | missed by |\n| --- | ---: | --- | --- |\n"
-              f"| project ÷ stock, every quantized network, every path | 1.00 | "
-              f"{'**no**' if over else 'yes'} | {', '.join(over) or '-'} |")
+    over = [
+        f"`{r['network']}` {p} {_fmt(r['ratios'][p]['project_vs_stock'])}"
+        for r in records
+        for p in INT8_PATHS
+        if r["ratios"][p]["project_vs_stock"] is None or r["ratios"][p]["project_vs_stock"] > 1.0
+    ]
+    target = (
+        "| target | bound | met | missed by |\n| --- | ---: | --- | --- |\n"
+        f"| project ÷ stock, every quantized network, every path | 1.00 | "
+        f"{'**no**' if over else 'yes'} | {', '.join(over) or '-'} |"
+    )
     if noise:
-        spread = [abs(np.log(v)) for r in records for p in INT8_PATHS
-                  for v in [r["ratios"][p]["stock_b_vs_stock"]] if v]
+        spread = [
+            abs(np.log(v))
+            for r in records
+            for p in INT8_PATHS
+            for v in [r["ratios"][p]["stock_b_vs_stock"]]
+            if v
+        ]
         if spread:
-            target += (f"\n\nNoise margin (stock_b ÷ stock, same build, another process): "
-                       f"median {np.exp(np.median(spread)):.3f}x, worst "
-                       f"{np.exp(max(spread)):.3f}x either way.")
+            target += (
+                f"\n\nNoise margin (stock_b ÷ stock, same build, another process): "
+                f"median {np.exp(np.median(spread)):.3f}x, worst "
+                f"{np.exp(max(spread)):.3f}x either way."
+            )
     nets = "\n".join(
         f"- `{r['network']}`: {r['description']}; {r['tflite_depthwise']} int8 depthwise convs"
-        + (f"; float ops kept by the converter: {', '.join(r['float_ops'])}"
-           if r.get("float_ops") else "")
+        + (
+            f"; float ops kept by the converter: {', '.join(r['float_ops'])}"
+            if r.get("float_ops")
+            else ""
+        )
         + f"; TFLite's int8 output {r['vs_keras_quanta']:.1f} output quanta from Keras' float"
-        for r in records)
-    problems = [f"- `{r['network']}` {m} {p}: {e['error'] or 'output ' + str(e['err']) + ' quanta from LiteRT'}"
-                for r in records for m in meta["workers"] for p in INT8_PATHS
-                for e in [r[m][p]] if not e["ok"]] \
-        + [f"- `{r['network']}` {p}: project output differs from stock"
-           for r in records for p in INT8_PATHS if r["identical"][p] is False] \
-        + [f"- `{r['network']}` LiteRT: {r['litert']['error'] or str(r['litert']['err']) + ' quanta from the TFLite interpreter'}"
-           for r in records if not r["litert"]["ok"]]
+        for r in records
+    )
+    problems = (
+        [
+            f"- `{r['network']}` {m} {p}: {e['error'] or 'output ' + str(e['err']) + ' quanta from LiteRT'}"
+            for r in records
+            for m in meta["workers"]
+            for p in INT8_PATHS
+            for e in [r[m][p]]
+            if not e["ok"]
+        ]
+        + [
+            f"- `{r['network']}` {p}: project output differs from stock"
+            for r in records
+            for p in INT8_PATHS
+            if r["identical"][p] is False
+        ]
+        + [
+            f"- `{r['network']}` LiteRT: {r['litert']['error'] or str(r['litert']['err']) + ' quanta from the TFLite interpreter'}"
+            for r in records
+            if not r["litert"]["ok"]
+        ]
+    )
     problems = "\n".join(problems) or "None: every engine built and matched its reference."
     project, versions = meta["workers"]["project"], meta["versions"]
-    project_note = (f"installed, version {project['project']}" if project["project"]
-                    else "**not installed**: the stock and project columns are both stock TVM")
-    smoke_note = (f"\n> **Smoke run** (`{meta['command']}`): {len(records)} network(s), "
-                  f"{meta['repeat']} rounds, to show the benchmark works end to end. Not the "
-                  "full measurement; the times are not the project's results.\n") if smoke else ""
-    vnni_note = (" (VNNI off: TVM 0.19's VNNI int8 code calls `llvm.x86.avx512.vpdpbusd.512` "
-                 "with the operand types of LLVM before 21, and this LLVM aborts on it for "
-                 "every int8 network, stock and project alike; TVM then uses "
-                 "`vpmaddubsw`/`vpmaddwd`. LiteRT uses what the CPU has)") \
-        if "vnni" in (int8_target_of(records) or "") else ""
+    project_note = (
+        f"installed, version {project['project']}"
+        if project["project"]
+        else "**not installed**: the stock and project columns are both stock TVM"
+    )
+    smoke_note = (
+        (
+            f"\n> **Smoke run** (`{meta['command']}`): {len(records)} network(s), "
+            f"{meta['repeat']} rounds, to show the benchmark works end to end. Not the "
+            "full measurement; the times are not the project's results.\n"
+        )
+        if smoke
+        else ""
+    )
+    vnni_note = (
+        (
+            " (VNNI off: TVM 0.19's VNNI int8 code calls `llvm.x86.avx512.vpdpbusd.512` "
+            "with the operand types of LLVM before 21, and this LLVM aborts on it for "
+            "every int8 network, stock and project alike; TVM then uses "
+            "`vpmaddubsw`/`vpmaddwd`. LiteRT uses what the CPU has)"
+        )
+        if "vnni" in (int8_target_of(records) or "")
+        else ""
+    )
     return f"""# Whole-network benchmark, quantized (int8) networks
 {smoke_note}
 - Date: {meta['date']} (the quantized part took {meta['wall_s'] / 60:.1f} min)
@@ -715,12 +956,15 @@ means the project is faster**.
 
 def chart_int8(records, path):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
+
     names = [r["network"] for r in records]
-    keys = [(p, "project_vs_stock", f"project ÷ stock, {INT8_PATH_LABELS[p]}")
-            for p in INT8_PATHS] + [("best", "project_vs_litert", "fastest project ÷ LiteRT")]
+    keys = [
+        (p, "project_vs_stock", f"project ÷ stock, {INT8_PATH_LABELS[p]}") for p in INT8_PATHS
+    ] + [("best", "project_vs_litert", "fastest project ÷ LiteRT")]
     fig, ax = plt.subplots(figsize=(9, 2.0 + 0.45 * len(names)))
     h = 0.8 / len(keys)
     for i, (group, key, label) in enumerate(keys):
@@ -748,21 +992,34 @@ def chart_int8(records, path):
 # ---------------------------------------------------------------------------------------------
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true",
-                    help=f"smoke run: {', '.join(QUICK)}; 5 rounds unless --repeat")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smoke run: {', '.join(QUICK)}; 5 rounds unless --repeat",
+    )
     ap.add_argument("--networks", help="comma-separated network names (bench/networks/index.json)")
     ap.add_argument("--repeat", type=int, help="timing rounds per network (default 15)")
-    ap.add_argument("--noise", action="store_true",
-                    help="also run a second stock worker (stock_b): the noise margin")
+    ap.add_argument(
+        "--noise",
+        action="store_true",
+        help="also run a second stock worker (stock_b): the noise margin",
+    )
     part = ap.add_mutually_exclusive_group()
-    part.add_argument("--int8", action="store_true",
-                      help="only the quantized networks (bench/networks/<name>_int8.tflite: "
-                      "stock, project, LiteRT int8)")
-    part.add_argument("--no-int8", action="store_true",
-                      help="only the float networks (skip the quantized ones)")
-    ap.add_argument("--out-prefix", default=os.path.join(DOCS, "networks"),
-                    help="write PREFIX.md, .json, .png (float networks) and PREFIX-int8.md, "
-                    ".json, .png (quantized networks) (default docs/networks)")
+    part.add_argument(
+        "--int8",
+        action="store_true",
+        help="only the quantized networks (bench/networks/<name>_int8.tflite: "
+        "stock, project, LiteRT int8)",
+    )
+    part.add_argument(
+        "--no-int8", action="store_true", help="only the float networks (skip the quantized ones)"
+    )
+    ap.add_argument(
+        "--out-prefix",
+        default=os.path.join(DOCS, "networks"),
+        help="write PREFIX.md, .json, .png (float networks) and PREFIX-int8.md, "
+        ".json, .png (quantized networks) (default docs/networks)",
+    )
     args = ap.parse_args(argv)
     known = list(network_index())
     names = args.networks.split(",") if args.networks else QUICK if args.quick else known
@@ -781,16 +1038,39 @@ def parse_args(argv):
 def main(argv):
     args = parse_args(argv)
     float_part, int8_part = not args.int8, not args.no_int8
-    missing = [m for m in ("tvm", "tflite", "ai_edge_litert", "onnx", "onnxruntime", "openvino",
-                           "tqdm", "matplotlib") if not run._importable(m)]
+    missing = [
+        m
+        for m in (
+            "tvm",
+            "tflite",
+            "ai_edge_litert",
+            "onnx",
+            "onnxruntime",
+            "openvino",
+            "tqdm",
+            "matplotlib",
+        )
+        if not run._importable(m)
+    ]
     if missing:
-        sys.exit(f"error: missing Python packages {', '.join(missing)} in {sys.executable}; "
-                 "pip install -e . -r bench/requirements.txt")
-    absent = [n for n in args.names if int8_part and not all(
-        os.path.exists(os.path.join(NETWORKS_DIR, f"{n}_int8.{ext}")) for ext in ("tflite", "npz"))]
+        sys.exit(
+            f"error: missing Python packages {', '.join(missing)} in {sys.executable}; "
+            "pip install -e . -r bench/requirements.txt"
+        )
+    absent = [
+        n
+        for n in args.names
+        if int8_part
+        and not all(
+            os.path.exists(os.path.join(NETWORKS_DIR, f"{n}_int8.{ext}"))
+            for ext in ("tflite", "npz")
+        )
+    ]
     if absent:
-        sys.exit(f"error: no int8 model for {', '.join(absent)}; run "
-                 "bench/make_networks.py --int8-only (see its docstring), or pass --no-int8")
+        sys.exit(
+            f"error: no int8 model for {', '.join(absent)}; run "
+            "bench/make_networks.py --int8-only (see its docstring), or pass --no-int8"
+        )
     from tqdm import tqdm
     import ai_edge_litert
     import onnxruntime
@@ -818,15 +1098,22 @@ def main(argv):
     prefix = os.path.abspath(args.out_prefix)
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python " + " ".join(shlex.quote(a) for a in
-                                        [os.path.relpath(__file__, ROOT)] + list(argv)),
-        "machine": machine(), "repeat": args.repeat, "slice_ms": SLICE_MS, "threads": THREADS,
-        "wall_s": float_s, "png": os.path.basename(prefix) + ".png",
+        "command": "python "
+        + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, ROOT)] + list(argv)),
+        "machine": machine(),
+        "repeat": args.repeat,
+        "slice_ms": SLICE_MS,
+        "threads": THREADS,
+        "wall_s": float_s,
+        "png": os.path.basename(prefix) + ".png",
         "workers": {mode: w.hello for mode, w in workers.items()},
-        "versions": {"ai_edge_litert": getattr(ai_edge_litert, "__version__", "?"),
-                     "onnxruntime": onnxruntime.__version__,
-                     "openvino": openvino.__version__.split("-")[0],
-                     "numpy": np.__version__, "python": platform.python_version()},
+        "versions": {
+            "ai_edge_litert": getattr(ai_edge_litert, "__version__", "?"),
+            "onnxruntime": onnxruntime.__version__,
+            "openvino": openvino.__version__.split("-")[0],
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
     }
     smoke = args.quick or len(args.names) < len(network_index())
     os.makedirs(os.path.dirname(prefix), exist_ok=True)
@@ -840,15 +1127,19 @@ def main(argv):
         chart(records, prefix + ".png")
         print(f"wrote {rel}.md, .json, .png in {float_s / 60:.1f} min")
         for path in PATHS:
-            print(f"  geomean project ÷ stock, {PATH_LABELS[path]}: "
-                  f"{_fmt(geomean([r['ratios'][path]['project_vs_stock'] for r in records]))}")
-        bad = sum(1 for r in records for m in workers for p in PATHS if not r[m][p]["ok"]) \
-            + sum(1 for r in records for p in PEERS if not r[p]["ok"])
+            print(
+                f"  geomean project ÷ stock, {PATH_LABELS[path]}: "
+                f"{_fmt(geomean([r['ratios'][path]['project_vs_stock'] for r in records]))}"
+            )
+        bad = sum(1 for r in records for m in workers for p in PATHS if not r[m][p]["ok"]) + sum(
+            1 for r in records for p in PEERS if not r[p]["ok"]
+        )
         if bad:
             print(f"  {bad} failed or wrong measurements: see {rel}.md")
     if int8_part:
-        meta8 = dict(meta, wall_s=time.time() - start - float_s,
-                     png=os.path.basename(prefix) + "-int8.png")
+        meta8 = dict(
+            meta, wall_s=time.time() - start - float_s, png=os.path.basename(prefix) + "-int8.png"
+        )
         with open(prefix + "-int8.json", "w") as f:
             json.dump({"meta": meta8, "smoke_run": smoke, "records": int8_records}, f, indent=1)
         with open(prefix + "-int8.md", "w") as f:
@@ -856,12 +1147,15 @@ def main(argv):
         chart_int8(int8_records, prefix + "-int8.png")
         print(f"wrote {rel}-int8.md, .json, .png in {meta8['wall_s'] / 60:.1f} min")
         for path in INT8_PATHS:
-            print(f"  geomean project ÷ stock, {INT8_PATH_LABELS[path]}: "
-                  f"{_fmt(geomean([r['ratios'][path]['project_vs_stock'] for r in int8_records]))}")
-        bad8 = sum(1 for r in int8_records for m in workers for p in INT8_PATHS
-                   if not r[m][p]["ok"]) \
-            + sum(1 for r in int8_records for p in INT8_PATHS if r["identical"][p] is False) \
+            print(
+                f"  geomean project ÷ stock, {INT8_PATH_LABELS[path]}: "
+                f"{_fmt(geomean([r['ratios'][path]['project_vs_stock'] for r in int8_records]))}"
+            )
+        bad8 = (
+            sum(1 for r in int8_records for m in workers for p in INT8_PATHS if not r[m][p]["ok"])
+            + sum(1 for r in int8_records for p in INT8_PATHS if r["identical"][p] is False)
             + sum(1 for r in int8_records if not r["litert"]["ok"])
+        )
         if bad8:
             print(f"  {bad8} failed, wrong or differing quantized measurements: see {rel}-int8.md")
         bad += bad8

@@ -8,6 +8,7 @@ with one scale per output channel (zero point 0) and, if the converter wrote one
 bias with scale ``x_scale * w_scale[o]``. Output channel ``o = c*m + q`` reads input channel c,
 as in the canonical form, so the canonical OIHW weight is ``weight.transpose(3, 0, 1, 2)``.
 """
+
 from dataclasses import dataclass
 from typing import Optional
 
@@ -22,23 +23,31 @@ class QParams:
 
     x_scale: float
     x_zero: int
-    w_scale: np.ndarray      # float32 [C*m]
-    weight: np.ndarray       # int8 canonical OIHW [C*m, 1, kh, kw]
+    w_scale: np.ndarray  # float32 [C*m]
+    weight: np.ndarray  # int8 canonical OIHW [C*m, 1, kh, kw]
     bias: Optional[np.ndarray]  # int32 [C*m] or None
     y_scale: float
     y_zero: int
 
     def to_json(self):
-        return {"x_scale": self.x_scale, "x_zero": self.x_zero, "y_scale": self.y_scale,
-                "y_zero": self.y_zero, "per_channel_w_scales": int(self.w_scale.size),
-                "bias": self.bias is not None}
+        return {
+            "x_scale": self.x_scale,
+            "x_zero": self.x_zero,
+            "y_scale": self.y_scale,
+            "y_zero": self.y_zero,
+            "per_channel_w_scales": int(self.w_scale.size),
+            "bias": self.bias is not None,
+        }
 
 
 def read_qparams(interp):
     """:class:`QParams` of the one DEPTHWISE_CONV_2D in an allocated TFLite interpreter
     (tf.lite's or ai_edge_litert's; one without a delegate, so the weight is readable)."""
-    ops = [op for op in interp._get_ops_details()  # no public API for this
-           if op["op_name"] == "DEPTHWISE_CONV_2D"]
+    ops = [
+        op
+        for op in interp._get_ops_details()  # no public API for this
+        if op["op_name"] == "DEPTHWISE_CONV_2D"
+    ]
     if len(ops) != 1:
         raise ValueError(f"expected one DEPTHWISE_CONV_2D, got {len(ops)}")
     inputs = list(ops[0]["inputs"])

@@ -3,6 +3,7 @@
 It is loaded from its file, ``python/tvm_canonicalize_depthwise/reference.py`` (NumPy only), so
 that the TensorFlow venv of ``make_tflite_models.py`` can use it without TVM or the project.
 """
+
 import importlib.util
 from pathlib import Path
 
@@ -11,7 +12,9 @@ import numpy as np
 RTOL = 1e-4
 ATOL = 1e-4
 
-_SOURCE = Path(__file__).resolve().parents[1] / "python" / "tvm_canonicalize_depthwise" / "reference.py"
+_SOURCE = (
+    Path(__file__).resolve().parents[1] / "python" / "tvm_canonicalize_depthwise" / "reference.py"
+)
 _SPEC = importlib.util.spec_from_file_location("_depthwise_reference", _SOURCE)
 _REFERENCE = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(_REFERENCE)
@@ -21,8 +24,8 @@ depthwise_conv2d_nchw = _REFERENCE.depthwise_conv2d_nchw  # NCHW, canonical weig
 def reference_output(workload):
     """The expected NCHW output of a :class:`workloads.Workload`."""
     return _REFERENCE.depthwise_conv2d_nchw(
-        workload.input_nchw(), workload.weight_canonical(), (workload.stride,) * 2,
-        workload.pads)
+        workload.input_nchw(), workload.weight_canonical(), (workload.stride,) * 2, workload.pads
+    )
 
 
 def check(got, expected):

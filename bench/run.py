@@ -34,6 +34,7 @@ bit-identical, ONNX Runtime's distance from LiteRT reported (within 2 quanta exp
 failure). Writes ``docs/benchmark-int8.md``, ``.png``, ``.json`` (``--out-prefix P``: ``P.*``
 and ``P-int8.*``).
 """
+
 import argparse
 import contextlib
 import datetime
@@ -93,8 +94,14 @@ class Worker:
 
     def _start(self):
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(HERE, self.SCRIPT)], env=self.env, text=True,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, bufsize=1)
+            [sys.executable, os.path.join(HERE, self.SCRIPT)],
+            env=self.env,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            bufsize=1,
+        )
         line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError(f"the {self.mode} TVM worker did not start; see {self.log_path}")
@@ -158,9 +165,11 @@ def _stderr_to(path):
 def litert_xnnpack(wl):
     """``(run, output)`` for LiteRT on the .tflite model with its default XNNPACK delegate."""
     from ai_edge_litert.interpreter import Interpreter
+
     with _stderr_to(os.path.join(LOGS, "litert.log")):  # LiteRT prints INFO lines there
-        interp = Interpreter(model_path=os.path.join(MODELS, f"{wl.name}.tflite"),
-                             num_threads=THREADS)
+        interp = Interpreter(
+            model_path=os.path.join(MODELS, f"{wl.name}.tflite"), num_threads=THREADS
+        )
         interp.allocate_tensors()
     if "DELEGATE" not in [op["op_name"] for op in interp._get_ops_details()]:
         raise RuntimeError("LiteRT did not apply the XNNPACK delegate")
@@ -173,24 +182,33 @@ def onnx_runtime(wl):
     """``(run, output)`` for ONNX Runtime on a Conv(group=C) with the canonical weight."""
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
+
     oh, ow = wl.out_hw
     out_shape = [1, wl.C * wl.m, oh, ow]
-    node = helper.make_node("Conv", ["x", "w"], ["y"], group=wl.C, kernel_shape=[wl.kh, wl.kw],
-                            pads=list(wl.pads), strides=[wl.stride] * 2,
-                            dilations=[wl.dilation] * 2)
+    node = helper.make_node(
+        "Conv",
+        ["x", "w"],
+        ["y"],
+        group=wl.C,
+        kernel_shape=[wl.kh, wl.kw],
+        pads=list(wl.pads),
+        strides=[wl.stride] * 2,
+        dilations=[wl.dilation] * 2,
+    )
     graph = helper.make_graph(
-        [node], wl.name,
+        [node],
+        wl.name,
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, wl.C, wl.H, wl.W])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
-        initializer=[numpy_helper.from_array(wl.weight_canonical(), "w")])
+        initializer=[numpy_helper.from_array(wl.weight_canonical(), "w")],
+    )
     # IR version 10 explicitly: onnx's default can be newer than onnxruntime accepts
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = THREADS
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    sess = ort.InferenceSession(model.SerializeToString(), opts,
-                                providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     x = wl.input_nchw()
     y = np.empty(out_shape, np.float32)
     binding = sess.io_binding()  # preallocated input and output: no per-run allocation
@@ -201,6 +219,7 @@ def onnx_runtime(wl):
         # the binding points into x and y without owning them: this closure keeps them alive
         sess.run_with_iobinding(binding)
         return x, y
+
     return run, (lambda: y)
 
 
@@ -208,7 +227,7 @@ def _page_aligned(nbytes):
     """An uninitialized uint8 array of ``nbytes`` that starts on a 4 KiB page."""
     buffer = np.empty(nbytes + 4096, np.uint8)
     start = -buffer.ctypes.data % 4096
-    return buffer[start:start + nbytes]
+    return buffer[start : start + nbytes]
 
 
 def copy_floor(wl):
@@ -244,8 +263,12 @@ def measure(wl, workers, repeat):
     """One workload's record: every engine's check result and the median of ``repeat``
     timings, taken in rounds (each round times every engine once, in alternating order)."""
     expected = reference_output(wl)
-    rec = {"name": wl.name, "shape": wl.describe(), "m": wl.m,
-           "large": wl.m == 1 and wl.C * wl.H * wl.W >= LARGE_LAYER_ELEMENTS}
+    rec = {
+        "name": wl.name,
+        "shape": wl.describe(),
+        "m": wl.m,
+        "large": wl.m == 1 and wl.C * wl.H * wl.W >= LARGE_LAYER_ELEMENTS,
+    }
     for mode, worker in workers.items():
         rec[mode] = worker.build(wl.name)
     timers = {}
@@ -301,14 +324,16 @@ def summarize(rec):
         "best_vs_faster_peer": ratio(best(proj), best(peers)),
         "worst_vs_copy": ratio(worst(proj), copy),
         "best_vs_copy": ratio(best(proj), copy),
-        "packed_vs_stock_packed": ratio(_good(rec["project"]["packed"]),
-                                        _good(rec["stock"]["packed"])),
+        "packed_vs_stock_packed": ratio(
+            _good(rec["project"]["packed"]), _good(rec["stock"]["packed"])
+        ),
     }
     return rec
 
 
-COLUMNS = [("stock", k) for k in KINDS] + [("project", k) for k in KINDS] \
-    + [(p, None) for p in PEERS]
+COLUMNS = (
+    [("stock", k) for k in KINDS] + [("project", k) for k in KINDS] + [(p, None) for p in PEERS]
+)
 RATIOS = {
     "worst_vs_stock_best": "project worst ÷ stock best",
     "best_vs_stock_best": "project best ÷ stock best",
@@ -346,8 +371,9 @@ def targets(records):
     """Markdown lines: each target, whether this run met it, and the workloads that missed."""
     lines = ["| target | bound | met | missed by |", "| --- | ---: | --- | --- |"]
     for key, scope, bound, how in TARGETS:
-        group = [r for r in records if (how != "large" or r["large"])
-                 and (how != "m1" or r["m"] == 1)]
+        group = [
+            r for r in records if (how != "large" or r["large"]) and (how != "m1" or r["m"] == 1)
+        ]
         values = [(r["name"], r["ratios"][key]) for r in group if r["ratios"][key] is not None]
         if how == "geomean":
             value = geomean([v for _, v in values])
@@ -356,8 +382,9 @@ def targets(records):
             over = [f"`{name}` {_fmt(v)}" for name, v in values if v > bound]
             met = not over and len(values) == len(group)
             missed = ", ".join(over) or "-"
-        lines.append(f"| {RATIOS[key]}: {scope} | {bound} | {'yes' if met else '**no**'} | "
-                     f"{missed} |")
+        lines.append(
+            f"| {RATIOS[key]}: {scope} | {bound} | {'yes' if met else '**no**'} | " f"{missed} |"
+        )
     return "\n".join(lines)
 
 
@@ -398,48 +425,66 @@ def _problem(entry):
 
 
 def markdown(meta, records):
-    head = ["workload", "shape"] + [f"{m} {k}" if k else m for m, k in COLUMNS] \
-        + list(RATIOS.values())
+    head = (
+        ["workload", "shape"] + [f"{m} {k}" if k else m for m, k in COLUMNS] + list(RATIOS.values())
+    )
     rows = [head, ["---"] * 2 + ["---:"] * (len(head) - 2)]
     for rec in records:
-        rows.append([f"`{rec['name']}`", rec["shape"]] + [_cell(rec, c) for c in COLUMNS]
-                    + [_fmt(rec["ratios"][r]) for r in RATIOS])
-    groups = [("all", records), ("m = 1", [r for r in records if r["m"] == 1]),
-              ("m > 1", [r for r in records if r["m"] > 1])]
+        rows.append(
+            [f"`{rec['name']}`", rec["shape"]]
+            + [_cell(rec, c) for c in COLUMNS]
+            + [_fmt(rec["ratios"][r]) for r in RATIOS]
+        )
+    groups = [
+        ("all", records),
+        ("m = 1", [r for r in records if r["m"] == 1]),
+        ("m > 1", [r for r in records if r["m"] > 1]),
+    ]
     for label, group in groups:
         if not group:
             continue
-        times = [_ms(geomean([_good(r[m][k] if k else r[m]) for r in group]))
-                 for m, k in COLUMNS]
+        times = [_ms(geomean([_good(r[m][k] if k else r[m]) for r in group])) for m, k in COLUMNS]
         ratios = [_fmt(geomean([r["ratios"][k] for r in group])) for k in RATIOS]
         rows.append([f"**geomean, {label}**", f"{len(group)} workloads"] + times + ratios)
     table = "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
-    problems = [f"- `{r['name']}` {m}{' ' + k if k else ''}: " + _problem(e)
-                for r in records for m, k in COLUMNS
-                for e in [r[m][k] if k else r[m]] if (e["error"] or not e["ok"])
-                and not ((m, k) == ("stock", "packed") and stock_cannot_pack(r))]
+    problems = [
+        f"- `{r['name']}` {m}{' ' + k if k else ''}: " + _problem(e)
+        for r in records
+        for m, k in COLUMNS
+        for e in [r[m][k] if k else r[m]]
+        if (e["error"] or not e["ok"])
+        and not ((m, k) == ("stock", "packed") and stock_cannot_pack(r))
+    ]
     if any(stock_cannot_pack(r) for r in records):
-        problems.append("- stock packed **n/a** (m > 1): " + " ".join(
-            stock_cannot_pack.__doc__.split()))
+        problems.append(
+            "- stock packed **n/a** (m > 1): " + " ".join(stock_cannot_pack.__doc__.split())
+        )
 
     project = meta["workers"]["project"]
-    project_note = (f"installed, version {project['project']}" if project["project"]
-                    else "**not installed**: the stock and project columns are both stock TVM")
+    project_note = (
+        f"installed, version {project['project']}"
+        if project["project"]
+        else "**not installed**: the stock and project columns are both stock TVM"
+    )
     stock, versions = meta["workers"]["stock"], meta["versions"]
-    header = "\n".join([
-        f"- Date: {meta['date']} (run took {meta['wall_s'] / 60:.1f} min)",
-        f"- Command: `{meta['command']}`",
-        f"- Machine: {meta['machine']}",
-        f"- TVM {stock['tvm']}, target `{stock['target']}`; project {project_note}",
-        f"- Peers: LiteRT {versions['ai_edge_litert']} (XNNPACK delegate), ONNX Runtime "
-        f"{versions['onnxruntime']}; NumPy {versions['numpy']}, Python {versions['python']}",
-        f"- {THREADS} threads for every engine (the copy floor uses one); times in ms are "
-        f"medians over {meta['repeat']} rounds; in each round every engine runs for about "
-        f"{SLICE_MS} ms",
-    ])
-    problems = "\n".join(problems) or \
-        "None: every engine built and matched the reference on every workload."
+    header = "\n".join(
+        [
+            f"- Date: {meta['date']} (run took {meta['wall_s'] / 60:.1f} min)",
+            f"- Command: `{meta['command']}`",
+            f"- Machine: {meta['machine']}",
+            f"- TVM {stock['tvm']}, target `{stock['target']}`; project {project_note}",
+            f"- Peers: LiteRT {versions['ai_edge_litert']} (XNNPACK delegate), ONNX Runtime "
+            f"{versions['onnxruntime']}; NumPy {versions['numpy']}, Python {versions['python']}",
+            f"- {THREADS} threads for every engine (the copy floor uses one); times in ms are "
+            f"medians over {meta['repeat']} rounds; in each round every engine runs for about "
+            f"{SLICE_MS} ms",
+        ]
+    )
+    problems = (
+        "\n".join(problems)
+        or "None: every engine built and matched the reference on every workload."
+    )
     return f"""# Depthwise convolution benchmark
 
 {header}
@@ -506,14 +551,20 @@ alternating rounds, so the ratios are the robust part.
 """
 
 
-def chart(records, path, ratios=None,
-          title="Depthwise conv: project TVM vs stock TVM, peers and a copy floor"):
+def chart(
+    records,
+    path,
+    ratios=None,
+    title="Depthwise conv: project TVM vs stock TVM, peers and a copy floor",
+):
     """Horizontal log-scale bars of the ratio columns, one group per workload."""
     ratios = RATIOS if ratios is None else ratios
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
+
     names = [r["name"] for r in records]
     height = 0.8 / len(ratios)
     fig, ax = plt.subplots(figsize=(10, 1.2 + 0.42 * len(names)))
@@ -547,9 +598,12 @@ def _int8_model(wl):
 def int8_qparams(wl):
     """:class:`quant.QParams` of the workload's int8 model, read with LiteRT (no delegate)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
     with _stderr_to(os.path.join(LOGS, "litert.log")):
-        interp = Interpreter(model_path=_int8_model(wl), experimental_op_resolver_type=(
-            OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+        interp = Interpreter(
+            model_path=_int8_model(wl),
+            experimental_op_resolver_type=(OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES),
+        )
         interp.allocate_tensors()
     return quant.read_qparams(interp)
 
@@ -557,6 +611,7 @@ def int8_qparams(wl):
 def litert_int8(wl, qp, x):
     """``(run, output)`` for LiteRT (XNNPACK delegate) on the int8 model; output NCHW int8."""
     from ai_edge_litert.interpreter import Interpreter
+
     with _stderr_to(os.path.join(LOGS, "litert.log")):
         interp = Interpreter(model_path=_int8_model(wl), num_threads=THREADS)
         interp.allocate_tensors()
@@ -572,6 +627,7 @@ def qlinearconv_model(wl, qp, dtype):
     quantization (per-channel weight scales, weight zero points 0, int32 bias); activations
     ``dtype`` (int8, or uint8 with the zero points moved by 128)."""
     from onnx import TensorProto, helper, numpy_helper
+
     shift = 128 if dtype == np.uint8 else 0
     elem = TensorProto.UINT8 if dtype == np.uint8 else TensorProto.INT8
     oh, ow = wl.out_hw
@@ -585,18 +641,36 @@ def qlinearconv_model(wl, qp, dtype):
         numpy_helper.from_array(np.array(qp.y_scale, np.float32), "y_scale"),
         numpy_helper.from_array(np.array(qp.y_zero + shift, dtype), "y_zero_point"),
     ]
-    inputs = ["x", "x_scale", "x_zero_point", "w", "w_scale", "w_zero_point", "y_scale",
-              "y_zero_point"]
+    inputs = [
+        "x",
+        "x_scale",
+        "x_zero_point",
+        "w",
+        "w_scale",
+        "w_zero_point",
+        "y_scale",
+        "y_zero_point",
+    ]
     if qp.bias is not None:
         inits.append(numpy_helper.from_array(qp.bias.astype(np.int32), "B"))
         inputs.append("B")
-    node = helper.make_node("QLinearConv", inputs, ["y"], group=wl.C,
-                            kernel_shape=[wl.kh, wl.kw], pads=list(wl.pads),
-                            strides=[wl.stride] * 2, dilations=[wl.dilation] * 2)
+    node = helper.make_node(
+        "QLinearConv",
+        inputs,
+        ["y"],
+        group=wl.C,
+        kernel_shape=[wl.kh, wl.kw],
+        pads=list(wl.pads),
+        strides=[wl.stride] * 2,
+        dilations=[wl.dilation] * 2,
+    )
     graph = helper.make_graph(
-        [node], wl.name + "_int8",
+        [node],
+        wl.name + "_int8",
         [helper.make_tensor_value_info("x", elem, [1, wl.C, wl.H, wl.W])],
-        [helper.make_tensor_value_info("y", elem, [1, out_c, oh, ow])], initializer=inits)
+        [helper.make_tensor_value_info("y", elem, [1, out_c, oh, ow])],
+        initializer=inits,
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
 
 
@@ -604,6 +678,7 @@ def onnx_runtime_int8(wl, qp, x):
     """``(run, output)`` for ONNX Runtime's QLinearConv: int8 activations where ONNX Runtime
     takes them, else uint8 (output shifted back to int8). Output NCHW int8."""
     import onnxruntime as ort
+
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = THREADS
     opts.inter_op_num_threads = 1
@@ -611,8 +686,11 @@ def onnx_runtime_int8(wl, qp, x):
     errors = []
     for dtype in (np.int8, np.uint8):
         try:
-            sess = ort.InferenceSession(qlinearconv_model(wl, qp, dtype).SerializeToString(),
-                                        opts, providers=["CPUExecutionProvider"])
+            sess = ort.InferenceSession(
+                qlinearconv_model(wl, qp, dtype).SerializeToString(),
+                opts,
+                providers=["CPUExecutionProvider"],
+            )
             break
         except Exception as exc:  # noqa: PERF203  (int8 activations unsupported: try uint8)
             errors.append(f"{np.dtype(dtype).name}: {exc}")
@@ -634,6 +712,7 @@ def onnx_runtime_int8(wl, qp, x):
 
     def output():
         return y if dtype == np.int8 else (y.astype(np.int16) - 128).astype(np.int8)
+
     run.activations = np.dtype(dtype).name
     return run, output
 
@@ -665,17 +744,25 @@ def measure_int8(wl, workers, repeat):
             run()
             outputs[peer] = np.array(output())
             against = "reference" if peer == "litert" else "litert"
-            diff = quant.quanta(outputs[peer], reference if peer == "litert"
-                                else outputs.get("litert", reference))
+            diff = quant.quanta(
+                outputs[peer], reference if peer == "litert" else outputs.get("litert", reference)
+            )
             close = diff is not None and diff <= INT8_TOLERANCE[peer]
-            rec[peer] = {"ok": close or peer == "ort", "close": close, "err": diff,
-                         "error": None, "checked_against": against,
-                         "activations": getattr(run, "activations", "int8")}
+            rec[peer] = {
+                "ok": close or peer == "ort",
+                "close": close,
+                "err": diff,
+                "error": None,
+                "checked_against": against,
+                "activations": getattr(run, "activations", "int8"),
+            }
             timers[peer] = slice_timer(run, SLICE_MS)
         except Exception as exc:  # one failing engine must not stop the run
             rec[peer] = _failed(" ".join(f"{type(exc).__name__}: {exc}".split())[:400])
-    files = {"input": os.path.join(LOGS, f"{wl.name}-int8-input.npy"),
-             "expected": os.path.join(LOGS, f"{wl.name}-int8-litert.npy")}
+    files = {
+        "input": os.path.join(LOGS, f"{wl.name}-int8-input.npy"),
+        "expected": os.path.join(LOGS, f"{wl.name}-int8-litert.npy"),
+    }
     np.save(files["input"], x)
     np.save(files["expected"], outputs.get("litert", reference).transpose(0, 2, 3, 1))
     for mode, worker in workers.items():
@@ -710,22 +797,33 @@ def measure_int8(wl, workers, repeat):
 
 def summarize_int8(rec):
     """Ratio columns of an int8 record (project ÷ other: below 1 means the project is faster)."""
+
     def ratio(a, b):
         return a / b if a is not None and b is not None else None
+
     proj, stock = _good(rec["project"]["int8"]), _good(rec["stock"]["int8"])
     peers = {p: _good(rec[p]) for p in INT8_PEERS}
     faster = [v for v in peers.values() if v is not None]
-    rec["ratios"] = {"vs_stock": ratio(proj, stock),
-                     "vs_faster_peer": ratio(proj, min(faster) if faster else None),
-                     "vs_litert": ratio(proj, peers["litert"]), "vs_ort": ratio(proj, peers["ort"])}
+    rec["ratios"] = {
+        "vs_stock": ratio(proj, stock),
+        "vs_faster_peer": ratio(proj, min(faster) if faster else None),
+        "vs_litert": ratio(proj, peers["litert"]),
+        "vs_ort": ratio(proj, peers["ort"]),
+    }
     return rec
 
 
 INT8_COLUMNS = [("stock", "int8"), ("project", "int8"), ("litert", None), ("ort", None)]
-INT8_RATIOS = {"vs_stock": "project ÷ stock", "vs_faster_peer": "project ÷ faster peer",
-               "vs_litert": "project ÷ LiteRT", "vs_ort": "project ÷ ORT QLinearConv"}
-INT8_TARGETS = [("vs_stock", "every workload", 1.0, "each"),
-                ("vs_stock", "geometric mean", 1.0, "geomean")]
+INT8_RATIOS = {
+    "vs_stock": "project ÷ stock",
+    "vs_faster_peer": "project ÷ faster peer",
+    "vs_litert": "project ÷ LiteRT",
+    "vs_ort": "project ÷ ORT QLinearConv",
+}
+INT8_TARGETS = [
+    ("vs_stock", "every workload", 1.0, "each"),
+    ("vs_stock", "geometric mean", 1.0, "geomean"),
+]
 
 
 def _int8_cell(rec, col):
@@ -750,33 +848,47 @@ def int8_targets(records):
         else:
             over = [f"`{n}` {_fmt(v)}" for n, v in values if v is None or v > bound]
             met, missed = not over, ", ".join(over) or "-"
-        lines.append(f"| {INT8_RATIOS[key]}: {scope} | {bound} | {'yes' if met else '**no**'} "
-                     f"| {missed} |")
+        lines.append(
+            f"| {INT8_RATIOS[key]}: {scope} | {bound} | {'yes' if met else '**no**'} "
+            f"| {missed} |"
+        )
     return "\n".join(lines)
 
 
 def markdown_int8(meta, records):
-    head = ["workload", "shape", "stock ms", "project ms", "LiteRT ms", "ORT ms"] \
-        + list(INT8_RATIOS.values()) \
+    head = (
+        ["workload", "shape", "stock ms", "project ms", "LiteRT ms", "ORT ms"]
+        + list(INT8_RATIOS.values())
         + ["TVM − LiteRT (quanta)", "stock = project", "ORT − LiteRT (quanta)"]
+    )
     rows = [head, ["---"] * 2 + ["---:"] * (len(head) - 5) + ["---:", "---", "---:"]]
     for rec in records:
         p, o = rec["project"]["int8"], rec["ort"]
-        rows.append([f"`{rec['name']}`", rec["shape"]]
-                    + [_int8_cell(rec, c) for c in INT8_COLUMNS]
-                    + [_fmt(rec["ratios"][k]) for k in INT8_RATIOS]
-                    + [_q(p.get("err")), {True: "yes", False: "**no**"}.get(rec.get("identical"), "–"),
-                       _q(o.get("err")) + ("" if o.get("close", True) else " (!)")])
-    groups = [("all", records), ("m = 1", [r for r in records if r["m"] == 1]),
-              ("m > 1", [r for r in records if r["m"] > 1])]
+        rows.append(
+            [f"`{rec['name']}`", rec["shape"]]
+            + [_int8_cell(rec, c) for c in INT8_COLUMNS]
+            + [_fmt(rec["ratios"][k]) for k in INT8_RATIOS]
+            + [
+                _q(p.get("err")),
+                {True: "yes", False: "**no**"}.get(rec.get("identical"), "–"),
+                _q(o.get("err")) + ("" if o.get("close", True) else " (!)"),
+            ]
+        )
+    groups = [
+        ("all", records),
+        ("m = 1", [r for r in records if r["m"] == 1]),
+        ("m > 1", [r for r in records if r["m"] > 1]),
+    ]
     for label, group in groups:
         if not group:
             continue
-        times = [_ms(geomean([_good(r[m][k] if k else r[m]) for r in group]))
-                 for m, k in INT8_COLUMNS]
+        times = [
+            _ms(geomean([_good(r[m][k] if k else r[m]) for r in group])) for m, k in INT8_COLUMNS
+        ]
         ratios = [_fmt(geomean([r["ratios"][k] for r in group])) for k in INT8_RATIOS]
-        rows.append([f"**geomean, {label}**", f"{len(group)} workloads"] + times + ratios
-                    + ["", "", ""])
+        rows.append(
+            [f"**geomean, {label}**", f"{len(group)} workloads"] + times + ratios + ["", "", ""]
+        )
     table = "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
     lowered = {}
@@ -784,30 +896,63 @@ def markdown_int8(meta, records):
         for mode in ("stock", "project"):
             for conv in rec[mode]["int8"].get("lowered") or []:
                 lowered.setdefault((mode, conv), []).append(rec["name"])
-    lowered = "\n".join(f"- {mode}: `{conv}` ({len(names)} workloads)"
-                        for (mode, conv), names in sorted(lowered.items())) or "- (none built)"
-    problems = [f"- `{r['name']}` {m}{' ' + k if k else ''}: " + (
-        e["error"] or (f"{e['err']} quanta from {'LiteRT' if m != 'litert' else 'the reference'}"
-                       if e.get("err") is not None and e["err"] > INT8_TOLERANCE[k or m]
-                       else "differs from stock" if m == "project" and r.get("identical") is False
-                       else "wrong output"))
-        for r in records for m, k in INT8_COLUMNS
-        for e in [r[m][k] if k else r[m]] if e["error"] or not e["ok"]]
-    notes = [f"- `{r['name']}` ORT: {r['ort']['err']} quanta from LiteRT" for r in records
-             if r["ort"]["error"] is None and not r["ort"].get("close", True)]
-    problems = "\n".join(problems) or \
-        "None: every engine built and matched what it is checked against on every workload."
+    lowered = (
+        "\n".join(
+            f"- {mode}: `{conv}` ({len(names)} workloads)"
+            for (mode, conv), names in sorted(lowered.items())
+        )
+        or "- (none built)"
+    )
+    problems = [
+        f"- `{r['name']}` {m}{' ' + k if k else ''}: "
+        + (
+            e["error"]
+            or (
+                f"{e['err']} quanta from {'LiteRT' if m != 'litert' else 'the reference'}"
+                if e.get("err") is not None and e["err"] > INT8_TOLERANCE[k or m]
+                else (
+                    "differs from stock"
+                    if m == "project" and r.get("identical") is False
+                    else "wrong output"
+                )
+            )
+        )
+        for r in records
+        for m, k in INT8_COLUMNS
+        for e in [r[m][k] if k else r[m]]
+        if e["error"] or not e["ok"]
+    ]
+    notes = [
+        f"- `{r['name']}` ORT: {r['ort']['err']} quanta from LiteRT"
+        for r in records
+        if r["ort"]["error"] is None and not r["ort"].get("close", True)
+    ]
+    problems = (
+        "\n".join(problems)
+        or "None: every engine built and matched what it is checked against on every workload."
+    )
     if notes:
-        problems += "\n\nONNX Runtime more than 2 quanta from LiteRT (reported, not a failure):\n" \
+        problems += (
+            "\n\nONNX Runtime more than 2 quanta from LiteRT (reported, not a failure):\n"
             + "\n".join(notes)
+        )
     acts = sorted({r["ort"].get("activations") for r in records if r["ort"]["error"] is None})
     project = meta["workers"]["project"]
-    project_note = (f"installed, version {project['project']}" if project["project"]
-                    else "**not installed**: the stock and project columns are both stock TVM")
+    project_note = (
+        f"installed, version {project['project']}"
+        if project["project"]
+        else "**not installed**: the stock and project columns are both stock TVM"
+    )
     stock, versions = meta["workers"]["stock"], meta["versions"]
-    smoke = (f"\n> **Smoke run** (`{meta['command']}`): {len(records)} workload(s), "
-             f"{meta['repeat']} rounds, to show the benchmark works end to end; not a "
-             "measurement.\n") if meta.get("smoke") else ""
+    smoke = (
+        (
+            f"\n> **Smoke run** (`{meta['command']}`): {len(records)} workload(s), "
+            f"{meta['repeat']} rounds, to show the benchmark works end to end; not a "
+            "measurement.\n"
+        )
+        if meta.get("smoke")
+        else ""
+    )
     return f"""# Depthwise convolution benchmark, int8
 {smoke}
 - Date: {meta['date']} (the int8 section took {meta['wall_s'] / 60:.1f} min)
@@ -883,25 +1028,43 @@ def machine():
 # ---------------------------------------------------------------------------------------------
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true",
-                    help=f"smoke run: {', '.join(QUICK)}; 7 rounds unless --repeat")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smoke run: {', '.join(QUICK)}; 7 rounds unless --repeat",
+    )
     ap.add_argument("--workloads", help="comma-separated workload names (see bench/workloads.py)")
     ap.add_argument("--repeat", type=int, help="timing rounds per workload (default 25)")
     part = ap.add_mutually_exclusive_group()
-    part.add_argument("--no-int8", action="store_true",
-                      help="skip the quantized section (int8 TFLite models vs LiteRT and ONNX "
-                      "Runtime QLinearConv): the float benchmark only")
-    part.add_argument("--int8-only", action="store_true",
-                      help="run only the quantized section (bench/models/<name>_int8.tflite)")
-    ap.add_argument("--render", metavar="PREFIX",
-                    help="only rewrite PREFIX.md and .png (and -int8) from PREFIX.json: "
-                    "the tables and targets of a finished run, recomputed")
-    ap.add_argument("--out-prefix", default=os.path.join(DOCS, "benchmark"),
-                    help="write PREFIX.md, .png, .json (float) and PREFIX-int8.md, .png, .json "
-                    "(int8) (default docs/benchmark)")
+    part.add_argument(
+        "--no-int8",
+        action="store_true",
+        help="skip the quantized section (int8 TFLite models vs LiteRT and ONNX "
+        "Runtime QLinearConv): the float benchmark only",
+    )
+    part.add_argument(
+        "--int8-only",
+        action="store_true",
+        help="run only the quantized section (bench/models/<name>_int8.tflite)",
+    )
+    ap.add_argument(
+        "--render",
+        metavar="PREFIX",
+        help="only rewrite PREFIX.md and .png (and -int8) from PREFIX.json: "
+        "the tables and targets of a finished run, recomputed",
+    )
+    ap.add_argument(
+        "--out-prefix",
+        default=os.path.join(DOCS, "benchmark"),
+        help="write PREFIX.md, .png, .json (float) and PREFIX-int8.md, .png, .json "
+        "(int8) (default docs/benchmark)",
+    )
     args = ap.parse_args(argv)
-    names = args.workloads.split(",") if args.workloads else QUICK if args.quick else \
-        [w.name for w in WORKLOADS]
+    names = (
+        args.workloads.split(",")
+        if args.workloads
+        else QUICK if args.quick else [w.name for w in WORKLOADS]
+    )
     try:
         args.selected = select([n.strip() for n in names if n.strip()])
     except ValueError as exc:
@@ -914,21 +1077,32 @@ def parse_args(argv):
 
 
 def check_setup(workloads, float_part=True, int8_part=False):
-    missing = [m for m in ("tvm", "tflite", "ai_edge_litert", "onnx", "onnxruntime", "tqdm",
-                           "matplotlib") if not _importable(m)]
+    missing = [
+        m
+        for m in ("tvm", "tflite", "ai_edge_litert", "onnx", "onnxruntime", "tqdm", "matplotlib")
+        if not _importable(m)
+    ]
     if missing:
-        sys.exit(f"error: missing Python packages {', '.join(missing)} in {sys.executable}; "
-                 "install TVM (pip install -e .) and pip install -r bench/requirements.txt")
+        sys.exit(
+            f"error: missing Python packages {', '.join(missing)} in {sys.executable}; "
+            "install TVM (pip install -e .) and pip install -r bench/requirements.txt"
+        )
     for wanted, suffix, flag in ((float_part, "", ""), (int8_part, "_int8", " --int8")):
-        absent = [w.name for w in workloads if wanted
-                  and not os.path.exists(os.path.join(MODELS, f"{w.name}{suffix}.tflite"))]
+        absent = [
+            w.name
+            for w in workloads
+            if wanted and not os.path.exists(os.path.join(MODELS, f"{w.name}{suffix}.tflite"))
+        ]
         if absent:
-            sys.exit(f"error: no {suffix[1:] or 'float'} .tflite model for {', '.join(absent)}; "
-                     f"run bench/make_tflite_models.py{flag} (see its docstring)")
+            sys.exit(
+                f"error: no {suffix[1:] or 'float'} .tflite model for {', '.join(absent)}; "
+                f"run bench/make_tflite_models.py{flag} (see its docstring)"
+            )
 
 
 def _importable(name):
     import importlib.util
+
     return importlib.util.find_spec(name) is not None
 
 
@@ -947,8 +1121,12 @@ def write_int8(prefix, meta, records):
         json.dump({"meta": meta, "records": records}, f, indent=1)
     with open(prefix + "-int8.md", "w") as f:
         f.write(markdown_int8(meta, records))
-    chart(records, prefix + "-int8.png", INT8_RATIOS,
-          "Depthwise conv, int8: project TVM vs stock TVM, LiteRT and ONNX Runtime")
+    chart(
+        records,
+        prefix + "-int8.png",
+        INT8_RATIOS,
+        "Depthwise conv, int8: project TVM vs stock TVM, LiteRT and ONNX Runtime",
+    )
 
 
 def render(prefix):
@@ -996,14 +1174,21 @@ def main(argv):
     rel = os.path.relpath(prefix, ROOT)
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python " + " ".join(shlex.quote(a) for a in
-                                        [os.path.relpath(__file__, ROOT)] + list(argv)),
-        "machine": machine(), "repeat": args.repeat, "slice_ms": SLICE_MS,
-        "threads": THREADS, "wall_s": float_s, "png": os.path.basename(prefix) + ".png",
+        "command": "python "
+        + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, ROOT)] + list(argv)),
+        "machine": machine(),
+        "repeat": args.repeat,
+        "slice_ms": SLICE_MS,
+        "threads": THREADS,
+        "wall_s": float_s,
+        "png": os.path.basename(prefix) + ".png",
         "workers": {mode: w.hello for mode, w in workers.items()},
-        "versions": {"ai_edge_litert": getattr(ai_edge_litert, "__version__", "?"),
-                     "onnxruntime": onnxruntime.__version__, "numpy": np.__version__,
-                     "python": platform.python_version()},
+        "versions": {
+            "ai_edge_litert": getattr(ai_edge_litert, "__version__", "?"),
+            "onnxruntime": onnxruntime.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
     }
     os.makedirs(os.path.dirname(prefix), exist_ok=True)
     bad = 0
@@ -1016,16 +1201,22 @@ def main(argv):
         if bad:
             print(f"  {bad} failed or wrong measurements: see {rel}.md")
     if int8_part:
-        meta8 = dict(meta, wall_s=time.time() - start - float_s,
-                     png=os.path.basename(prefix) + "-int8.png",
-                     smoke=args.quick or len(int8_records) < len(WORKLOADS))
+        meta8 = dict(
+            meta,
+            wall_s=time.time() - start - float_s,
+            png=os.path.basename(prefix) + "-int8.png",
+            smoke=args.quick or len(int8_records) < len(WORKLOADS),
+        )
         write_int8(prefix, meta8, int8_records)
         print(f"wrote {rel}-int8.md, .png, .json in {meta8['wall_s'] / 60:.1f} min")
         for key, label in INT8_RATIOS.items():
-            print(f"  geomean int8 {label}: "
-                  f"{_fmt(geomean([r['ratios'][key] for r in int8_records]))}")
-        bad8 = sum(1 for r in int8_records for m, k in INT8_COLUMNS
-                   if not (r[m][k] if k else r[m])["ok"])
+            print(
+                f"  geomean int8 {label}: "
+                f"{_fmt(geomean([r['ratios'][key] for r in int8_records]))}"
+            )
+        bad8 = sum(
+            1 for r in int8_records for m, k in INT8_COLUMNS if not (r[m][k] if k else r[m])["ok"]
+        )
         if bad8:
             print(f"  {bad8} failed or wrong int8 measurements: see {rel}-int8.md")
         bad += bad8

@@ -4,6 +4,7 @@ Thread pools keep spinning for a while after a parallel run (TVM's for about 0.1
 Runtime's briefly), and on a 2-core machine a spinning pool halves the speed of whatever runs
 next. So after timing an engine its process waits with :func:`settle` until it is idle.
 """
+
 import time
 
 
@@ -21,6 +22,7 @@ def settle(window_s=0.01, busy_fraction=0.05, timeout_s=2.0):
 def slice_timer(fn, slice_ms):
     """A function that times ``fn`` once for about ``slice_ms`` (a calibrated number of
     back-to-back calls, like TVM's time_evaluator) and returns ms per call."""
+
     def mean_ms(number):
         start = time.perf_counter()
         for _ in range(number):
@@ -37,6 +39,7 @@ def alternating_medians(timers, rounds):
     """Medians over ``rounds`` rounds of ``{label: timer()}``, each round calling every timer
     once in turn, so that all of them see the same machine noise."""
     import statistics
+
     samples = {label: [] for label in timers}
     for _ in range(rounds):
         for label, timer in timers.items():

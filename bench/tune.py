@@ -11,6 +11,7 @@ process, untuned (the analytic fallback) and under ``autotvm.apply_history_best`
 with the benchmark worker's ``build``, which checks each against the NumPy reference, and
 times them in alternating rounds (2 threads). Writes ``docs/tuning.md``.
 """
+
 import argparse
 import os
 import sys
@@ -48,10 +49,13 @@ def tune(wl, kind, trials, target, log, confirm=4, rounds=3):
     whether the chosen config is the fallback's.
     """
     from tvm import autotvm
+
     mod, params = _module(wl, kind)
-    tasks = [t for t in autotvm.task.extract_from_program(mod["main"], target=target,
-                                                          params=params)
-             if t.name == TEMPLATE]
+    tasks = [
+        t
+        for t in autotvm.task.extract_from_program(mod["main"], target=target, params=params)
+        if t.name == TEMPLATE
+    ]
     if not tasks:
         raise RuntimeError(f"{wl.name}: no {TEMPLATE} task in the module")
     measure = autotvm.measure_option(
@@ -66,11 +70,16 @@ def tune(wl, kind, trials, target, log, confirm=4, rounds=3):
         point = _fallback_point(task)
         fallback = task.config_space.get(point) if point is not None else None
         tuner = autotvm.tuner.RandomTuner(task)
-        tuner.tune(n_trial=min(trials, len(task.config_space)), measure_option=measure,
-                   callbacks=[autotvm.callback.log_to_file(scratch)])
+        tuner.tune(
+            n_trial=min(trials, len(task.config_space)),
+            measure_option=measure,
+            callbacks=[autotvm.callback.log_to_file(scratch)],
+        )
         ranked = sorted(
             (sum(res.costs) / len(res.costs), inp.config.index)
-            for inp, res in autotvm.record.load_from_file(scratch) if res.error_no == 0)
+            for inp, res in autotvm.record.load_from_file(scratch)
+            if res.error_no == 0
+        )
         indices = []
         for _, index in ranked:
             if index not in indices:
@@ -78,8 +87,9 @@ def tune(wl, kind, trials, target, log, confirm=4, rounds=3):
         indices = indices[:confirm]
         if fallback is not None and fallback.index not in indices:
             indices.append(fallback.index)
-        inputs = [autotvm.MeasureInput(task.target, task, task.config_space.get(i))
-                  for i in indices]
+        inputs = [
+            autotvm.MeasureInput(task.target, task, task.config_space.get(i)) for i in indices
+        ]
         measure_batch = autotvm.measure.create_measure_batch(task, measure)
         costs = {i: [] for i in indices}
         last = {}
@@ -101,6 +111,7 @@ def tune(wl, kind, trials, target, log, confirm=4, rounds=3):
 def _fallback_point(task):
     """The index in the task's space of the fallback config, or None if it is not in it."""
     from tvm import autotvm
+
     fallback = autotvm.task.space.FallbackConfigEntity()
     with task.target, autotvm.task.ApplyConfig(fallback):
         task.func(*task.args)
@@ -108,7 +119,8 @@ def _fallback_point(task):
     for name, knob in task.config_space.space_map.items():
         want = fallback[name]
         match = [
-            i for i, entity in enumerate(knob.entities)
+            i
+            for i, entity in enumerate(knob.entities)
             if (hasattr(want, "size") and list(entity.size[1:]) == list(want.size[1:]))
             or (hasattr(want, "val") and getattr(entity, "val", None) == want.val)
         ]
@@ -122,10 +134,13 @@ def compare(wl, kind, target, log, rounds=15):
     """Fallback and tuned builds of the workload: their ms per run (medians), both checked."""
     import contextlib
     from tvm import autotvm
+
     expected = reference_output(wl)
     timers = {}
-    for label, context in (("fallback", contextlib.nullcontext()),
-                           ("tuned", autotvm.apply_history_best(log))):
+    for label, context in (
+        ("fallback", contextlib.nullcontext()),
+        ("tuned", autotvm.apply_history_best(log)),
+    ):
         with context:
             result, timers[label] = build(kind, wl, target, expected, slice_ms=20)
         if not result["ok"]:
@@ -146,6 +161,7 @@ def main(argv=None):
         parser.error(f"unknown workloads {unknown}" if unknown else "--trials must be >= 1")
 
     import tvm
+
     target = "llvm -mcpu=" + tvm.target.codegen.llvm_get_system_cpu()
     rows = []
     start = time.time()
@@ -156,14 +172,28 @@ def main(argv=None):
             picks = tune(wl, args.input, args.trials, target, log)
             times = compare(wl, args.input, target, log)
             ratio = times["tuned"] / times["fallback"]
-            rows.append((name, wl.describe(), times["fallback"], times["tuned"], ratio,
-                         "fallback" if all(picks) else "other"))
-            print(f"{name:22s} fallback {times['fallback']:.4f} ms  tuned {times['tuned']:.4f}"
-                  f" ms  tuned/fallback {ratio:.2f}", flush=True)
+            rows.append(
+                (
+                    name,
+                    wl.describe(),
+                    times["fallback"],
+                    times["tuned"],
+                    ratio,
+                    "fallback" if all(picks) else "other",
+                )
+            )
+            print(
+                f"{name:22s} fallback {times['fallback']:.4f} ms  tuned {times['tuned']:.4f}"
+                f" ms  tuned/fallback {ratio:.2f}",
+                flush=True,
+            )
     minutes = (time.time() - start) / 60
     default_out = parser.get_default("out")
-    out_arg = "" if os.path.abspath(args.out) == os.path.abspath(default_out) else \
-        f" --out {os.path.relpath(args.out)}"
+    out_arg = (
+        ""
+        if os.path.abspath(args.out) == os.path.abspath(default_out)
+        else f" --out {os.path.relpath(args.out)}"
+    )
     lines = [
         "# AutoTVM tuning of the depthwise template",
         "",
@@ -181,8 +211,7 @@ def main(argv=None):
         "| workload | shape | fallback (ms) | tuned (ms) | tuned ÷ fallback | tuned pick |",
         "| --- | --- | ---: | ---: | ---: | --- |",
     ]
-    lines += [f"| `{n}` | {d} | {f:.4f} | {t:.4f} | {r:.2f} | {s} |"
-              for n, d, f, t, r, s in rows]
+    lines += [f"| `{n}` | {d} | {f:.4f} | {t:.4f} | {r:.2f} | {s} |" for n, d, f, t, r, s in rows]
     with open(args.out, "w") as stream:
         stream.write("\n".join(lines) + "\n")
     print(f"wrote {os.path.relpath(args.out)}")

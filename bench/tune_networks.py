@@ -18,6 +18,7 @@ interleaved rounds on 2 threads; an engine's time is its median.
 Writes ``docs/tuned-networks.md`` and ``.json`` (``--out-prefix``); tuning logs go to
 ``bench/logs/tuned/``, the workers' stderr to ``bench/logs/``.
 """
+
 import argparse
 import datetime
 import json
@@ -53,8 +54,16 @@ class Worker(networks.Worker):
         self.log.flush()
         self.died = None
         self.paths = paths
-        answer = self._ask({"op": "build", "network": name, "slice_ms": networks.SLICE_MS,
-                            "expected": expected, "paths": list(paths), "records": records})
+        answer = self._ask(
+            {
+                "op": "build",
+                "network": name,
+                "slice_ms": networks.SLICE_MS,
+                "expected": expected,
+                "paths": list(paths),
+                "records": records,
+            }
+        )
         return {p: answer[p] if answer else networks._failed(self.died) for p in paths}
 
 
@@ -71,12 +80,26 @@ def tune(name, path, tuner, mode, trials):
         log.write(f"=== {name} {path} {tuner}\n")
         log.flush()
         done = subprocess.run(
-            [sys.executable, os.path.join(HERE, "tune_worker.py"), name, path, tuner,
-             str(trials), out], env=env, stdout=subprocess.PIPE, stderr=log, text=True,
-            check=False)
+            [
+                sys.executable,
+                os.path.join(HERE, "tune_worker.py"),
+                name,
+                path,
+                tuner,
+                str(trials),
+                out,
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            check=False,
+        )
     if done.returncode != 0 or not done.stdout.strip():
-        return {"error": f"tuning failed (exit {done.returncode}); see bench/logs/tune-{mode}.log",
-                "log": out}
+        return {
+            "error": f"tuning failed (exit {done.returncode}); see bench/logs/tune-{mode}.log",
+            "log": out,
+        }
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     answer["log"] = out
     return answer
@@ -92,8 +115,11 @@ def measure(name, paths, tuners, tuning, repeat):
     for mode, switch in MODES.items():
         units[mode] = (Worker(mode, switch), None)
         for tuner in tuners:
-            records = {p: {"tuner": tuner, "log": tuning[name][p][tuner][mode]["log"]}
-                       for p in paths if "error" not in tuning[name][p][tuner][mode]}
+            records = {
+                p: {"tuner": tuner, "log": tuning[name][p][tuner][mode]["log"]}
+                for p in paths
+                if "error" not in tuning[name][p][tuner][mode]
+            }
             units[f"{mode}_{tuner}"] = (Worker(f"{mode}_{tuner}", switch), records)
     for unit, (worker, records) in units.items():
         if records is not None and not records:
@@ -101,8 +127,9 @@ def measure(name, paths, tuners, tuning, repeat):
             continue
         rec[unit] = worker.build_paths(name, expected, paths, records)
     settle()
-    order = [u for u in units if any(rec[u][p].get("ok") for p in paths)] \
-        + [p for p in networks.PEERS if p in timers]
+    order = [u for u in units if any(rec[u][p].get("ok") for p in paths)] + [
+        p for p in networks.PEERS if p in timers
+    ]
     samples = {u: {p: [] for p in paths} for u in units}
     samples.update({p: [] for p in networks.PEERS})
     for r in range(repeat):
@@ -133,20 +160,23 @@ def best_peer(rec):
 
 def markdown(meta, records, paths, tuners):
     lines = [
-        "# Tuned networks: stock TVM and the project, each tuned, against the peers", "",
+        "# Tuned networks: stock TVM and the project, each tuned, against the peers",
+        "",
         f"- Command: `{meta['command']}` ({meta['wall_s'] / 60:.1f} min, tuning included)",
-        f"- {meta['machine']}; {THREADS} threads for every engine; target "
-        f"`{meta['target']}`",
+        f"- {meta['machine']}; {THREADS} threads for every engine; target " f"`{meta['target']}`",
         f"- Trials per task: {meta['trials']} (the same for stock and the project); AutoTVM: "
         "random tuner, local builder and runner; MetaSchedule: `tune_relay`, random cost "
         "model, trials x tasks in all",
         f"- Times: medians of {meta['repeat']} interleaved rounds of about "
         f"{networks.SLICE_MS} ms each (same Python loop for every engine); every TVM build "
-        "checked against the source engine's output", "",
-        "## Tasks and tuning time", "",
+        "checked against the source engine's output",
+        "",
+        "## Tasks and tuning time",
+        "",
         "| network | path | tuner | tasks stock | tasks project | depthwise tasks stock / "
         "project | tuning min stock | tuning min project |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for rec in records:
         for path in paths:
             for tuner in tuners:
@@ -154,36 +184,71 @@ def markdown(meta, records, paths, tuners):
                 lines.append(
                     f"| {rec['network']} | {path} | {tuner} | {len(s.get('tasks', []))} | "
                     f"{len(p.get('tasks', []))} | {_depthwise_tasks(s)} / {_depthwise_tasks(p)}"
-                    f" | {_minutes(s)} | {_minutes(p)} |")
-    lines += ["", "## Times (ms) and ratios", "",
-              "Ratios below 1: the project is faster. *best peer*: the fastest of LiteRT, "
-              "ONNX Runtime and OpenVINO.", ""]
-    header = ["network", "path"] + [u.replace("_", " ") for u in _units(tuners)] \
-        + ["LiteRT", "ONNX Runtime", "OpenVINO"] \
-        + [f"project {t} ÷ stock {t}" for t in tuners] + ["fastest TVM ÷ best peer"]
-    lines += ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] * 2 + [
-        "---:"] * (len(header) - 2)) + " |"]
+                    f" | {_minutes(s)} | {_minutes(p)} |"
+                )
+    lines += [
+        "",
+        "## Times (ms) and ratios",
+        "",
+        "Ratios below 1: the project is faster. *best peer*: the fastest of LiteRT, "
+        "ONNX Runtime and OpenVINO.",
+        "",
+    ]
+    header = (
+        ["network", "path"]
+        + [u.replace("_", " ") for u in _units(tuners)]
+        + ["LiteRT", "ONNX Runtime", "OpenVINO"]
+        + [f"project {t} ÷ stock {t}" for t in tuners]
+        + ["fastest TVM ÷ best peer"]
+    )
+    lines += [
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + " |",
+    ]
     for rec in records:
         peer, peer_ms = best_peer(rec)
         for path in paths:
-            row = [rec["network"], path] + [_cell(rec[u][path]) for u in _units(tuners)] \
+            row = (
+                [rec["network"], path]
+                + [_cell(rec[u][path]) for u in _units(tuners)]
                 + [_cell(rec[p]) for p in networks.PEERS]
-            row += [_fmt(networks._ratio(_good(rec[f"project_{t}"][path]),
-                                         _good(rec[f"stock_{t}"][path]))) for t in tuners]
-            fastest = min([v for u in _units(tuners) for v in [_good(rec[u][path])] if v],
-                          default=None)
+            )
+            row += [
+                _fmt(
+                    networks._ratio(
+                        _good(rec[f"project_{t}"][path]), _good(rec[f"stock_{t}"][path])
+                    )
+                )
+                for t in tuners
+            ]
+            fastest = min(
+                [v for u in _units(tuners) for v in [_good(rec[u][path])] if v], default=None
+            )
             row.append(f"{_fmt(networks._ratio(fastest, peer_ms))} ({peer})" if peer else "n/a")
             lines.append("| " + " | ".join(row) + " |")
     fastest = []
     for rec in records:
         _, peer_ms = best_peer(rec)
-        best = min([v for u in _units(tuners) for p in paths
-                    for v in [_good(rec[u][p])] if v and u.startswith("project")], default=None)
+        best = min(
+            [
+                v
+                for u in _units(tuners)
+                for p in paths
+                for v in [_good(rec[u][p])]
+                if v and u.startswith("project")
+            ],
+            default=None,
+        )
         fastest.append(networks._ratio(best, peer_ms))
-    lines += ["", f"Geomean, the project's fastest tuned or untuned build ÷ the best peer: "
-              f"{_fmt(geomean(fastest))}", "",
-              "\\* built with `tir.disable_cse_tir` after LLVM rejected the tuned code "
-              "(`#dbg_declare` on a vector; TVM 0.19 with LLVM 22, stock and project alike)", ""]
+    lines += [
+        "",
+        f"Geomean, the project's fastest tuned or untuned build ÷ the best peer: "
+        f"{_fmt(geomean(fastest))}",
+        "",
+        "\\* built with `tir.disable_cse_tir` after LLVM rejected the tuned code "
+        "(`#dbg_declare` on a vector; TVM 0.19 with LLVM 22, stock and project alike)",
+        "",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -198,8 +263,9 @@ def _cell(entry):
 
 
 def _depthwise_tasks(answer):
-    return sum(1 for t in answer.get("tasks", []) if "depthwise" in t) \
-        if "tasks" in answer else "n/a"
+    return (
+        sum(1 for t in answer.get("tasks", []) if "depthwise" in t) if "tasks" in answer else "n/a"
+    )
 
 
 def _minutes(answer):
@@ -208,10 +274,16 @@ def _minutes(answer):
 
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--networks", default=DEFAULT_NETWORKS,
-                    help=f"comma-separated names of bench/networks/index.json ({DEFAULT_NETWORKS})")
-    ap.add_argument("--paths", default="tflite_nchw",
-                    help="comma-separated paths: tflite_nhwc, tflite_nchw, onnx (tflite_nchw)")
+    ap.add_argument(
+        "--networks",
+        default=DEFAULT_NETWORKS,
+        help=f"comma-separated names of bench/networks/index.json ({DEFAULT_NETWORKS})",
+    )
+    ap.add_argument(
+        "--paths",
+        default="tflite_nchw",
+        help="comma-separated paths: tflite_nhwc, tflite_nchw, onnx (tflite_nchw)",
+    )
     ap.add_argument("--tuners", default="autotvm", help="autotvm, metaschedule or both")
     ap.add_argument("--trials", type=int, default=8, help="trials per task (8)")
     ap.add_argument("--repeat", type=int, default=11, help="timing rounds (11)")
@@ -221,9 +293,11 @@ def parse_args(argv):
     args.path_list = [p for p in args.paths.split(",") if p]
     args.tuner_list = [t for t in args.tuners.split(",") if t]
     known = networks.network_index()
-    bad = [n for n in args.names if n not in known] \
-        + [p for p in args.path_list if p not in networks.PATHS] \
+    bad = (
+        [n for n in args.names if n not in known]
+        + [p for p in args.path_list if p not in networks.PATHS]
         + [t for t in args.tuner_list if t not in ("autotvm", "metaschedule")]
+    )
     if bad or args.trials < 1 or args.repeat < 1:
         ap.error(f"unknown or bad: {', '.join(bad) or '--trials/--repeat must be >= 1'}")
     return args
@@ -232,12 +306,17 @@ def parse_args(argv):
 def main(argv):
     args = parse_args(argv)
     from tqdm import tqdm
+
     os.makedirs(LOGS, exist_ok=True)
     start = time.time()
-    jobs = [(n, p, t, m) for n in args.names for p in args.path_list for t in args.tuner_list
-            for m in MODES]
-    tuning = {n: {p: {t: {} for t in args.tuner_list} for p in args.path_list}
-              for n in args.names}
+    jobs = [
+        (n, p, t, m)
+        for n in args.names
+        for p in args.path_list
+        for t in args.tuner_list
+        for m in MODES
+    ]
+    tuning = {n: {p: {t: {} for t in args.tuner_list} for p in args.path_list} for n in args.names}
     bar = tqdm(jobs, unit="tuning", dynamic_ncols=True)
     for name, path, tuner, mode in bar:
         bar.set_postfix_str(f"{name} {path} {tuner} {mode}")
@@ -246,12 +325,16 @@ def main(argv):
     for name in tqdm(args.names, unit="network", dynamic_ncols=True, desc="timing"):
         records.append(measure(name, args.path_list, args.tuner_list, tuning, args.repeat))
     from tvm_worker import host_target
+
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python " + " ".join(shlex.quote(a) for a in
-                                        [os.path.relpath(__file__, ROOT)] + list(argv)),
-        "machine": machine(), "target": host_target(), "trials": args.trials,
-        "repeat": args.repeat, "wall_s": time.time() - start,
+        "command": "python "
+        + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, ROOT)] + list(argv)),
+        "machine": machine(),
+        "target": host_target(),
+        "trials": args.trials,
+        "repeat": args.repeat,
+        "wall_s": time.time() - start,
     }
     prefix = os.path.abspath(args.out_prefix)
     with open(prefix + ".json", "w") as f:

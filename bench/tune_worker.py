@@ -14,6 +14,7 @@ runner, then its untuned configuration measured as one trial more (:func:`measur
 MetaSchedule: ``tune_relay`` with ``TRIALS`` times the number of tasks as the global budget and
 its random cost model.
 """
+
 import json
 import os
 import sys
@@ -27,14 +28,19 @@ from tvm_worker import host_target  # noqa: E402
 
 def tune_autotvm(mod, params, target, trials, log):
     from tvm import autotvm
+
     tasks = autotvm.task.extract_from_program(mod["main"], params=params, target=target)
     option = autotvm.measure_option(
         builder=autotvm.LocalBuilder(timeout=60),
-        runner=autotvm.LocalRunner(number=5, repeat=1, min_repeat_ms=50, timeout=20))
+        runner=autotvm.LocalRunner(number=5, repeat=1, min_repeat_ms=50, timeout=20),
+    )
     for task in tasks:
         tuner = autotvm.tuner.RandomTuner(task)
-        tuner.tune(n_trial=min(trials, len(task.config_space)), measure_option=option,
-                   callbacks=[autotvm.callback.log_to_file(log)])
+        tuner.tune(
+            n_trial=min(trials, len(task.config_space)),
+            measure_option=option,
+            callbacks=[autotvm.callback.log_to_file(log)],
+        )
         measure_fallback(task, option, log)
     return [task.name for task in tasks]
 
@@ -42,6 +48,7 @@ def tune_autotvm(mod, params, target, trials, log):
 def fallback_config(task):
     """The configuration the task's template takes untuned, as a point of its space, or None."""
     from tvm import autotvm
+
     fallback = autotvm.task.space.FallbackConfigEntity()
     with task.target, autotvm.task.ApplyConfig(fallback):
         task.func(*task.args)  # the template fills in its fallback knobs
@@ -66,6 +73,7 @@ def measure_fallback(task, option, log):
     is then never one measured slower than what the build takes untuned. Done for stock and
     the project alike: one trial more per task."""
     from tvm import autotvm
+
     config = fallback_config(task)
     if config is None:
         return
@@ -78,10 +86,18 @@ def measure_fallback(task, option, log):
 
 def tune_metaschedule(mod, params, target, trials, work_dir):
     from tvm import meta_schedule as ms
+
     tasks = ms.relay_integration.extract_tasks(mod, target, params)
     ms.relay_integration.tune_relay(
-        mod, params, target, work_dir, max_trials_global=trials * len(tasks),
-        max_trials_per_task=trials, num_trials_per_iter=min(trials, 16), cost_model="random")
+        mod,
+        params,
+        target,
+        work_dir,
+        max_trials_global=trials * len(tasks),
+        max_trials_per_task=trials,
+        num_trials_per_iter=min(trials, 16),
+        cost_model="random",
+    )
     return [task.task_name for task in tasks]
 
 
@@ -92,8 +108,11 @@ def main(argv):
     start = time.time()
     tune = tune_autotvm if tuner == "autotvm" else tune_metaschedule
     names = tune(mod, params, target, int(trials), out)
-    print(json.dumps({"tasks": names, "tuning_s": round(time.time() - start, 1),
-                      "target": str(target)}))
+    print(
+        json.dumps(
+            {"tasks": names, "tuning_s": round(time.time() - start, 1), "target": str(target)}
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ run.py alternates ``time`` requests with the other engines, so all engines of a 
 the same machine noise. Standalone, ``python bench/tvm_worker.py NAME [NAME ...]`` prints
 each workload's build result with medians of 15 timings.
 """
+
 import json
 import logging
 import os
@@ -63,10 +64,18 @@ INT8_KINDS = ("int8",)
 def relay_conv(wl, weight):
     """IRModule of an NCHW depthwise ``nn.conv2d`` with ``weight`` as a constant."""
     from tvm import IRModule, relay
+
     data = relay.var("data", shape=(1, wl.C, wl.H, wl.W), dtype="float32")
-    out = relay.nn.conv2d(data, relay.const(weight), strides=(wl.stride, wl.stride),
-                          padding=wl.pads, dilation=(wl.dilation, wl.dilation),
-                          groups=wl.C, channels=wl.C * wl.m, kernel_size=(wl.kh, wl.kw))
+    out = relay.nn.conv2d(
+        data,
+        relay.const(weight),
+        strides=(wl.stride, wl.stride),
+        padding=wl.pads,
+        dilation=(wl.dilation, wl.dilation),
+        groups=wl.C,
+        channels=wl.C * wl.m,
+        kernel_size=(wl.kh, wl.kw),
+    )
     return IRModule.from_expr(relay.Function([data], out))
 
 
@@ -80,6 +89,7 @@ def packed_module(wl, target):
     import tvm
     from tvm import IRModule, relay
     from tvm.target.x86 import get_simd_32bit_lanes
+
     with tvm.target.Target(target):
         block = channel_block(wl.C, get_simd_32bit_lanes())
     out_c = wl.C * wl.m
@@ -87,10 +97,18 @@ def packed_module(wl, target):
     weight = np.ascontiguousarray(weight.transpose(0, 2, 3, 4, 1))[:, :, :, :, None, :]
     data = relay.var("data", shape=(1, wl.C // block, wl.H, wl.W, block), dtype="float32")
     out = relay.nn.contrib_depthwise_conv2d_nchwc(
-        data, relay.const(weight), strides=(wl.stride, wl.stride), padding=wl.pads,
-        dilation=(wl.dilation, wl.dilation), groups=wl.C, channels=out_c,
-        kernel_size=(wl.kh, wl.kw), data_layout=f"NCHW{block}c",
-        kernel_layout=f"OIHW1i{block}o", out_layout=f"NCHW{block}c")
+        data,
+        relay.const(weight),
+        strides=(wl.stride, wl.stride),
+        padding=wl.pads,
+        dilation=(wl.dilation, wl.dilation),
+        groups=wl.C,
+        channels=out_c,
+        kernel_size=(wl.kh, wl.kw),
+        data_layout=f"NCHW{block}c",
+        kernel_layout=f"OIHW1i{block}o",
+        out_layout=f"NCHW{block}c",
+    )
     return IRModule.from_expr(relay.Function([data], out)), block
 
 
@@ -98,17 +116,21 @@ def tflite_module(wl, int8=False):
     """``(mod, params, input_name)`` from the workload's .tflite file (``_int8.tflite``)."""
     import tflite
     from tvm import relay
+
     path = os.path.join(MODELS_DIR, f"{wl.name}{'_int8' if int8 else ''}.tflite")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} is missing: run bench/make_tflite_models.py"
-                                + (" --int8" if int8 else ""))
+        raise FileNotFoundError(
+            f"{path} is missing: run bench/make_tflite_models.py" + (" --int8" if int8 else "")
+        )
     with open(path, "rb") as f:
         model = tflite.Model.GetRootAsModel(f.read(), 0)
     graph = model.Subgraphs(0)
     name = graph.Tensors(graph.Inputs(0)).Name().decode()
     mod, params = relay.frontend.from_tflite(
-        model, shape_dict={name: (1, wl.H, wl.W, wl.C)},
-        dtype_dict={name: "int8" if int8 else "float32"})
+        model,
+        shape_dict={name: (1, wl.H, wl.W, wl.C)},
+        dtype_dict={name: "int8" if int8 else "float32"},
+    )
     return mod, params, name
 
 
@@ -117,18 +139,26 @@ def lowered_convs(mod, target, params):
     ``"op data*weight->out data_layout/kernel_layout"`` strings, in post order."""
     import tvm
     from tvm import relay
+
     with tvm.transform.PassContext(opt_level=3):
         opt, _ = relay.optimize(mod, target=target, params=params)
     found = []
 
     def visit(node):
-        if isinstance(node, relay.Call) and isinstance(node.op, tvm.ir.Op) \
-                and "conv2d" in node.op.name and int(getattr(node.attrs, "groups", 1)) > 1:
+        if (
+            isinstance(node, relay.Call)
+            and isinstance(node.op, tvm.ir.Op)
+            and "conv2d" in node.op.name
+            and int(getattr(node.attrs, "groups", 1)) > 1
+        ):
             a = node.attrs
             w = node.args[1].checked_type
-            found.append(f"{node.op.name} {node.args[0].checked_type.dtype}*{w.dtype}->"
-                         f"{node.checked_type.dtype} {a.data_layout}/{a.kernel_layout} "
-                         f"weight {'x'.join(str(int(d)) for d in w.shape)}")
+            found.append(
+                f"{node.op.name} {node.args[0].checked_type.dtype}*{w.dtype}->"
+                f"{node.checked_type.dtype} {a.data_layout}/{a.kernel_layout} "
+                f"weight {'x'.join(str(int(d)) for d in w.shape)}"
+            )
+
     relay.analysis.post_order_visit(opt["main"], visit)
     return sorted(set(found))
 
@@ -138,6 +168,7 @@ def build_int8(wl, target, files, slice_ms):
     import tvm
     from tvm import relay
     from tvm.contrib import graph_executor
+
     mod, params, input_name = tflite_module(wl, int8=True)
     x = np.load(files["input"])
     expected = np.load(files["expected"])
@@ -152,14 +183,23 @@ def build_int8(wl, target, files, slice_ms):
     gmod.run()
     out = gmod.get_output(0).numpy()
     np.save(files["output"], out)
-    diff = None if out.shape != expected.shape or out.dtype != expected.dtype else \
-        int(np.max(np.abs(out.astype(np.int32) - expected.astype(np.int32))))
+    diff = (
+        None
+        if out.shape != expected.shape or out.dtype != expected.dtype
+        else int(np.max(np.abs(out.astype(np.int32) - expected.astype(np.int32))))
+    )
     probe = gmod.module.time_evaluator("run", dev, number=10, repeat=3)
     number = max(1, int(slice_ms / max(min(probe().results) * 1e3, 1e-4)))
     timer = gmod.module.time_evaluator("run", dev, number=number, repeat=1)
-    result = {"ok": diff is not None and diff <= 1, "err": diff, "build_s": round(build_s, 2),
-              "error": None, "output": files["output"], "dtype": str(out.dtype),
-              "lowered": lowered_convs(mod, target, params)}
+    result = {
+        "ok": diff is not None and diff <= 1,
+        "err": diff,
+        "build_s": round(build_s, 2),
+        "error": None,
+        "output": files["output"],
+        "dtype": str(out.dtype),
+        "lowered": lowered_convs(mod, target, params),
+    }
     return result, (lambda: timer().mean * 1e3)
 
 
@@ -168,6 +208,7 @@ def build(kind, wl, target, expected, slice_ms):
     import tvm
     from tvm import relay
     from tvm.contrib import graph_executor
+
     if kind == "tflite":
         mod, params, input_name = tflite_module(wl)
         x = wl.input_nhwc()
@@ -224,19 +265,20 @@ class Session:
         self.kinds = tuple(kinds)
         wl = BY_NAME.get(name)
         if wl is None:
-            return {"name": name,
-                    **{k: _failed(f"unknown workload {name!r}") for k in self.kinds}}
+            return {"name": name, **{k: _failed(f"unknown workload {name!r}") for k in self.kinds}}
         expected = None if self.kinds == INT8_KINDS else reference_output(wl)
         self.timers = {}
         result = {"name": name}
         for kind in self.kinds:
             try:
                 if kind == "int8":
-                    result[kind], self.timers[kind] = build_int8(wl, self.target, int8_files,
-                                                                 slice_ms)
+                    result[kind], self.timers[kind] = build_int8(
+                        wl, self.target, int8_files, slice_ms
+                    )
                 else:
-                    result[kind], self.timers[kind] = build(kind, wl, self.target, expected,
-                                                            slice_ms)
+                    result[kind], self.timers[kind] = build(
+                        kind, wl, self.target, expected, slice_ms
+                    )
             except Exception as exc:  # one failing input must not stop the run
                 logging.error("%s/%s failed:\n%s", name, kind, traceback.format_exc())
                 result[kind] = _failed(short_error(exc))
@@ -262,6 +304,7 @@ def _failed(error):
 def host_target():
     """``llvm -mcpu=<this host's CPU>``."""
     import tvm
+
     return "llvm -mcpu=" + tvm.target.codegen.llvm_get_system_cpu()
 
 
@@ -269,12 +312,16 @@ def hello(target):
     """A worker's first protocol line: versions, target, switch and threads."""
     import tvm
     from importlib import metadata
+
     try:  # metadata only, for the report header
         project = metadata.version("tvm-canonicalize-depthwise")
     except metadata.PackageNotFoundError:
         project = None
     return {
-        "hello": True, "tvm": tvm.__version__, "target": target, "project": project,
+        "hello": True,
+        "tvm": tvm.__version__,
+        "target": target,
+        "project": project,
         "switch": os.environ.get("TVM_CANONICALIZE_DEPTHWISE"),
         "threads": os.environ.get("TVM_NUM_THREADS"),
     }
@@ -284,8 +331,9 @@ def main(argv):
     # stdout carries the protocol; anything TVM or LLVM prints goes to stderr
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     os.environ.setdefault("TOPHUB_LOCATION", "NONE")
 
     session = Session(host_target())
@@ -302,8 +350,9 @@ def main(argv):
     for line in sys.stdin:
         req = json.loads(line)
         if req["op"] == "build":
-            answer = session.build(req["name"], req.get("slice_ms", 20),
-                                   req.get("kinds", KINDS), req.get("int8"))
+            answer = session.build(
+                req["name"], req.get("slice_ms", 20), req.get("kinds", KINDS), req.get("int8")
+            )
         elif req["op"] == "time":
             answer = session.time()
         else:

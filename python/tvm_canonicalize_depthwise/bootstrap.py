@@ -7,6 +7,7 @@ module name (``tvm.relay.transform.canonicalize_depthwise`` and the rest) to its
 runs :func:`tvm_canonicalize_depthwise.activate.activate` right after ``tvm.relay`` has
 finished importing. Nothing here imports ``tvm``: start-up stays cheap.
 """
+
 import importlib.abc
 import importlib.util
 import logging
@@ -56,7 +57,9 @@ class _ActivatingLoader(importlib.abc.Loader):
         self._loader.exec_module(module)
         # A broken patch must never break ``import tvm.relay``: fall back to stock TVM.
         try:
-            from tvm_canonicalize_depthwise import activate  # pylint: disable=import-outside-toplevel
+            from tvm_canonicalize_depthwise import (
+                activate,
+            )  # pylint: disable=import-outside-toplevel
 
             activate.activate()
         except Exception:  # pylint: disable=broad-except

@@ -1,5 +1,6 @@
 """Compiling the command's builds: ``relay.build`` with the patch on or off, each in a child
 process of its own, so that a crash in TVM or LLVM costs that build only."""
+
 # pylint: disable=import-outside-toplevel
 import dataclasses
 import json
@@ -95,9 +96,11 @@ def compile_request(directory):
             mod = tvm.ir.load_json(stream.read())
         with recording_rewrites() as rewrites:
             lib = build(mod, tvm.target.Target(request["target"]), request["patch_on"])
-        result = {"graph_json": lib.get_graph_json(),
-                  "depthwise": sorted(depthwise_functions(lib)),
-                  "rewritten": len(rewrites)}
+        result = {
+            "graph_json": lib.get_graph_json(),
+            "depthwise": sorted(depthwise_functions(lib)),
+            "rewritten": len(rewrites),
+        }
         stage = "exporting the library"
         fcompile = None
         if request.get("cross_compiler"):
@@ -134,18 +137,24 @@ def compile_in_child(mod, target, patch_on, workdir, cross_compiler=None, local=
     with open(os.path.join(directory, "module.json"), "w", encoding="utf-8") as stream:
         stream.write(tvm.ir.save_json(mod))
     with open(os.path.join(directory, "request.json"), "w", encoding="utf-8") as stream:
-        json.dump({"target": str(target), "patch_on": patch_on,
-                   "cross_compiler": cross_compiler}, stream)
+        json.dump(
+            {"target": str(target), "patch_on": patch_on, "cross_compiler": cross_compiler}, stream
+        )
     with open(os.path.join(directory, "stderr.log"), "w+", encoding="utf-8") as log:
         child = subprocess.run(
             [sys.executable, "-m", "tvm_canonicalize_depthwise._compile_worker", directory],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=dict(os.environ), check=False)
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=dict(os.environ),
+            check=False,
+        )
         log.seek(0)
         lines = [line.strip() for line in log if line.strip()]
     result_path = os.path.join(directory, "result.json")
     if not os.path.exists(result_path):
         code = child.returncode
-        how = (f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}")
+        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
         detail = f": {lines[-1][:300]}" if lines else ""
         return Build(error=f"the compiler crashed ({how}){detail}")
     with open(result_path, encoding="utf-8") as stream:
@@ -155,13 +164,25 @@ def compile_in_child(mod, target, patch_on, workdir, cross_compiler=None, local=
             return Build(error=result["error"])
         with recording_rewrites() as rewrites:
             lib = build(mod, target, patch_on)
-        return Build(factory=lib, library=lib.get_lib(), graph_json=lib.get_graph_json(),
-                     params=lib.get_params(), depthwise=depthwise_functions(lib),
-                     rewritten=len(rewrites), in_child=False)
+        return Build(
+            factory=lib,
+            library=lib.get_lib(),
+            graph_json=lib.get_graph_json(),
+            params=lib.get_params(),
+            depthwise=depthwise_functions(lib),
+            rewritten=len(rewrites),
+            in_child=False,
+        )
     library_path = os.path.join(directory, "lib.so")
     library = tvm.runtime.load_module(library_path) if local else None
     with open(os.path.join(directory, "params.bin"), "rb") as stream:
         params = tvm.runtime.load_param_dict(stream.read())
-    return Build(factory=library, library=library, graph_json=result["graph_json"],
-                 params=params, depthwise=frozenset(result["depthwise"]),
-                 rewritten=result["rewritten"], library_path=library_path)
+    return Build(
+        factory=library,
+        library=library,
+        graph_json=result["graph_json"],
+        params=params,
+        depthwise=frozenset(result["depthwise"]),
+        rewritten=result["rewritten"],
+        library_path=library_path,
+    )

@@ -1,5 +1,6 @@
 """Running the command's builds: their outputs against the reference, their times, and the share
 of depthwise functions in them."""
+
 # pylint: disable=import-outside-toplevel
 import dataclasses
 from typing import Optional, Tuple
@@ -77,8 +78,14 @@ def _depthwise_share(build, feeds, repeat):
     import tvm
 
     with quiet_stderr():
-        return remote.depthwise_share(build.graph_json, build.library, tvm.cpu(0),
-                                      build.depthwise, {**build.params, **feeds}, repeat)
+        return remote.depthwise_share(
+            build.graph_json,
+            build.library,
+            tvm.cpu(0),
+            build.depthwise,
+            {**build.params, **feeds},
+            repeat,
+        )
 
 
 def reference_outputs(model, feeds, fallback):

@@ -11,6 +11,7 @@ only; the report says which.
 Exit status: 0 when every build matches the reference, 1 when one does not or a build fails,
 2 for unusable input (arguments, a missing or damaged file, a model TVM cannot import).
 """
+
 # TVM and the frontends' packages are imported where needed: the command checks its
 # arguments and the model file before paying for them.
 # pylint: disable=import-outside-toplevel
@@ -55,7 +56,8 @@ def _input_shape(text):
             pairs = [(name, [int(d) for d in dims.split(",")])]
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"{text!r}: dimensions must be positive integers separated by commas") from None
+                f"{text!r}: dimensions must be positive integers separated by commas"
+            ) from None
     # the builds and the engines need every dimension: tvmc's -1 (any) is not one
     for _, shape in pairs:
         if any(not isinstance(d, int) or d < 1 for d in shape):
@@ -71,26 +73,46 @@ def _parse_args(argv):
         "and, for NHWC models, converted to NCHW), check the output against the model's own "
         "engine and time it.",
     )
-    parser.add_argument("model", nargs="?", default=None,
-                        help="a .tflite or .onnx file (default: the built-in small TFLite "
-                        "network with depth multipliers 1, 2 and 4)")
+    parser.add_argument(
+        "model",
+        nargs="?",
+        default=None,
+        help="a .tflite or .onnx file (default: the built-in small TFLite "
+        "network with depth multipliers 1, 2 and 4)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--repeat", type=int, default=30, help="timed runs per build (>= 1)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="threads the builds run on (default: TVM_NUM_THREADS, else every "
-                        "core of this machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads the builds run on (default: TVM_NUM_THREADS, else every "
+        "core of this machine)",
+    )
     parser.add_argument("--target", default=None, help="TVM target (default: host llvm)")
-    parser.add_argument("--input-shapes", "--input-shape", dest="input_shape",
-                        type=_input_shape, action="append", default=[],
-                        metavar="name:[d1,d2,...]",
-                        help="shapes of inputs the model leaves dynamic, as tvmc takes them "
-                        "(also NAME:D1,D2,...; repeatable)")
-    parser.add_argument("--rpc-tracker", metavar="HOST:PORT",
-                        help="run the builds on a device behind this RPC tracker (needs "
-                        "--rpc-key and the device's --target)")
+    parser.add_argument(
+        "--input-shapes",
+        "--input-shape",
+        dest="input_shape",
+        type=_input_shape,
+        action="append",
+        default=[],
+        metavar="name:[d1,d2,...]",
+        help="shapes of inputs the model leaves dynamic, as tvmc takes them "
+        "(also NAME:D1,D2,...; repeatable)",
+    )
+    parser.add_argument(
+        "--rpc-tracker",
+        metavar="HOST:PORT",
+        help="run the builds on a device behind this RPC tracker (needs "
+        "--rpc-key and the device's --target)",
+    )
     parser.add_argument("--rpc-key", help="the device's key at the RPC tracker")
-    parser.add_argument("--cross-compiler", help="the C++ compiler that links libraries for "
-                        "the target (default: <target triple>-g++ for another triple)")
+    parser.add_argument(
+        "--cross-compiler",
+        help="the C++ compiler that links libraries for "
+        "the target (default: <target triple>-g++ for another triple)",
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error(f"--repeat must be at least 1, got {args.repeat}")
@@ -171,8 +193,9 @@ def run(args):
         try:
             convs, depthwise, rewrites = planning.describe_depthwise(mod)
         except Exception as err:  # pylint: disable=broad-except
-            raise ModelError(f"{model.path}: TVM cannot type the imported model: "
-                             f"{one_line(err)}") from None
+            raise ModelError(
+                f"{model.path}: TVM cannot type the imported model: " f"{one_line(err)}"
+            ) from None
     target, target_note = planning.build_target(mod, target)
     paths = planning.plan_paths(mod, progress)
 
@@ -185,7 +208,8 @@ def run(args):
                     continue
                 progress(f"compiling (patch {'on' if patch_on else 'off'}, {path_.label})...")
                 builds[(path_.id, patch_on)] = building.compile_in_child(
-                    path_.mod, target, patch_on, workdir, cross_compiler, local=device is None)
+                    path_.mod, target, patch_on, workdir, cross_compiler, local=device is None
+                )
         for key, build in list(builds.items()):
             if build.error is not None:
                 continue
@@ -198,8 +222,10 @@ def run(args):
             except remote.RemoteError as err:
                 builds[key] = building.Build(error=str(err))
         if not runs:
-            raise RuntimeError("no build succeeded: " + "; ".join(
-                f"{_label(key, paths)}: {build.error}" for key, build in builds.items()))
+            raise RuntimeError(
+                "no build succeeded: "
+                + "; ".join(f"{_label(key, paths)}: {build.error}" for key, build in builds.items())
+            )
 
         def patch_off_as_imported():
             key = ("as_imported", False) if ("as_imported", False) in runs else next(iter(runs))
@@ -209,27 +235,34 @@ def run(args):
         latencies = checking.time_here(runs, args.repeat)
         if any(run.module is not None for run in runs.values()):
             progress("timing each op with the debug executor...")
-        shares = {key: checking.depthwise_share(builds[key], run, feeds, args.repeat)
-                  for key, run in runs.items()}
-        report = measured_paths(paths, builds, runs, latencies, shares, expected,
-                                checking.tolerance(expected))
-    report.update({
-        "model": model.path,
-        "format": model.kind,
-        "default_model": model.is_default,
-        "inputs": [{"name": name, "shape": list(shapes[name]), "dtype": dtype}
-                   for name, _, dtype in model.inputs],
-        "reference": reference,
-        "target": str(target),
-        "target_note": target_note,
-        "device": str(device) if device else "this machine",
-        "threads": args.threads,
-        "convolutions": convs,
-        "depthwise": depthwise,
-        "rewritten": sum(conv["rewritten"] for conv in depthwise),
-        "pass_rewrites": rewrites,
-        "notices": sorted(set(notices.messages)),
-    })
+        shares = {
+            key: checking.depthwise_share(builds[key], run, feeds, args.repeat)
+            for key, run in runs.items()
+        }
+        report = measured_paths(
+            paths, builds, runs, latencies, shares, expected, checking.tolerance(expected)
+        )
+    report.update(
+        {
+            "model": model.path,
+            "format": model.kind,
+            "default_model": model.is_default,
+            "inputs": [
+                {"name": name, "shape": list(shapes[name]), "dtype": dtype}
+                for name, _, dtype in model.inputs
+            ],
+            "reference": reference,
+            "target": str(target),
+            "target_note": target_note,
+            "device": str(device) if device else "this machine",
+            "threads": args.threads,
+            "convolutions": convs,
+            "depthwise": depthwise,
+            "rewritten": sum(conv["rewritten"] for conv in depthwise),
+            "pass_rewrites": rewrites,
+            "notices": sorted(set(notices.messages)),
+        }
+    )
     return report
 
 

@@ -1,5 +1,6 @@
 """What the command writes besides its report: progress on stderr, and silencing what TVM's C++
 side and the engines print there."""
+
 import contextlib
 import logging
 import os

@@ -9,6 +9,7 @@ Lake, Ice Lake, Rocket Lake, Zen 4/5), stock TVM as much as this project. Withou
 ``avx512vnni``/``avxvnni`` TVM's schedules use ``vpmaddubsw``/``vpmaddwd`` instead, which LLVM
 still accepts. Float code never uses VNNI: the change only matters to quantized models.
 """
+
 import re
 
 VNNI_OFF = "-mattr=-avx512vnni,-avxvnni"

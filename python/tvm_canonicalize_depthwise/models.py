@@ -3,6 +3,7 @@
 Everything here raises :class:`ModelError` (one line, naming the file) for input the command
 cannot use, so that the command reports it as a usage error. The file is only read.
 """
+
 # TVM and the frontends' packages are imported where needed: the command checks its
 # arguments and the model file before paying for them.
 # pylint: disable=import-outside-toplevel
@@ -82,8 +83,11 @@ def read_model(path):
 def _tflite_dtypes():
     import tflite
 
-    names = {value: name.lower() for name, value in vars(tflite.TensorType).items()
-             if not name.startswith("_") and isinstance(value, int)}
+    names = {
+        value: name.lower()
+        for name, value in vars(tflite.TensorType).items()
+        if not name.startswith("_") and isinstance(value, int)
+    }
     return names
 
 
@@ -125,8 +129,10 @@ def _read_tflite(path, blob):
             tensor = graph.Tensors(graph.Inputs(i))
             shape = [tensor.Shape(k) for k in range(tensor.ShapeLength())]
             if tensor.ShapeSignatureLength():  # -1 marks a dynamic dimension
-                shape = [None if tensor.ShapeSignature(k) < 0 else tensor.ShapeSignature(k)
-                         for k in range(tensor.ShapeSignatureLength())]
+                shape = [
+                    None if tensor.ShapeSignature(k) < 0 else tensor.ShapeSignature(k)
+                    for k in range(tensor.ShapeSignatureLength())
+                ]
             inputs.append((tensor.Name().decode("utf-8"), shape, dtypes[tensor.Type()]))
     except ModelError:
         raise
@@ -165,10 +171,13 @@ def _read_onnx(path, blob):
         try:
             dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)).name
         except Exception:  # pylint: disable=broad-except
-            raise ModelError(f"{path}: input {info.name!r} has an unsupported element type") \
-                from None
-        shape = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
-                 for d in tensor_type.shape.dim]
+            raise ModelError(
+                f"{path}: input {info.name!r} has an unsupported element type"
+            ) from None
+        shape = [
+            d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+            for d in tensor_type.shape.dim
+        ]
         inputs.append((info.name, shape, dtype))
     if not inputs:
         raise ModelError(f"{path}: the ONNX model has no input")
@@ -223,8 +232,9 @@ def to_relay(model, shapes):
         if model.kind == "tflite":
             return relay.frontend.from_tflite(model.parsed, shape_dict=shapes, dtype_dict=dtypes)
         ensure_onnx_mapping()
-        return relay.frontend.from_onnx(model.parsed, shape=shapes, dtype=dtypes,
-                                        freeze_params=True)
+        return relay.frontend.from_onnx(
+            model.parsed, shape=shapes, dtype=dtypes, freeze_params=True
+        )
     except Exception as err:  # pylint: disable=broad-except
         if model.kind == "tflite" and isinstance(err, (struct.error, IndexError)):
             # the flatbuffer reader ran past the end of the file
@@ -235,8 +245,11 @@ def to_relay(model, shapes):
 def one_line(err):
     """An exception as one line: TVM's errors carry a C++ traceback before the message."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    lines = [line for line in lines if not line.startswith(("Traceback", "File ")) and
-             not line[:1].isdigit()]
+    lines = [
+        line
+        for line in lines
+        if not line.startswith(("Traceback", "File ")) and not line[:1].isdigit()
+    ]
     text = lines[-1] if lines else type(err).__name__
     return text if len(text) <= 300 else text[:297] + "..."
 
@@ -257,14 +270,17 @@ def _tflite_engine(model):
     interpreter_class, label = None, None
     try:
         from ai_edge_litert.interpreter import Interpreter
+
         interpreter_class, label = Interpreter, "LiteRT (ai_edge_litert)"
     except ImportError:
         try:
             from tflite_runtime.interpreter import Interpreter
+
             interpreter_class, label = Interpreter, "TFLite runtime (tflite_runtime)"
         except ImportError:
             try:
                 import tensorflow as tf
+
                 interpreter_class, label = tf.lite.Interpreter, "TensorFlow Lite (tensorflow)"
             except ImportError:
                 return None
@@ -296,8 +312,9 @@ def _onnx_engine(model):
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 2
         options.log_severity_level = 3
-        session = onnxruntime.InferenceSession(model.blob, options,
-                                               providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(
+            model.blob, options, providers=["CPUExecutionProvider"]
+        )
         return session.run(None, feeds)
 
     return f"ONNX Runtime {onnxruntime.__version__}", run
@@ -320,6 +337,8 @@ def random_inputs(model, shapes, seed=0):
         elif dtype.kind in "iu":
             feeds[name] = rng.integers(0, 10, shape).astype(dtype)
         else:
-            raise ModelError(f"{model.path}: input {name!r} has dtype {dtype}, which the "
-                             "command cannot make random data for")
+            raise ModelError(
+                f"{model.path}: input {name!r} has dtype {dtype}, which the "
+                "command cannot make random data for"
+            )
     return feeds

@@ -4,6 +4,7 @@
 longer has that module. :func:`ensure_onnx_mapping` provides it, built from
 ``onnx.helper.tensor_dtype_to_np_dtype``, before the frontend needs it.
 """
+
 import sys
 import types
 
@@ -14,6 +15,7 @@ def ensure_onnx_mapping():
 
     try:
         import onnx.mapping  # pylint: disable=import-outside-toplevel,unused-import
+
         return
     except ImportError:
         pass

@@ -1,5 +1,6 @@
 """What the command compiles: the model in Relay, what it holds, the paths to build it by and
 the target to build them for."""
+
 # TVM is imported where needed: the command checks its arguments and the model first.
 # pylint: disable=import-outside-toplevel
 import dataclasses
@@ -35,8 +36,9 @@ def import_model(model, shapes):
             mod["main"] = relay.build_module.bind_params_by_name(mod["main"], params)
         return relay.transform.InferType()(mod)
     except Exception as err:  # pylint: disable=broad-except
-        raise ModelError(f"{model.path}: TVM cannot type the imported model: "
-                         f"{one_line(err)}") from None
+        raise ModelError(
+            f"{model.path}: TVM cannot type the imported model: " f"{one_line(err)}"
+        ) from None
 
 
 def to_nchw(mod):
@@ -46,7 +48,8 @@ def to_nchw(mod):
 
     with tvm.transform.PassContext(opt_level=3):
         return tvm.transform.Sequential(
-            [relay.transform.InferType(), relay.transform.ConvertLayout(NCHW_LAYOUTS)])(mod)
+            [relay.transform.InferType(), relay.transform.ConvertLayout(NCHW_LAYOUTS)]
+        )(mod)
 
 
 def conv_calls(func):
@@ -57,8 +60,11 @@ def conv_calls(func):
     calls = []
 
     def visit(node):
-        if (isinstance(node, relay.Call) and isinstance(node.op, tvm.ir.Op)
-                and node.op.name in CONV_OPS):
+        if (
+            isinstance(node, relay.Call)
+            and isinstance(node.op, tvm.ir.Op)
+            and node.op.name in CONV_OPS
+        ):
             calls.append(node)
 
     relay.analysis.post_order_visit(func, visit)
@@ -75,8 +81,9 @@ def plan_paths(mod, progress):
         try:
             paths.append(Path("nchw", "converted to NCHW", to_nchw(mod)))
         except Exception as err:  # pylint: disable=broad-except
-            paths.append(Path("nchw", "converted to NCHW",
-                              error=f"ConvertLayout failed: {one_line(err)}"))
+            paths.append(
+                Path("nchw", "converted to NCHW", error=f"ConvertLayout failed: {one_line(err)}")
+            )
     return paths
 
 
@@ -96,7 +103,8 @@ def build_target(mod, target):
         if safe != str(target):
             return tvm.target.Target(safe), (
                 f"VNNI off ({VNNI_OFF}): TVM 0.19's int8 VNNI code does not compile with LLVM "
-                f"{llvm_major()}")
+                f"{llvm_major()}"
+            )
     return target, None
 
 
@@ -149,7 +157,10 @@ def describe_depthwise(mod):
     """
     from tvm import relay
     from tvm.relay.transform.canonicalize_depthwise import (
-        CanonicalizeDepthwise, conv_call_form, recording_rewrites)
+        CanonicalizeDepthwise,
+        conv_call_form,
+        recording_rewrites,
+    )
 
     typed = relay.transform.InferType()(mod)
     before = conv_calls(typed["main"])
@@ -171,21 +182,23 @@ def describe_depthwise(mod):
         else:
             rewrite = "left as is"
         attrs = call.attrs
-        found.append({
-            "name": _source_name(call),
-            "short_name": _short_name(_source_name(call)),
-            "op": call.op.name,
-            "layout": f"{attrs.data_layout}/{attrs.kernel_layout}",
-            "input_shape": _shape(call.args[0].checked_type),
-            "weight_shape": weight,
-            "output_shape": _shape(call.checked_type),
-            "strides": [int(s) for s in attrs.strides],
-            "in_channels": form.in_channels,
-            "multiplier": form.multiplier,
-            "form": form.kind,
-            "why": form.reason,
-            "rewritten": rewrite.startswith("weight"),
-            "rewrite": rewrite,
-            "canonical_weight_shape": new_weight,
-        })
+        found.append(
+            {
+                "name": _source_name(call),
+                "short_name": _short_name(_source_name(call)),
+                "op": call.op.name,
+                "layout": f"{attrs.data_layout}/{attrs.kernel_layout}",
+                "input_shape": _shape(call.args[0].checked_type),
+                "weight_shape": weight,
+                "output_shape": _shape(call.checked_type),
+                "strides": [int(s) for s in attrs.strides],
+                "in_channels": form.in_channels,
+                "multiplier": form.multiplier,
+                "form": form.kind,
+                "why": form.reason,
+                "rewritten": rewrite.startswith("weight"),
+                "rewrite": rewrite,
+                "canonical_weight_shape": new_weight,
+            }
+        )
     return len(before), found, [dataclasses.asdict(r) for r in rewrites]

@@ -1,4 +1,5 @@
 """NumPy reference for depthwise convolution, independent of TVM, for checks and tests."""
+
 import numpy as np
 
 
@@ -7,8 +8,9 @@ def to_layout(array, src, dst):
     return np.ascontiguousarray(array.transpose([src.index(axis) for axis in dst]))
 
 
-def depthwise_conv2d_nchw(data, weight, strides=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1),
-                          out_dtype=None):
+def depthwise_conv2d_nchw(
+    data, weight, strides=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), out_dtype=None
+):
     """Depthwise convolution, NCHW data and a canonical OIHW weight ``[C*m, 1, kH, kW]``.
 
     ``padding`` is (top, left, bottom, right). Products and sums are formed in ``out_dtype``
@@ -29,14 +31,19 @@ def depthwise_conv2d_nchw(data, weight, strides=(1, 1), padding=(0, 0, 0, 0), di
     for i in range(kernel_h):
         for j in range(kernel_w):
             y0, x0 = i * dilation[0], j * dilation[1]
-            window = source[:, :, y0: y0 + strides[0] * (out_h - 1) + 1: strides[0],
-                            x0: x0 + strides[1] * (out_w - 1) + 1: strides[1]]
+            window = source[
+                :,
+                :,
+                y0 : y0 + strides[0] * (out_h - 1) + 1 : strides[0],
+                x0 : x0 + strides[1] * (out_w - 1) + 1 : strides[1],
+            ]
             out += window * weight[:, 0, i, j].astype(acc_dtype)[None, :, None, None]
     return out.astype(out_dtype or data.dtype)
 
 
-def depthwise_conv3d_ncdhw(data, weight, strides=(1, 1, 1), padding=(0,) * 6,
-                           dilation=(1, 1, 1), out_dtype=None):
+def depthwise_conv3d_ncdhw(
+    data, weight, strides=(1, 1, 1), padding=(0,) * 6, dilation=(1, 1, 1), out_dtype=None
+):
     """Depthwise 3-D convolution, NCDHW data and a canonical OIDHW weight ``[C*m, 1, kD, kH, kW]``.
 
     ``padding`` is (front, top, left, back, bottom, right), as TVM orders it. Accumulation and

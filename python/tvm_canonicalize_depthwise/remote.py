@@ -5,6 +5,7 @@ A board serves one session at a time, so the builds are measured one after the o
 local command alternates them instead); every session has a time limit, after which the
 device's server ends it and the build is reported as failed.
 """
+
 # pylint: disable=import-outside-toplevel
 import os
 import shutil
@@ -43,8 +44,9 @@ def cross_compiler_for(target, given=None):
     guess = f"{triple}-g++"
     if shutil.which(guess):
         return guess
-    raise ValueError(f"no C++ compiler links for {triple}: install {guess} or give "
-                     "--cross-compiler")
+    raise ValueError(
+        f"no C++ compiler links for {triple}: install {guess} or give " "--cross-compiler"
+    )
 
 
 def cross_export(cross_compiler, mod):
@@ -76,12 +78,15 @@ class Device:
         try:
             summary = rpc.connect_tracker(*self.tracker).summary()
         except Exception as err:  # pylint: disable=broad-except
-            raise RemoteError(f"no RPC tracker at {self.tracker[0]}:{self.tracker[1]}: "
-                              f"{str(err).strip().splitlines()[-1] if str(err) else err!r}")
+            raise RemoteError(
+                f"no RPC tracker at {self.tracker[0]}:{self.tracker[1]}: "
+                f"{str(err).strip().splitlines()[-1] if str(err) else err!r}"
+            )
         if self.key not in summary.get("queue_info", {}):
             known = ", ".join(sorted(summary.get("queue_info", {}))) or "none"
-            raise RemoteError(f"the RPC tracker has no device with key {self.key!r} "
-                              f"(keys: {known})")
+            raise RemoteError(
+                f"the RPC tracker has no device with key {self.key!r} " f"(keys: {known})"
+            )
 
     def measure(self, build, feeds, repeat, rounds=3):
         """Upload ``build``'s library (``build.library_path``), run it on ``feeds``, time it;
@@ -91,7 +96,8 @@ class Device:
 
         try:
             session = rpc.connect_tracker(*self.tracker).request(
-                self.key, priority=1, session_timeout=self.session_timeout)
+                self.key, priority=1, session_timeout=self.session_timeout
+            )
             name = os.path.basename(build.library_path)
             session.upload(build.library_path, name)
             library = session.load_module(name)
@@ -102,8 +108,14 @@ class Device:
             outputs = [module.get_output(i).numpy() for i in range(module.get_num_outputs())]
             timer = module.module.time_evaluator("run", device, number=10, repeat=repeat)
             latencies = [float(np.median(timer().results)) * 1e3 for _ in range(rounds)]
-            share = depthwise_share(build.graph_json, library, device, build.depthwise,
-                                    {**build.params, **feeds}, repeat)
+            share = depthwise_share(
+                build.graph_json,
+                library,
+                device,
+                build.depthwise,
+                {**build.params, **feeds},
+                repeat,
+            )
         except Exception as err:  # pylint: disable=broad-except
             text = str(err).strip().splitlines()
             raise RemoteError(f"on {self}: {text[-1] if text else repr(err)}") from None

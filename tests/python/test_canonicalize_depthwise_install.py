@@ -3,10 +3,10 @@
 Builds a scratch virtual environment with the pinned TVM, installs this source tree into it
 (a regular, non-editable install), and checks each claim in a fresh interpreter.
 """
+
 import hashlib
 import os
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
@@ -49,8 +49,9 @@ def _python(env_dir):
 
 
 def _run(args, **kwargs):
-    result = subprocess.run(args, capture_output=True, text=True, timeout=1200, check=False,
-                            **kwargs)
+    result = subprocess.run(
+        args, capture_output=True, text=True, timeout=1200, check=False, **kwargs
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 

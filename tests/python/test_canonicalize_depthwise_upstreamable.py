@@ -1,4 +1,5 @@
 """The files under ``python/tvm/`` are meant to go upstream as they are: TVM's imports only."""
+
 import ast
 import sys
 from pathlib import Path

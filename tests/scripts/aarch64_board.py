@@ -20,6 +20,7 @@ Under emulation TVM's RPC server hangs now and then after some sessions, so test
 modules in one emulated process (:meth:`Board.run_modules`, the ``run-modules`` command on the
 board) and keep the RPC path to a few bounded sessions.
 """
+
 import argparse
 import contextlib
 import fcntl
@@ -33,18 +34,29 @@ import sys
 import time
 from pathlib import Path
 
-HOST_TOOLS = {"qemu-aarch64-static": "qemu-user-static",
-              "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu",
-              "aarch64-linux-gnu-g++": "g++-aarch64-linux-gnu"}
+HOST_TOOLS = {
+    "qemu-aarch64-static": "qemu-user-static",
+    "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu",
+    "aarch64-linux-gnu-g++": "g++-aarch64-linux-gnu",
+}
 CROSS_CXX = "aarch64-linux-gnu-g++"
 # the guest's CPython (Debian bookworm's, as the host's TVM wheel is for 3.11) and the shared
 # libraries TVM's runtime links
 GUEST_PACKAGES = ("python3.11-minimal", "libpython3.11-stdlib", "libstdc++6", "libgomp1")
 # the same versions as the host's environment (setup.py)
-GUEST_WHEELS = ("xtc-tvm-python-bindings==0.19.0.12", "numpy==2.4.6", "ml_dtypes==0.7.0",
-                "psutil==7.2.2", "scipy==1.17.1", "attrs==26.1.0", "cloudpickle==3.1.3",
-                "decorator==5.3.2", "typing_extensions==4.16.0", "tornado==6.6.1",
-                "packaging==26.4")
+GUEST_WHEELS = (
+    "xtc-tvm-python-bindings==0.19.0.12",
+    "numpy==2.4.6",
+    "ml_dtypes==0.7.0",
+    "psutil==7.2.2",
+    "scipy==1.17.1",
+    "attrs==26.1.0",
+    "cloudpickle==3.1.3",
+    "decorator==5.3.2",
+    "typing_extensions==4.16.0",
+    "tornado==6.6.1",
+    "packaging==26.4",
+)
 DEFAULT_KEY = "aarch64-qemu"
 LOOPBACK = "127.0.0.1"
 
@@ -54,8 +66,10 @@ class BoardUnavailable(RuntimeError):
 
 
 def default_dir():
-    return Path(os.environ.get("AARCH64_BOARD_DIR") or
-                Path.home() / ".cache" / "tvm-canonicalize-depthwise" / "aarch64-board")
+    return Path(
+        os.environ.get("AARCH64_BOARD_DIR")
+        or Path.home() / ".cache" / "tvm-canonicalize-depthwise" / "aarch64-board"
+    )
 
 
 def _run(cmd, **kwargs):
@@ -72,22 +86,39 @@ def _install_host_tools():
         return
     if os.geteuid() != 0:
         raise BoardUnavailable(
-            f"needs root to install {missing or ''} and the arm64 architecture with apt-get")
+            f"needs root to install {missing or ''} and the arm64 architecture with apt-get"
+        )
     if not arm64:
         _run(["dpkg", "--add-architecture", "arm64"])
     _run(["apt-get", "update", "-q"])
     if missing:
-        _run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
-             env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        _run(
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
 
 
 def _guest_debs():
     """The arm64 packages the guest's CPython needs (virtual ones and tools left out)."""
-    listing = _run(["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests",
-                    "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances",
-                    *(f"{pkg}:arm64" for pkg in GUEST_PACKAGES)])
-    names = {line.strip() for line in listing.splitlines()
-             if line.endswith(":arm64") and not line.startswith((" ", "<"))}
+    listing = _run(
+        [
+            "apt-cache",
+            "depends",
+            "--recurse",
+            "--no-recommends",
+            "--no-suggests",
+            "--no-conflicts",
+            "--no-breaks",
+            "--no-replaces",
+            "--no-enhances",
+            *(f"{pkg}:arm64" for pkg in GUEST_PACKAGES),
+        ]
+    )
+    names = {
+        line.strip()
+        for line in listing.splitlines()
+        if line.endswith(":arm64") and not line.startswith((" ", "<"))
+    }
     return sorted(names - {"dpkg:arm64", "tar:arm64", "install-info:arm64"})
 
 
@@ -106,15 +137,26 @@ class Board:
 
     def env(self, threads=1, extra=None):
         """The environment of a process on the board (``threads``: TVM's thread pool)."""
-        keep = {k: v for k, v in os.environ.items()
-                if k in ("HOME", "PATH", "LANG", "TMPDIR")}
-        return {**keep, "PYTHONPATH": str(self.site), "PYTHONNOUSERSITE": "1",
-                "TVM_USE_RUNTIME_LIB": "1", "TVM_NUM_THREADS": str(threads), **(extra or {})}
+        keep = {k: v for k, v in os.environ.items() if k in ("HOME", "PATH", "LANG", "TMPDIR")}
+        return {
+            **keep,
+            "PYTHONPATH": str(self.site),
+            "PYTHONNOUSERSITE": "1",
+            "TVM_USE_RUNTIME_LIB": "1",
+            "TVM_NUM_THREADS": str(threads),
+            **(extra or {}),
+        }
 
     def run(self, args, timeout, threads=1):
         """Run the board's Python with ``args``; returns its stdout, raises on failure."""
-        result = subprocess.run([str(self.python), *map(str, args)], env=self.env(threads),
-                                capture_output=True, text=True, timeout=timeout, check=False)
+        result = subprocess.run(
+            [str(self.python), *map(str, args)],
+            env=self.env(threads),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         if result.returncode != 0:
             raise RuntimeError(f"on the board: {result.stderr.strip()[-3000:]}")
         return result.stdout
@@ -136,17 +178,33 @@ class Board:
         """An RPC server on the board registered with ``tracker`` (host, port) under ``key``;
         stopped on exit."""
         port = _free_port()
-        cmd = [str(self.python), "-m", "tvm.exec.rpc_server", f"--host={LOOPBACK}",
-               f"--port={port}", f"--port-end={port + 1}",
-               f"--tracker={tracker[0]}:{tracker[1]}", f"--key={key}"]
-        server = subprocess.Popen(cmd, env=self.env(threads), start_new_session=True,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        cmd = [
+            str(self.python),
+            "-m",
+            "tvm.exec.rpc_server",
+            f"--host={LOOPBACK}",
+            f"--port={port}",
+            f"--port-end={port + 1}",
+            f"--tracker={tracker[0]}:{tracker[1]}",
+            f"--key={key}",
+        ]
+        server = subprocess.Popen(
+            cmd,
+            env=self.env(threads),
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         try:
-            _wait_for(lambda: _registered(tracker, key) or server.poll() is not None, timeout,
-                      f"the board's RPC server registering as {key!r}")
+            _wait_for(
+                lambda: _registered(tracker, key) or server.poll() is not None,
+                timeout,
+                f"the board's RPC server registering as {key!r}",
+            )
             if server.poll() is not None:
-                raise RuntimeError(f"the board's RPC server exited: "
-                                   f"{server.stderr.read().decode()[-2000:]}")
+                raise RuntimeError(
+                    f"the board's RPC server exited: " f"{server.stderr.read().decode()[-2000:]}"
+                )
             yield server
         finally:
             _stop(server)
@@ -169,17 +227,38 @@ def setup(root=None):
         _run(["apt-get", "download", *_guest_debs()], cwd=debs)
         for deb in sorted(debs.glob("*.deb")):
             _run(["dpkg", "-x", str(deb), str(board.sysroot)])
-        _run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
-              "--target", str(board.site), "--python-version", "3.11", "--implementation",
-              "cp", "--only-binary=:all:", "--no-deps", "--platform", "manylinux_2_28_aarch64",
-              "--platform", "manylinux2014_aarch64", "--platform", "linux_aarch64",
-              *GUEST_WHEELS])
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "--target",
+                str(board.site),
+                "--python-version",
+                "3.11",
+                "--implementation",
+                "cp",
+                "--only-binary=:all:",
+                "--no-deps",
+                "--platform",
+                "manylinux_2_28_aarch64",
+                "--platform",
+                "manylinux2014_aarch64",
+                "--platform",
+                "linux_aarch64",
+                *GUEST_WHEELS,
+            ]
+        )
         # TVM's RPC server re-runs sys.executable for its workers: this wrapper is that
         # executable, so every process it starts is emulated too
         board.python.write_text(
             "#!/bin/sh\n"
             f'exec qemu-aarch64-static -L "{board.sysroot}" -0 "$0" '
-            f'"{board.sysroot}/usr/bin/python3.11" "$@"\n')
+            f'"{board.sysroot}/usr/bin/python3.11" "$@"\n'
+        )
         board.python.chmod(0o755)
         board.run(["-c", "import tvm.runtime"], timeout=300)
         stamp.write_text(_stamp())
@@ -226,10 +305,20 @@ def tracker(timeout=60):
     ``(host, port)`` and stops it on exit."""
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tvm.exec.rpc_tracker", f"--host={LOOPBACK}", f"--port={port}",
-         f"--port-end={port + 1}"], start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "tvm.exec.rpc_tracker",
+            f"--host={LOOPBACK}",
+            f"--port={port}",
+            f"--port-end={port + 1}",
+        ],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
+
         def listening():
             with socket.socket() as sock:
                 return sock.connect_ex((LOOPBACK, port)) == 0
@@ -252,12 +341,14 @@ def _run_modules_on_board(manifest):
     for library, inputs, outputs in json.loads(Path(manifest).read_text()):
         try:
             module = graph_executor.GraphModule(
-                tvm.runtime.load_module(library)["default"](tvm.cpu()))
+                tvm.runtime.load_module(library)["default"](tvm.cpu())
+            )
             with np.load(inputs) as arrays:
                 module.set_input(**{name: arrays[name] for name in arrays.files})
             module.run()
-            np.savez(outputs, *[module.get_output(i).numpy()
-                                for i in range(module.get_num_outputs())])
+            np.savez(
+                outputs, *[module.get_output(i).numpy() for i in range(module.get_num_outputs())]
+            )
             errors.append(None)
         except Exception as error:  # pylint: disable=broad-except
             errors.append(str(error).strip().splitlines()[-1] if str(error) else repr(error))
@@ -269,8 +360,9 @@ def main(argv=None):
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("setup", help="install and cache the board")
     serve = commands.add_parser("serve", help="run the board behind an RPC tracker")
-    serve.add_argument("--tracker", help="HOST:PORT of a running tracker (default: start one "
-                       "on 127.0.0.1)")
+    serve.add_argument(
+        "--tracker", help="HOST:PORT of a running tracker (default: start one " "on 127.0.0.1)"
+    )
     serve.add_argument("--key", default=DEFAULT_KEY, help="the device key (default %(default)s)")
     serve.add_argument("--threads", type=int, default=2, help="TVM threads on the board")
     run = commands.add_parser("run-modules", help=argparse.SUPPRESS)
@@ -295,8 +387,11 @@ def main(argv=None):
         else:
             address = stack.enter_context(tracker())
         stack.enter_context(board.serve(address, args.key, threads=args.threads))
-        print(f"board {args.key!r} registered with the tracker at {address[0]}:{address[1]}; "
-              "Ctrl-C stops it", flush=True)
+        print(
+            f"board {args.key!r} registered with the tracker at {address[0]}:{address[1]}; "
+            "Ctrl-C stops it",
+            flush=True,
+        )
         try:
             while True:
                 time.sleep(3600)

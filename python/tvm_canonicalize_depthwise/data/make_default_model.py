@@ -23,6 +23,7 @@ optimizations) and ``tests/python/driver/fixtures/default.onnx`` (``tf2onnx``, o
 input), checks both against Keras on a random input and prints what it wrote. tf2onnx names
 nodes with counters, so a rerun may write other bytes for the same graph.
 """
+
 import os
 import sys
 
@@ -52,8 +53,9 @@ def build_model():
     x = layers.DepthwiseConv2D(3, padding="same", activation="relu", name="dw_m1")(x)
     x = layers.DepthwiseConv2D(3, 2, padding="same", depth_multiplier=2, name="dw_m2_s2")(x)
     x = layers.SeparableConv2D(24, 3, padding="same", activation="relu", name="sep")(x)
-    x = layers.DepthwiseConv2D(3, padding="same", depth_multiplier=4, activation="relu",
-                               name="dw_m4")(x)
+    x = layers.DepthwiseConv2D(
+        3, padding="same", depth_multiplier=4, activation="relu", name="dw_m4"
+    )(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     model = keras.Model(inp, layers.Dense(10, name="logits")(x))
     rng = np.random.default_rng(SEED)
@@ -61,24 +63,30 @@ def build_model():
         weights = layer.get_weights()
         if weights:
             # kernels scaled by fan-in so activations stay near 1 through the network
-            layer.set_weights([rng.uniform(-1, 1, w.shape).astype("float32")
-                               / np.sqrt(max(1, np.prod(w.shape[:-1]) if w.ndim > 1 else 1))
-                               for w in weights])
+            layer.set_weights(
+                [
+                    rng.uniform(-1, 1, w.shape).astype("float32")
+                    / np.sqrt(max(1, np.prod(w.shape[:-1]) if w.ndim > 1 else 1))
+                    for w in weights
+                ]
+            )
     return model
 
 
 def to_tflite(fn):
     # frozen first, so that the weights are constants in the .tflite (no resource variables)
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2)
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
     frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
     return tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert()
 
 
 def to_onnx(fn):
     import tf2onnx
+
     proto, _ = tf2onnx.convert.from_function(
-        fn, input_signature=fn.input_signature, opset=OPSET, inputs_as_nchw=["image:0"])
+        fn, input_signature=fn.input_signature, opset=OPSET, inputs_as_nchw=["image:0"]
+    )
     proto.ir_version = min(proto.ir_version, 10)  # what onnxruntime 1.31 reads
     return proto
 
@@ -97,11 +105,13 @@ def main():
     interp.allocate_tensors()
     interp.set_tensor(interp.get_input_details()[0]["index"], x)
     interp.invoke()
-    tflite_err = float(np.abs(interp.get_tensor(interp.get_output_details()[0]["index"])
-                              - expected).max())
+    tflite_err = float(
+        np.abs(interp.get_tensor(interp.get_output_details()[0]["index"]) - expected).max()
+    )
     ops = [op["op_name"] for op in interp._get_ops_details()]  # pylint: disable=protected-access
 
     import onnxruntime
+
     onnx_blob = to_onnx(fn).SerializeToString()
     session = onnxruntime.InferenceSession(onnx_blob, providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: x.transpose(0, 3, 1, 2)})[0]
@@ -114,8 +124,10 @@ def main():
     os.makedirs(os.path.dirname(ONNX_PATH), exist_ok=True)
     with open(ONNX_PATH, "wb") as out:
         out.write(onnx_blob)
-    print(f"{TFLITE_PATH}: {len(tflite_blob)} bytes, {ops.count('DEPTHWISE_CONV_2D')} "
-          f"DEPTHWISE_CONV_2D, max |TFLite - Keras| {tflite_err:.2g}")
+    print(
+        f"{TFLITE_PATH}: {len(tflite_blob)} bytes, {ops.count('DEPTHWISE_CONV_2D')} "
+        f"DEPTHWISE_CONV_2D, max |TFLite - Keras| {tflite_err:.2g}"
+    )
     print(f"{ONNX_PATH}: {len(onnx_blob)} bytes, max |ONNX Runtime - Keras| {onnx_err:.2g}")
     print("TFLite ops:", " ".join(ops))
 

@@ -5,6 +5,7 @@ with the ``tflite`` flatbuffer package (DEPTHWISE_CONV_2D operators; C from the 
 m from the filter), the .onnx with ``onnx`` (Conv nodes whose weight is [C*m, 1, kH, kW] with
 ``group`` = C > 1, i.e. group == input channels).
 """
+
 import hashlib
 import json
 import os
@@ -34,8 +35,15 @@ def _default_tflite():
 
 
 def run(*args, env=None, cwd=None):
-    return subprocess.run([COMMAND, *map(str, args)], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, **(env or {})}, cwd=cwd, check=False)
+    return subprocess.run(
+        [COMMAND, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        check=False,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,8 +210,7 @@ def test_int8_tflite_file(tmp_path):
 def test_without_a_linker_builds_in_process(tmp_path):
     """Where the child cannot link the library it compiled (here: no working C compiler),
     the command compiles in its own process instead, and says so."""
-    result = run(ONNX_FIXTURE, "--json", "--repeat", "1", cwd=tmp_path,
-                 env={"CXX": "/bin/false"})
+    result = run(ONNX_FIXTURE, "--json", "--repeat", "1", cwd=tmp_path, env={"CXX": "/bin/false"})
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["paths"][0]["compiled_in_child"] == {"on": False, "off": False}
@@ -220,8 +227,9 @@ def _onnx_model(path, batch="N", unsupported=False):
     from onnx import TensorProto, helper, numpy_helper
 
     weight = np.random.default_rng(0).uniform(-1, 1, (8, 1, 3, 3)).astype("float32")
-    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], group=4, pads=[1, 1, 1, 1],
-                              name="dw_conv")]
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["y"], group=4, pads=[1, 1, 1, 1], name="dw_conv")
+    ]
     outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 8, 8, 8])]
     initializers = [numpy_helper.from_array(weight, "w")]
     if unsupported:
@@ -229,8 +237,12 @@ def _onnx_model(path, batch="N", unsupported=False):
         nodes.append(helper.make_node("HannWindow", ["size"], ["window"]))
         outputs.append(helper.make_tensor_value_info("window", TensorProto.FLOAT, [16]))
     graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 4, 8, 8])],
-        outputs, initializers)
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 4, 8, 8])],
+        outputs,
+        initializers,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -247,8 +259,18 @@ def test_dynamic_input_with_input_shape_and_no_engine(tmp_path):
     (stub / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
     pythonpath = os.pathsep.join(filter(None, [str(stub.parent), os.environ.get("PYTHONPATH")]))
     # tvmc's syntax, a shape a dimension at a time
-    result = run(model, "--json", "--repeat", "1", "--input-shapes", "x:[1,4,8,8]",
-                 "--threads", "1", cwd=tmp_path, env={"PYTHONPATH": pythonpath})
+    result = run(
+        model,
+        "--json",
+        "--repeat",
+        "1",
+        "--input-shapes",
+        "x:[1,4,8,8]",
+        "--threads",
+        "1",
+        cwd=tmp_path,
+        env={"PYTHONPATH": pythonpath},
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["threads"] == 1
@@ -297,12 +319,18 @@ BAD_CASES = {
     "input-shape zero": (["dynamic.onnx", "--input-shape", "x:0,4,8,8"], "positive integers"),
     "input-shape unknown name": (["dynamic.onnx", "--input-shape", "y:1,4,8,8"], "no input 'y'"),
     "input-shape rank": (["dynamic.onnx", "--input-shape", "x:1,4,8"], "3 dimensions given"),
-    "input-shapes tvmc letters": (["dynamic.onnx", "--input-shapes", "x:[1,a,8,8]"],
-                                  "input_name:[dim1,dim2"),
-    "input-shapes tvmc any": (["dynamic.onnx", "--input-shapes", "x:[-1,4,8,8]"],
-                              "positive integers"),
-    "input-shapes twice": (["dynamic.onnx", "--input-shapes", "x:[1,4,8,8]", "--input-shapes",
-                            "x:[2,4,8,8]"], "given twice"),
+    "input-shapes tvmc letters": (
+        ["dynamic.onnx", "--input-shapes", "x:[1,a,8,8]"],
+        "input_name:[dim1,dim2",
+    ),
+    "input-shapes tvmc any": (
+        ["dynamic.onnx", "--input-shapes", "x:[-1,4,8,8]"],
+        "positive integers",
+    ),
+    "input-shapes twice": (
+        ["dynamic.onnx", "--input-shapes", "x:[1,4,8,8]", "--input-shapes", "x:[2,4,8,8]"],
+        "given twice",
+    ),
     "input-shape fixed dim": (["dynamic.onnx", "--input-shape", "x:1,5,8,8"], "fixed to 4"),
     "bogus option": (["--bogus"], "unrecognized arguments"),
     "threads zero": (["--threads", "0"], "--threads must be at least 1"),
@@ -321,9 +349,14 @@ def _assert_usage_error(result, needle):
 
 
 def _snapshot(directory):
-    return {p.name: (p.is_dir() or hashlib.sha256(p.read_bytes()).hexdigest(),
-                     p.stat().st_mtime_ns, stat.S_IMODE(p.stat().st_mode))
-            for p in directory.iterdir()}
+    return {
+        p.name: (
+            p.is_dir() or hashlib.sha256(p.read_bytes()).hexdigest(),
+            p.stat().st_mtime_ns,
+            stat.S_IMODE(p.stat().st_mode),
+        )
+        for p in directory.iterdir()
+    }
 
 
 @pytest.mark.parametrize("case", list(BAD_CASES))

@@ -6,6 +6,7 @@ TFLite interpreter, ONNX Runtime) stored beside them, and from tests/scripts/mak
 (the same network imported by TVM's Keras frontend, which reads Keras 2 models only, saved as
 Relay JSON with Keras 2.15's output): CI needs no TensorFlow.
 """
+
 import os
 
 import numpy as np
@@ -49,15 +50,15 @@ def _onnx():
     ensure_onnx_mapping()
     model = onnx.load_from_string(_read("dw_mix.onnx"))
     given = np.ascontiguousarray(OUTPUTS["input_nhwc"].transpose(0, 3, 1, 2))
-    mod, params = relay.frontend.from_onnx(model, shape={"input": given.shape},
-                                           freeze_params=True)
+    mod, params = relay.frontend.from_onnx(model, shape={"input": given.shape}, freeze_params=True)
     return mod, params, given
 
 
 def _to_nchw(mod):
     with tvm.transform.PassContext(opt_level=3):
         return tvm.transform.Sequential(
-            [relay.transform.InferType(), relay.transform.ConvertLayout(NCHW)])(mod)
+            [relay.transform.InferType(), relay.transform.ConvertLayout(NCHW)]
+        )(mod)
 
 
 def _run(mod, params, given, patch_on, monkeypatch):
@@ -76,8 +77,12 @@ def _convs(mod):
     calls = []
     relay.analysis.post_order_visit(
         typed["main"],
-        lambda node: calls.append(node) if isinstance(node, relay.Call)
-        and getattr(node.op, "name", "") in ("nn.conv2d", "qnn.conv2d") else None,
+        lambda node: (
+            calls.append(node)
+            if isinstance(node, relay.Call)
+            and getattr(node.op, "name", "") in ("nn.conv2d", "qnn.conv2d")
+            else None
+        ),
     )
     return [(call, conv_call_form(call)) for call in calls]
 
@@ -124,8 +129,9 @@ def test_float_tflite_matches_the_tflite_interpreter(path, monkeypatch):
 
 def test_int8_tflite_is_within_one_quantum_of_the_interpreter_and_equals_patch_off(monkeypatch):
     mod, params, given = _tflite("dw_mix_int8.tflite")
-    assert any(call.op.name == "qnn.conv2d" and form.kind == MULTIPLIER
-               for call, form in _convs(mod))
+    assert any(
+        call.op.name == "qnn.conv2d" and form.kind == MULTIPLIER for call, form in _convs(mod)
+    )
     on = _run(mod, params, given, True, monkeypatch)
     off = _run(mod, params, given, False, monkeypatch)
     expected = OUTPUTS["dw_mix_int8_tflite"]
@@ -149,17 +155,31 @@ def _canonical_nchw_depthwise(mod, params):
     """The depthwise convs of ``mod`` after the pass, ConvertLayout to NCHW/OIHW and constant
     folding, as (attributes, weight) pairs."""
     mod = tvm.IRModule.from_expr(relay.build_module.bind_params_by_name(mod["main"], params))
-    seq = tvm.transform.Sequential([
-        CanonicalizeDepthwise(), relay.transform.ConvertLayout(NCHW), relay.transform.FoldConstant(),
-    ])
+    seq = tvm.transform.Sequential(
+        [
+            CanonicalizeDepthwise(),
+            relay.transform.ConvertLayout(NCHW),
+            relay.transform.FoldConstant(),
+        ]
+    )
     with tvm.transform.PassContext(opt_level=3):
         mod = seq(mod)
     found = []
     for call, form in _convs(mod):
         if form.is_depthwise:
-            attrs = {key: str(call.attrs[key]) for key in (
-                "strides", "padding", "dilation", "groups", "channels", "kernel_size",
-                "data_layout", "kernel_layout")}
+            attrs = {
+                key: str(call.attrs[key])
+                for key in (
+                    "strides",
+                    "padding",
+                    "dilation",
+                    "groups",
+                    "channels",
+                    "kernel_size",
+                    "data_layout",
+                    "kernel_layout",
+                )
+            }
             assert isinstance(call.args[1], relay.Constant), call.args[1]
             found.append((attrs, call.args[1].data.numpy()))
     return found
@@ -213,8 +233,9 @@ def test_one_relay_from_keras_tflite_and_onnx():
     for layout in ("nhwc", "nchw"):
         from_keras = _canonical_nchw_depthwise(_keras(layout)[0], {})
         assert len(from_keras) == len(from_tflite) == 5
-        for (keras_attrs, keras_weight), (tflite_attrs, tflite_weight) in zip(from_keras,
-                                                                              from_tflite):
+        for (keras_attrs, keras_weight), (tflite_attrs, tflite_weight) in zip(
+            from_keras, from_tflite
+        ):
             assert keras_attrs == tflite_attrs
             np.testing.assert_allclose(keras_weight, tflite_weight, rtol=0, atol=1e-6)
 

@@ -4,6 +4,7 @@ Shared by ``test_canonicalize_depthwise_fuzz.py`` (a bounded, reproducible run i
 ``tests/scripts/fuzz_depthwise.py`` (the extended campaign). One example is a
 :class:`Case`, drawn by :func:`cases`; :func:`check_case` runs every check on it.
 """
+
 import functools
 import math
 import os
@@ -47,7 +48,9 @@ WEIGHT_KINDS = ("constant", "param", "input")
 # wherever the class matches.
 AVX2_TARGET = PORTABLE_TARGETS["avx2"]
 AVX512_TARGET = PORTABLE_TARGETS["avx512"]
-ARM_TARGET = tvm.target.Target("llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon -num-cores=2")
+ARM_TARGET = tvm.target.Target(
+    "llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon -num-cores=2"
+)
 TARGETS = {"avx2": AVX2_TARGET, "avx512": AVX512_TARGET, "aarch64": ARM_TARGET}
 # CI's x86 share: its aarch64 builds are made, and run, by the fuzzing on the emulated board
 # (test_canonicalize_depthwise_arm.py); the campaign builds all three
@@ -97,8 +100,12 @@ class Case:
         return tuple(
             (size + before + after - (k - 1) * d - 1) // s + 1
             for size, before, after, k, d, s in zip(
-                (self.height, self.width), self.padding[:2], self.padding[2:],
-                self.kernel, self.dilation, self.strides,
+                (self.height, self.width),
+                self.padding[:2],
+                self.padding[2:],
+                self.kernel,
+                self.dilation,
+                self.strides,
             )
         )
 
@@ -139,9 +146,21 @@ def cases(draw, dtypes=DTYPES):
     form = draw(st.sampled_from(("multiplier", "canonical"))) if channels > 1 else "canonical"
     dtype = draw(st.sampled_from(dtypes))
     return Case(
-        batch, channels, multiplier, height, width, kernel, strides, dilation, padding,
-        data_layout, kernel_layout, dtype, form,
-        draw(st.sampled_from(WEIGHT_KINDS)), draw(st.sampled_from(EPILOGUES)),
+        batch,
+        channels,
+        multiplier,
+        height,
+        width,
+        kernel,
+        strides,
+        dilation,
+        padding,
+        data_layout,
+        kernel_layout,
+        dtype,
+        form,
+        draw(st.sampled_from(WEIGHT_KINDS)),
+        draw(st.sampled_from(EPILOGUES)),
         # qnn.conv2d asks for both
         form == "multiplier" or dtype == QNN or draw(st.booleans()),
     )
@@ -167,8 +186,12 @@ def make_model(case, seed=0):
     # qnn pads with the input zero point: the sums are of (x - zero point) * w
     zero_point = int(rng.integers(-8, 8)) if case.dtype == QNN else 0
     expected = ref.depthwise_conv2d_nchw(
-        data.astype("float64") - zero_point, canonical, case.strides, case.padding,
-        case.dilation, out_dtype="float64"
+        data.astype("float64") - zero_point,
+        canonical,
+        case.strides,
+        case.padding,
+        case.dilation,
+        out_dtype="float64",
     )
     x = relay.var("x", shape=ref.to_layout(data, "NCHW", case.data_layout).shape, dtype=dtype)
     inputs = {"x": ref.to_layout(data, "NCHW", case.data_layout)}
@@ -179,14 +202,27 @@ def make_model(case, seed=0):
         w = relay.var("w", shape=weight.shape, dtype=dtype)
         (params if case.weight_kind == "param" else inputs)["w"] = weight
     attrs = {"channels": c * m, "kernel_size": case.kernel} if case.sets_attrs else {}
-    conv = dict(strides=case.strides, padding=case.padding, dilation=case.dilation, groups=c,
-                data_layout=case.data_layout, kernel_layout=case.kernel_layout,
-                out_dtype=case.out_dtype, **attrs)
+    conv = dict(
+        strides=case.strides,
+        padding=case.padding,
+        dilation=case.dilation,
+        groups=c,
+        data_layout=case.data_layout,
+        kernel_layout=case.kernel_layout,
+        out_dtype=case.out_dtype,
+        **attrs,
+    )
     if case.dtype == QNN:
         scales = rng.uniform(0.002, 0.02, c * m).astype("float32")
         y = relay.qnn.op.conv2d(
-            x, w, relay.const(zero_point, "int32"), relay.const(0, "int32"),
-            relay.const(0.05, "float32"), relay.const(scales), **conv)
+            x,
+            w,
+            relay.const(zero_point, "int32"),
+            relay.const(0, "int32"),
+            relay.const(0.05, "float32"),
+            relay.const(scales),
+            **conv,
+        )
     else:
         y = relay.nn.conv2d(x, w, **conv)
     out_shape = (case.batch, c * m) + case.out_size
@@ -196,9 +232,14 @@ def make_model(case, seed=0):
         expected = expected + bias.astype("float64")[None, :, None, None]
     if case.epilogue == "add":
         other = _values(rng, out_shape, dtype).astype(case.out_dtype)
-        y = relay.add(y, relay.var("other", shape=ref.to_layout(other, "NCHW",
-                                                                  case.data_layout).shape,
-                                   dtype=case.out_dtype))
+        y = relay.add(
+            y,
+            relay.var(
+                "other",
+                shape=ref.to_layout(other, "NCHW", case.data_layout).shape,
+                dtype=case.out_dtype,
+            ),
+        )
         inputs["other"] = ref.to_layout(other, "NCHW", case.data_layout)
         expected = expected + other.astype("float64")
     if "relu" in case.epilogue:
@@ -308,7 +349,10 @@ def check_case(case, targets=TARGETS, seed=0):
         actual = module.get_output(0).numpy()
         assert actual.shape == expected.shape, (name, actual.shape, expected.shape)
         np.testing.assert_allclose(
-            actual.astype("float64"), expected, rtol=rtol, atol=atol,
+            actual.astype("float64"),
+            expected,
+            rtol=rtol,
+            atol=atol,
             err_msg=f"{name}: {case}",
         )
         outcome.ran.append(name)

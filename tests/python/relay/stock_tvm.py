@@ -10,6 +10,7 @@ hand, checks that the project did not load, and prints :func:`describe` of every
 ``CASES.json`` is a list of ``{"module": <tvm.ir.save_json>, "target": str}``. The tests call
 :func:`describe` in a patched process too and compare.
 """
+
 import hashlib
 import json
 import logging

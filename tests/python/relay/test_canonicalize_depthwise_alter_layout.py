@@ -3,6 +3,7 @@
 Decisions are checked for an AVX2 and an AVX-512 target by name; what runs is built for AVX2,
 which every x86 host of this project runs.
 """
+
 import json
 
 import numpy as np
@@ -37,12 +38,21 @@ def _altered_convs(mod, target):
 def _depthwise(channels, multiplier, size=14, kernel=3, stride=1, form="canonical"):
     rng = np.random.default_rng(channels * 31 + multiplier)
     canonical = rng.uniform(-1, 1, (channels * multiplier, 1, kernel, kernel)).astype("float32")
-    weight = canonical.reshape(channels, multiplier, kernel, kernel) if form == "multiplier" \
+    weight = (
+        canonical.reshape(channels, multiplier, kernel, kernel)
+        if form == "multiplier"
         else canonical
+    )
     x = relay.var("x", shape=(1, channels, size, size))
-    y = relay.nn.conv2d(x, relay.const(weight), channels=channels * multiplier, groups=channels,
-                        kernel_size=(kernel, kernel), padding=(kernel // 2,) * 2,
-                        strides=(stride, stride))
+    y = relay.nn.conv2d(
+        x,
+        relay.const(weight),
+        channels=channels * multiplier,
+        groups=channels,
+        kernel_size=(kernel, kernel),
+        padding=(kernel // 2,) * 2,
+        strides=(stride, stride),
+    )
     return tvm.IRModule.from_expr(relay.Function([x], relay.nn.relu(y)))
 
 
@@ -86,25 +96,46 @@ def _network(multipliers, channels=16, size=14, seed=0):
     """conv -> (depthwise -> conv)* in NCHW, as a frontend hands a MobileNet-like chain."""
     rng = np.random.default_rng(seed)
     x = relay.var("x", shape=(1, 3, size, size))
-    y = relay.nn.relu(relay.nn.conv2d(
-        x, relay.const(rng.uniform(-1, 1, (channels, 3, 3, 3)).astype("float32")),
-        channels=channels, kernel_size=(3, 3), padding=(1, 1)))
+    y = relay.nn.relu(
+        relay.nn.conv2d(
+            x,
+            relay.const(rng.uniform(-1, 1, (channels, 3, 3, 3)).astype("float32")),
+            channels=channels,
+            kernel_size=(3, 3),
+            padding=(1, 1),
+        )
+    )
     for i, multiplier in enumerate(multipliers):
         weight = rng.uniform(-1, 1, (channels, multiplier, 3, 3)).astype("float32")
-        y = relay.nn.relu(relay.nn.conv2d(
-            y, relay.const(weight), channels=channels * multiplier, groups=channels,
-            kernel_size=(3, 3), padding=(1, 1), strides=(1 + i % 2, 1 + i % 2)))
-        y = relay.nn.relu(relay.nn.conv2d(
-            y, relay.const(rng.uniform(-1, 1, (channels, channels * multiplier, 1, 1))
-                           .astype("float32")),
-            channels=channels, kernel_size=(1, 1)))
+        y = relay.nn.relu(
+            relay.nn.conv2d(
+                y,
+                relay.const(weight),
+                channels=channels * multiplier,
+                groups=channels,
+                kernel_size=(3, 3),
+                padding=(1, 1),
+                strides=(1 + i % 2, 1 + i % 2),
+            )
+        )
+        y = relay.nn.relu(
+            relay.nn.conv2d(
+                y,
+                relay.const(
+                    rng.uniform(-1, 1, (channels, channels * multiplier, 1, 1)).astype("float32")
+                ),
+                channels=channels,
+                kernel_size=(1, 1),
+            )
+        )
     return tvm.IRModule.from_expr(relay.Function([x], y))
 
 
 def _layout_transforms(lib):
     nodes = json.loads(lib.get_graph_json())["nodes"]
-    return sum("layout_transform" in node["attrs"]["func_name"] for node in nodes
-               if node["op"] == "tvm_op")
+    return sum(
+        "layout_transform" in node["attrs"]["func_name"] for node in nodes if node["op"] == "tvm_op"
+    )
 
 
 def _build(mod, target, switch, monkeypatch):
@@ -138,14 +169,18 @@ def test_packed_network_matches_numpy(monkeypatch, network):
     mod = _network(multipliers, channels)
     data = np.random.default_rng(1).uniform(-1, 1, (1, 3, 14, 14)).astype("float32")
     module = graph_executor.GraphModule(
-        _build(mod, RUN_TARGET, "1", monkeypatch)["default"](tvm.cpu()))
+        _build(mod, RUN_TARGET, "1", monkeypatch)["default"](tvm.cpu())
+    )
     module.run(x=data)
     # NumPy: walk the Relay function's convs in order
     expected = data
     convs = []
     relay.analysis.post_order_visit(
-        mod["main"], lambda n: convs.append(n) if isinstance(n, relay.Call)
-        and n.op.name == "nn.conv2d" else None)
+        mod["main"],
+        lambda n: (
+            convs.append(n) if isinstance(n, relay.Call) and n.op.name == "nn.conv2d" else None
+        ),
+    )
     for conv in convs:
         weight = conv.args[1].data.numpy()
         groups = int(conv.attrs.groups)
@@ -168,8 +203,9 @@ def _dense_conv(data, weight, padding):
     out = np.zeros((data.shape[0], out_c, out_h, out_w))
     for i in range(kh):
         for j in range(kw):
-            out += np.einsum("nchw,oc->nohw", padded[:, :, i:i + out_h, j:j + out_w],
-                             weight[:, :, i, j])
+            out += np.einsum(
+                "nchw,oc->nohw", padded[:, :, i : i + out_h, j : j + out_w], weight[:, :, i, j]
+            )
     return out
 
 

@@ -8,6 +8,7 @@ process (TVM's RPC server hangs now and then under emulation; one process loadin
 module does not): see ``docs/arm.md``. ``ARM_FUZZ_EXAMPLES=N`` and ``ARM_FUZZ_SEED=S`` set
 the number of examples and their seed (the campaign of ``docs/fuzzing.md``).
 """
+
 import json
 import multiprocessing
 import os
@@ -23,8 +24,16 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 import tvm.testing
 from tvm.contrib import cc
 
-from depthwise_fuzz import (ARM_TARGET, QNN, Case, build, build_and_export, cases, make_model,
-                            tolerance)
+from depthwise_fuzz import (
+    ARM_TARGET,
+    QNN,
+    Case,
+    build,
+    build_and_export,
+    cases,
+    make_model,
+    tolerance,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import aarch64_board  # noqa: E402  pylint: disable=wrong-import-position
@@ -53,8 +62,13 @@ def _draw(count, shard, dtypes=ARM_DTYPES):
     drawn = []
 
     @seed(ARM_SEED + shard)
-    @settings(max_examples=count, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=count,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(cases(dtypes=dtypes))
     def collect(case):
         drawn.append(case)
@@ -100,19 +114,27 @@ def check_on_board(board, examples, workdir, seed_=0, target=ARM_TARGET):
 
     Stock's own failures to run or mismatches are reported (``stock_wrong``), not raised."""
     jobs, checks = [], []
-    report = {"examples": len(examples), "on_ran": 0, "off_ran": 0, "both_failed": [],
-              "stock_failed": [], "stock_wrong": []}
+    report = {
+        "examples": len(examples),
+        "on_ran": 0,
+        "off_ran": 0,
+        "both_failed": [],
+        "stock_failed": [],
+        "stock_wrong": [],
+    }
     builder = _Builder()
     try:
         for index, case in enumerate(examples):
             errors = {}
             for patch_on in (True, False):
                 library = workdir / f"{index}-{'on' if patch_on else 'off'}.so"
-                errors[patch_on] = builder(case, str(target), patch_on, library,
-                                           aarch64_board.CROSS_CXX, seed_)
+                errors[patch_on] = builder(
+                    case, str(target), patch_on, library, aarch64_board.CROSS_CXX, seed_
+                )
             if errors[True] is not None:
-                assert errors[False] is not None, (
-                    f"stock TVM builds {case} for aarch64 but the patch fails: {errors[True]}")
+                assert (
+                    errors[False] is not None
+                ), f"stock TVM builds {case} for aarch64 but the patch fails: {errors[True]}"
                 report["both_failed"].append((case, errors[False]))
                 continue
             if errors[False] is not None:
@@ -122,8 +144,13 @@ def check_on_board(board, examples, workdir, seed_=0, target=ARM_TARGET):
             for patch_on in (True, False):
                 if errors[patch_on] is None:
                     name = f"{index}-{'on' if patch_on else 'off'}"
-                    jobs.append((workdir / f"{name}.so", workdir / f"{index}-in.npz",
-                                 workdir / f"{name}-out.npz"))
+                    jobs.append(
+                        (
+                            workdir / f"{name}.so",
+                            workdir / f"{index}-in.npz",
+                            workdir / f"{name}-out.npz",
+                        )
+                    )
                     checks.append((case, patch_on, expected))
     finally:
         builder.close()
@@ -139,8 +166,7 @@ def check_on_board(board, examples, workdir, seed_=0, target=ARM_TARGET):
             rtol, atol = tolerance(case)
             try:
                 assert actual.shape == expected.shape, (actual.shape, expected.shape)
-                np.testing.assert_allclose(actual.astype("float64"), expected, rtol=rtol,
-                                           atol=atol)
+                np.testing.assert_allclose(actual.astype("float64"), expected, rtol=rtol, atol=atol)
             except AssertionError as mismatch:
                 problem = str(mismatch).strip().splitlines()[0] or "mismatch"
         if problem is None:
@@ -157,11 +183,13 @@ def check_on_board(board, examples, workdir, seed_=0, target=ARM_TARGET):
 def test_random_depthwise_convs_run_right_on_the_aarch64_board(board, shard, tmp_path):
     examples = _draw(ARM_EXAMPLES // SHARDS + (shard < ARM_EXAMPLES % SHARDS), shard)
     report = check_on_board(board, examples, tmp_path)
-    print(f"aarch64 shard {shard}: {report['examples']} examples, {report['on_ran']} patch-on "
-          f"and {report['off_ran']} stock builds ran right; only stock failed to build: "
-          f"{len(report['stock_failed'])} {sorted({e for _, e in report['stock_failed']})}; "
-          f"both failed: {len(report['both_failed'])} "
-          f"{sorted({e for _, e in report['both_failed']})}; stock wrong: {report['stock_wrong']}")
+    print(
+        f"aarch64 shard {shard}: {report['examples']} examples, {report['on_ran']} patch-on "
+        f"and {report['off_ran']} stock builds ran right; only stock failed to build: "
+        f"{len(report['stock_failed'])} {sorted({e for _, e in report['stock_failed']})}; "
+        f"both failed: {len(report['both_failed'])} "
+        f"{sorted({e for _, e in report['both_failed']})}; stock wrong: {report['stock_wrong']}"
+    )
     # most examples build and run with the patch; stock's builds run too where they exist
     assert report["on_ran"] >= 0.8 * len(examples), report
     assert report["off_ran"] > 0, report
@@ -174,10 +202,42 @@ ARM_REGRESSIONS = {
     # legalization turns it into nn.conv2d (it counts C == O == groups as depthwise), but not
     # the canonical form the pass made of it ("qnn.conv2d supports only OIHW/HWIO/HWOI/OHWI
     # kernel data layout"). The pass now leaves such qnn convs as written.
-    "qnn_iohw_kernel_nhwc": Case(3, 23, 11, 10, 5, (7, 3), (1, 1), (2, 2), (3, 0, 0, 0), "NHWC",
-                                 "IOHW", QNN, "multiplier", "input", "relu", True),
-    "qnn_oiwh_kernel_nhwc": Case(3, 10, 16, 17, 1, (7, 1), (2, 2), (3, 1), (2, 3, 0, 0), "NHWC",
-                                 "OIWH", QNN, "multiplier", "constant", "none", True),
+    "qnn_iohw_kernel_nhwc": Case(
+        3,
+        23,
+        11,
+        10,
+        5,
+        (7, 3),
+        (1, 1),
+        (2, 2),
+        (3, 0, 0, 0),
+        "NHWC",
+        "IOHW",
+        QNN,
+        "multiplier",
+        "input",
+        "relu",
+        True,
+    ),
+    "qnn_oiwh_kernel_nhwc": Case(
+        3,
+        10,
+        16,
+        17,
+        1,
+        (7, 1),
+        (2, 2),
+        (3, 1),
+        (2, 3, 0, 0),
+        "NHWC",
+        "OIWH",
+        QNN,
+        "multiplier",
+        "constant",
+        "none",
+        True,
+    ),
 }
 
 
@@ -185,19 +245,96 @@ ARM_REGRESSIONS = {
 # their blocks of fewer columns, channels last and first; a tall kernel over one output row,
 # whose block takes several vectors along the row (docs/arm.md).
 NEON_SCHEDULES = {
-    "int8_nhwc_vectors_of_16": Case(1, 32, 1, 20, 20, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1),
-                                    "NHWC", "HWOI", "int8", "canonical", "constant", "none",
-                                    True),
-    "int8_nchw_rows_of_64": Case(1, 4, 2, 9, 56, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), "NCHW",
-                                 "OIHW", "int8", "multiplier", "constant", "relu", True),
-    "int8_nchw_tall_kernel": Case(1, 8, 4, 22, 32, (22, 1), (1, 1), (1, 1), (0, 0, 0, 0),
-                                  "NCHW", "OIHW", "int8", "multiplier", "constant", "none",
-                                  True),
-    "qnn_nhwc_tall_kernel": Case(1, 8, 4, 22, 32, (22, 1), (1, 1), (1, 1), (0, 0, 0, 0),
-                                 "NHWC", "HWOI", QNN, "multiplier", "constant", "none", True),
-    "float32_nchw_tall_kernel": Case(1, 8, 4, 22, 32, (22, 1), (1, 1), (1, 1), (0, 0, 0, 0),
-                                     "NCHW", "OIHW", "float32", "canonical", "input", "bias",
-                                     True),
+    "int8_nhwc_vectors_of_16": Case(
+        1,
+        32,
+        1,
+        20,
+        20,
+        (3, 3),
+        (1, 1),
+        (1, 1),
+        (1, 1, 1, 1),
+        "NHWC",
+        "HWOI",
+        "int8",
+        "canonical",
+        "constant",
+        "none",
+        True,
+    ),
+    "int8_nchw_rows_of_64": Case(
+        1,
+        4,
+        2,
+        9,
+        56,
+        (3, 3),
+        (1, 1),
+        (1, 1),
+        (1, 1, 1, 1),
+        "NCHW",
+        "OIHW",
+        "int8",
+        "multiplier",
+        "constant",
+        "relu",
+        True,
+    ),
+    "int8_nchw_tall_kernel": Case(
+        1,
+        8,
+        4,
+        22,
+        32,
+        (22, 1),
+        (1, 1),
+        (1, 1),
+        (0, 0, 0, 0),
+        "NCHW",
+        "OIHW",
+        "int8",
+        "multiplier",
+        "constant",
+        "none",
+        True,
+    ),
+    "qnn_nhwc_tall_kernel": Case(
+        1,
+        8,
+        4,
+        22,
+        32,
+        (22, 1),
+        (1, 1),
+        (1, 1),
+        (0, 0, 0, 0),
+        "NHWC",
+        "HWOI",
+        QNN,
+        "multiplier",
+        "constant",
+        "none",
+        True,
+    ),
+    "float32_nchw_tall_kernel": Case(
+        1,
+        8,
+        4,
+        22,
+        32,
+        (22, 1),
+        (1, 1),
+        (1, 1),
+        (0, 0, 0, 0),
+        "NCHW",
+        "OIHW",
+        "float32",
+        "canonical",
+        "input",
+        "bias",
+        True,
+    ),
 }
 
 
@@ -211,9 +348,11 @@ def test_int8_for_the_dotprod_target_runs_right_on_the_board(board, tmp_path):
     examples = int8 + _draw(DOTPROD_EXAMPLES, SHARDS, dtypes=("int8", QNN))
     assert "+dotprod" in DOTPROD_TARGET
     report = check_on_board(board, examples, tmp_path, target=DOTPROD_TARGET)
-    print(f"{DOTPROD_TARGET}: {len(examples)} examples, {report['on_ran']} patch-on and "
-          f"{report['off_ran']} stock builds ran right; both failed: "
-          f"{sorted({e for _, e in report['both_failed']})}; stock wrong: {report['stock_wrong']}")
+    print(
+        f"{DOTPROD_TARGET}: {len(examples)} examples, {report['on_ran']} patch-on and "
+        f"{report['off_ran']} stock builds ran right; both failed: "
+        f"{sorted({e for _, e in report['both_failed']})}; stock wrong: {report['stock_wrong']}"
+    )
     # every case the patch does not run right is one stock cannot build either (raised above
     # otherwise); most run, stock's builds too where they exist
     assert report["on_ran"] + len(report["both_failed"]) == len(examples), report
@@ -246,8 +385,19 @@ def test_the_command_runs_both_builds_on_a_device_behind_the_tracker(tracked_boa
     from tvm_canonicalize_depthwise import cli
 
     host, port = tracked_board
-    code = cli.main(["--target", ARM_COMMAND_TARGET, "--rpc-tracker", f"{host}:{port}",
-                     "--rpc-key", KEY, "--repeat", "1", "--json"])
+    code = cli.main(
+        [
+            "--target",
+            ARM_COMMAND_TARGET,
+            "--rpc-tracker",
+            f"{host}:{port}",
+            "--rpc-key",
+            KEY,
+            "--repeat",
+            "1",
+            "--json",
+        ]
+    )
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["device"].startswith(KEY) and report["target"].startswith("llvm")
     for path in report["paths"]:
@@ -281,7 +431,8 @@ def test_a_tflite_model_on_the_device_matches_tflite(tracked_board, tmp_path):
     for path, path_mod in (("nhwc", mod), ("nchw", planning.to_nchw(mod))):
         for patch_on in (True, False):
             build = building.compile_in_child(
-                path_mod, target, patch_on, str(tmp_path), aarch64_board.CROSS_CXX, local=False)
+                path_mod, target, patch_on, str(tmp_path), aarch64_board.CROSS_CXX, local=False
+            )
             if build.error is not None:
                 assert (path, patch_on) == ("nhwc", False), build.error
                 continue
@@ -296,13 +447,25 @@ def test_an_unknown_key_or_tracker_is_a_usage_error(tracked_board, capsys):
     from tvm_canonicalize_depthwise import cli
 
     host, port = tracked_board
-    code = cli.main(["--target", ARM_COMMAND_TARGET, "--rpc-tracker", f"{host}:{port}",
-                     "--rpc-key", "no-such-board"])
+    code = cli.main(
+        [
+            "--target",
+            ARM_COMMAND_TARGET,
+            "--rpc-tracker",
+            f"{host}:{port}",
+            "--rpc-key",
+            "no-such-board",
+        ]
+    )
     assert code == 2 and "no device with key 'no-such-board'" in capsys.readouterr().err
-    for argv, message in ((["--rpc-tracker", f"{host}:{port}", "--rpc-key", KEY], "needs --target"),
-                          (["--rpc-tracker", f"{host}:{port}"], "go together"),
-                          (["--target", ARM_COMMAND_TARGET, "--rpc-tracker", "nowhere",
-                            "--rpc-key", KEY], "is not HOST:PORT")):
+    for argv, message in (
+        (["--rpc-tracker", f"{host}:{port}", "--rpc-key", KEY], "needs --target"),
+        (["--rpc-tracker", f"{host}:{port}"], "go together"),
+        (
+            ["--target", ARM_COMMAND_TARGET, "--rpc-tracker", "nowhere", "--rpc-key", KEY],
+            "is not HOST:PORT",
+        ),
+    ):
         with pytest.raises(SystemExit) as exited:
             cli.main(argv)
         assert exited.value.code == 2 and message in capsys.readouterr().err
@@ -312,15 +475,17 @@ def _assert_runs_right_on(board, lib, inputs, expected, workdir):
     """``lib`` (a relay.build result) run on the board matches ``expected``."""
     _export(lib, workdir / "tuned.so")
     np.savez(workdir / "in.npz", **inputs)
-    errors = board.run_modules([(workdir / "tuned.so", workdir / "in.npz",
-                                 workdir / "out.npz")], timeout=300)
+    errors = board.run_modules(
+        [(workdir / "tuned.so", workdir / "in.npz", workdir / "out.npz")], timeout=300
+    )
     assert errors == [None], errors
     with np.load(workdir / "out.npz") as out:
         np.testing.assert_allclose(out["arr_0"], expected, rtol=1e-5, atol=1e-5)
 
 
 def test_autotvm_tunes_an_arm_depthwise_task_on_the_board_and_the_build_uses_it(
-        board, tracked_board, tmp_path):
+    board, tracked_board, tmp_path
+):
     """AutoTVM measures an arm_cpu depthwise task on the board through the tracker (a few
     trials: timings under emulation mean nothing, the workflow is the point); the build then
     finds the records, and the tuned library runs right on the board."""
@@ -328,23 +493,46 @@ def test_autotvm_tunes_an_arm_depthwise_task_on_the_board_and_the_build_uses_it(
 
     from tuning_lookups import RecordingHistory  # pylint: disable=import-outside-toplevel
 
-    case = Case(1, 16, 2, 12, 12, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), "NHWC", "HWOI",
-                "float32", "multiplier", "constant", "bias_relu", True)
+    case = Case(
+        1,
+        16,
+        2,
+        12,
+        12,
+        (3, 3),
+        (1, 1),
+        (1, 1),
+        (1, 1, 1, 1),
+        "NHWC",
+        "HWOI",
+        "float32",
+        "multiplier",
+        "constant",
+        "bias_relu",
+        True,
+    )
     mod, params, inputs, expected = make_model(case)
-    tasks = [task for task in autotvm.task.extract_from_program(
-        mod["main"], params=params, target=ARM_TARGET) if "depthwise" in task.name]
+    tasks = [
+        task
+        for task in autotvm.task.extract_from_program(mod["main"], params=params, target=ARM_TARGET)
+        if "depthwise" in task.name
+    ]
     assert tasks
     log = tmp_path / "arm.log"
     host, port = tracked_board
     option = autotvm.measure_option(
         builder=autotvm.LocalBuilder(
-            build_func=cc.cross_compiler(aarch64_board.CROSS_CXX), timeout=120),
-        runner=autotvm.RPCRunner(KEY, host, port, number=1, repeat=1, timeout=120))
+            build_func=cc.cross_compiler(aarch64_board.CROSS_CXX), timeout=120
+        ),
+        runner=autotvm.RPCRunner(KEY, host, port, number=1, repeat=1, timeout=120),
+    )
     for task in tasks:
         autotvm.tuner.GridSearchTuner(task).tune(
-            n_trial=3, measure_option=option, callbacks=[autotvm.callback.log_to_file(str(log))])
-    measured = [result for _, result in autotvm.record.load_from_file(str(log))
-                if result.error_no == 0]
+            n_trial=3, measure_option=option, callbacks=[autotvm.callback.log_to_file(str(log))]
+        )
+    measured = [
+        result for _, result in autotvm.record.load_from_file(str(log)) if result.error_no == 0
+    ]
     assert measured and all(min(result.costs) > 0 for result in measured)
     with RecordingHistory(str(log)) as history:
         lib = build(mod, ARM_TARGET, params, patch_on=True)
@@ -359,18 +547,40 @@ def test_stock_arm_int8_nhwc_conv_aborts_llvm(tmp_path):
     does the patch, which leaves such convs to stock. Fails when TVM or LLVM fixes it."""
     import subprocess
 
-    case = Case(2, 1, 1, 19, 1, (7, 3), (1, 1), (3, 1), (0, 3, 0, 3), "NHWC", "HWIO", "int8",
-                "canonical", "input", "none", True)
+    case = Case(
+        2,
+        1,
+        1,
+        19,
+        1,
+        (7, 3),
+        (1, 1),
+        (3, 1),
+        (0, 3, 0, 3),
+        "NHWC",
+        "HWIO",
+        "int8",
+        "canonical",
+        "input",
+        "none",
+        True,
+    )
     script = tmp_path / "build.py"
     script.write_text(
         "import sys\n"
         f"sys.path[:0] = {[str(Path(__file__).parent), str(Path(__file__).parents[2])]!r}\n"
         "from depthwise_fuzz import *\n"
         f"mod, params, _, _ = make_model({case!r})\n"
-        "build(mod, ARM_TARGET, params, sys.argv[1] == 'on')\n")
+        "build(mod, ARM_TARGET, params, sys.argv[1] == 'on')\n"
+    )
     for switch in ("on", "off"):
-        result = subprocess.run([sys.executable, str(script), switch], capture_output=True,
-                                text=True, timeout=300, check=False)
+        result = subprocess.run(
+            [sys.executable, str(script), switch],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert result.returncode < 0 or result.returncode == 134, result.stderr[-2000:]
         assert "Invalid cast" in result.stderr, result.stderr[-2000:]
 
@@ -388,22 +598,52 @@ def test_metaschedule_tunes_on_the_board_and_the_build_uses_it(board, tracked_bo
 
     from tuning_lookups import RecordingDatabase  # pylint: disable=import-outside-toplevel
 
-    case = Case(1, 16, 2, 12, 12, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), "NHWC", "HWOI",
-                "float32", "multiplier", "constant", "relu", True)
+    case = Case(
+        1,
+        16,
+        2,
+        12,
+        12,
+        (3, 3),
+        (1, 1),
+        (1, 1),
+        (1, 1, 1, 1),
+        "NHWC",
+        "HWOI",
+        "float32",
+        "multiplier",
+        "constant",
+        "relu",
+        True,
+    )
     mod, params, inputs, expected = make_model(case)
     target = tvm.target.Target(ARM_TARGET)
     host, port = tracked_board
     tasks = ms.relay_integration.extract_tasks(mod, target, params)
     assert [task.task_name for task in tasks] == ["fused_nn_conv2d_nn_relu"]
     database = ms.relay_integration.tune_relay(
-        mod, params, target, str(tmp_path / "ms"), max_trials_global=4 * len(tasks),
-        max_trials_per_task=4, num_trials_per_iter=4, cost_model="random",
+        mod,
+        params,
+        target,
+        str(tmp_path / "ms"),
+        max_trials_global=4 * len(tasks),
+        max_trials_per_task=4,
+        num_trials_per_iter=4,
+        cost_model="random",
         builder=ms.builder.LocalBuilder(
-            f_export=functools.partial(remote.cross_export, aarch64_board.CROSS_CXX)),
-        runner=ms.runner.RPCRunner(rpc_config=ms.runner.RPCConfig(
-            tracker_host=host, tracker_port=port, tracker_key=KEY, session_timeout_sec=120)))
-    measured = [rec for rec in database.get_all_tuning_records()
-                if rec.run_secs and float(rec.run_secs[0]) < 1e9]
+            f_export=functools.partial(remote.cross_export, aarch64_board.CROSS_CXX)
+        ),
+        runner=ms.runner.RPCRunner(
+            rpc_config=ms.runner.RPCConfig(
+                tracker_host=host, tracker_port=port, tracker_key=KEY, session_timeout_sec=120
+            )
+        ),
+    )
+    measured = [
+        rec
+        for rec in database.get_all_tuning_records()
+        if rec.run_secs and float(rec.run_secs[0]) < 1e9
+    ]
     assert measured
     recording = RecordingDatabase(database)
     lib = ms.relay_integration.compile_relay(recording, mod, target, params)
@@ -424,8 +664,9 @@ def test_cast_before_broadcast_keeps_the_values_lane_by_lane():
     i = tir.Var("i", "int32")
     value = tir.Cast("int32x4", tir.Broadcast(tir.BufferLoad(a, [i]), 4))
     store = tir.BufferStore(b, value, [i, tir.Ramp(0, 1, 4)])
-    func = tir.PrimFunc([a.data, b.data], tir.For(i, 0, 8, tir.ForKind.SERIAL, store),
-                        buffer_map={})
+    func = tir.PrimFunc(
+        [a.data, b.data], tir.For(i, 0, 8, tir.ForKind.SERIAL, store), buffer_map={}
+    )
     mod = tvm.IRModule({"f": func})
     new = llvm_compat.cast_before_broadcast(mod)
     stored = new["f"].body.body.value
@@ -445,8 +686,24 @@ def test_int8_taps_are_widened_before_they_are_broadcast(board, tmp_path, monkey
 
     from tvm_canonicalize_depthwise import llvm_compat
 
-    case = Case(1, 8, 4, 10, 8, (5, 1), (1, 1), (1, 1), (0, 0, 0, 0), "NCHW", "OIHW", "int8",
-                "multiplier", "constant", "none", True)
+    case = Case(
+        1,
+        8,
+        4,
+        10,
+        8,
+        (5, 1),
+        (1, 1),
+        (1, 1),
+        (0, 0, 0, 0),
+        "NCHW",
+        "OIHW",
+        "int8",
+        "multiplier",
+        "constant",
+        "none",
+        True,
+    )
     mod, params, inputs, expected = make_model(case)
 
     def byte_broadcasts():

@@ -1,6 +1,6 @@
 """CanonicalizeDepthwise runs inside relay.build and friends at opt_level 3, and dispatch follows."""
+
 import json
-import os
 
 import numpy as np
 import pytest
@@ -38,16 +38,18 @@ def _weight():
 
 
 def _expected():
-    conv = ref.depthwise_conv2d_nchw(_data(), ref.multiplier_to_canonical(_weight()),
-                                     padding=(1,) * 4)
+    conv = ref.depthwise_conv2d_nchw(
+        _data(), ref.multiplier_to_canonical(_weight()), padding=(1,) * 4
+    )
     return np.maximum(conv, 0)
 
 
 def _module(weight_as_param=False):
     x = relay.var("x", shape=(1, CHANNELS, 8, 8))
     w = relay.var("w", shape=(CHANNELS, MULT, 3, 3)) if weight_as_param else relay.const(_weight())
-    y = relay.nn.conv2d(x, w, channels=CHANNELS * MULT, groups=CHANNELS, kernel_size=(3, 3),
-                        padding=(1, 1))
+    y = relay.nn.conv2d(
+        x, w, channels=CHANNELS * MULT, groups=CHANNELS, kernel_size=(3, 3), padding=(1, 1)
+    )
     params = [x, w] if weight_as_param else [x]
     return tvm.IRModule.from_expr(relay.Function(params, relay.nn.relu(y)))
 
@@ -87,8 +89,11 @@ def test_params_become_canonical_constants_without_runtime_reshape():
     before = params["w"].numpy().copy()
     with tvm.transform.PassContext(opt_level=3):
         lib = relay.build(_module(weight_as_param=True), target=TARGET, params=params)
-    ops = [node["attrs"]["func_name"] for node in json.loads(lib.get_graph_json())["nodes"]
-           if node["op"] == "tvm_op"]
+    ops = [
+        node["attrs"]["func_name"]
+        for node in json.loads(lib.get_graph_json())["nodes"]
+        if node["op"] == "tvm_op"
+    ]
     assert len(ops) == 1 and "reshape" not in ops[0] and "layout_transform" not in ops[0], ops
     assert list(params) == ["w"]
     np.testing.assert_array_equal(params["w"].numpy(), before)
@@ -102,10 +107,12 @@ def test_relay_optimize_runs_pass():
     assert ran
     shapes = []
     relay.analysis.post_order_visit(
-        mod["main"], lambda n: shapes.append(tuple(n.data.shape))
-        if isinstance(n, relay.Constant) else None)
+        mod["main"],
+        lambda n: shapes.append(tuple(n.data.shape)) if isinstance(n, relay.Constant) else None,
+    )
     assert (CHANNELS * MULT, 1, 3, 3) in shapes or any(
-        len(s) == 6 and s[1] == 1 for s in shapes), shapes
+        len(s) == 6 and s[1] == 1 for s in shapes
+    ), shapes
 
 
 def test_vm_compile_runs_pass():
@@ -133,11 +140,13 @@ def test_tvmc_compile_default_opt_level_runs_pass(tmp_path):
     path.write_text(_module().astext(show_meta_data=True))
     model = tvmc.load(str(path), shape_dict={"x": [1, CHANNELS, 8, 8]})
     names = PassNames()
-    package = tvmc.compile(model, target=str(TARGET), package_path=str(tmp_path / "m.tar"),
-                           instruments=[names])
+    package = tvmc.compile(
+        model, target=str(TARGET), package_path=str(tmp_path / "m.tar"), instruments=[names]
+    )
     assert "CanonicalizeDepthwise" in names.names
-    module = graph_executor.create(package.graph, tvm.runtime.load_module(package.lib_path),
-                                   tvm.cpu())
+    module = graph_executor.create(
+        package.graph, tvm.runtime.load_module(package.lib_path), tvm.cpu()
+    )
     module.load_params(package.params)
     module.run(x=_data())
     tvm.testing.assert_allclose(module.get_output(0).numpy(), _expected(), rtol=1e-4, atol=1e-4)
@@ -152,20 +161,29 @@ def _implementation_name(mod, target):
     call = mod["main"].body
     inputs = [tvm.te.placeholder([int(e) for e in arg.checked_type.shape]) for arg in call.args]
     impl, _ = te_compiler.select_implementation(
-        call.op, call.attrs, inputs, call.checked_type, tvm.target.Target(target))
+        call.op, call.attrs, inputs, call.checked_type, tvm.target.Target(target)
+    )
     return impl.name
 
 
 def _conv_module(weight, data_layout="NCHW", kernel_layout="OIHW"):
     x = relay.var("x", shape=ref.to_layout(_data(), "NCHW", data_layout).shape)
-    y = relay.nn.conv2d(x, relay.const(ref.to_layout(weight, "OIHW", kernel_layout)),
-                        channels=CHANNELS * MULT, groups=CHANNELS, kernel_size=(3, 3),
-                        padding=(1, 1), data_layout=data_layout, kernel_layout=kernel_layout)
+    y = relay.nn.conv2d(
+        x,
+        relay.const(ref.to_layout(weight, "OIHW", kernel_layout)),
+        channels=CHANNELS * MULT,
+        groups=CHANNELS,
+        kernel_size=(3, 3),
+        padding=(1, 1),
+        data_layout=data_layout,
+        kernel_layout=kernel_layout,
+    )
     return tvm.IRModule.from_expr(relay.Function([x], y))
 
 
-@pytest.mark.parametrize("data_layout,kernel_layout", [("NCHW", "OIHW"), ("NHWC", "HWOI"),
-                                                       ("NCHW", "OHWI")])
+@pytest.mark.parametrize(
+    "data_layout,kernel_layout", [("NCHW", "OIHW"), ("NHWC", "HWOI"), ("NCHW", "OHWI")]
+)
 def test_arm_cpu_compiles(data_layout, kernel_layout):
     mod = _conv_module(_weight(), data_layout, kernel_layout)
     assert _implementation_name(mod, ARM_TARGET) == "depthwise_conv2d_canonical.arm_cpu"
@@ -183,8 +201,9 @@ def test_generic_fallback_for_other_targets():
     module = graph_executor.GraphModule(lib["default"](tvm.cpu()))
     module.run(x=ref.to_layout(_data(), "NCHW", "NHWC"))
     out = ref.to_layout(module.get_output(0).numpy(), "NHWC", "NCHW")
-    expected = ref.depthwise_conv2d_nchw(_data(), ref.multiplier_to_canonical(_weight()),
-                                         padding=(1,) * 4)
+    expected = ref.depthwise_conv2d_nchw(
+        _data(), ref.multiplier_to_canonical(_weight()), padding=(1,) * 4
+    )
     tvm.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
 
 
@@ -217,8 +236,17 @@ CONV3D_GEOMETRY = {
 }
 
 
-def _conv3d_case(channels, mult, data_layout, kernel_layout, form="multiplier", weight_param=False,
-                 strides=(1, 1, 1), padding=(1,) * 6, dilation=(1, 1, 1)):
+def _conv3d_case(
+    channels,
+    mult,
+    data_layout,
+    kernel_layout,
+    form="multiplier",
+    weight_param=False,
+    strides=(1, 1, 1),
+    padding=(1,) * 6,
+    dilation=(1, 1, 1),
+):
     """A depthwise conv3d module, its NCDHW input and its NumPy result (NCDHW)."""
     rng = np.random.default_rng(channels * 10 + mult)
     data = rng.uniform(-1, 1, (1, channels, 4, 5, 6)).astype("float32")
@@ -227,9 +255,18 @@ def _conv3d_case(channels, mult, data_layout, kernel_layout, form="multiplier", 
     weight = ref.to_layout(oidhw if form == "multiplier" else canonical, "OIDHW", kernel_layout)
     x = relay.var("x", shape=ref.to_layout(data, "NCDHW", data_layout).shape)
     w = relay.var("w", shape=weight.shape) if weight_param else relay.const(weight)
-    y = relay.nn.conv3d(x, w, channels=channels * mult, groups=channels, kernel_size=(3, 3, 3),
-                        strides=strides, padding=padding, dilation=dilation,
-                        data_layout=data_layout, kernel_layout=kernel_layout)
+    y = relay.nn.conv3d(
+        x,
+        w,
+        channels=channels * mult,
+        groups=channels,
+        kernel_size=(3, 3, 3),
+        strides=strides,
+        padding=padding,
+        dilation=dilation,
+        data_layout=data_layout,
+        kernel_layout=kernel_layout,
+    )
     mod = tvm.IRModule.from_expr(relay.Function([x, w] if weight_param else [x], y))
     expected = ref.depthwise_conv3d_ncdhw(data, canonical, strides, padding, dilation)
     return mod, data, weight, expected
@@ -254,8 +291,15 @@ def test_conv3d_builds_and_matches_numpy(data_layout, kernel_layout, mult):
     # reshaped (and transposed) at run time
     weight_input = mult == 2
     mod, data, weight, expected = _conv3d_case(
-        4, mult, data_layout, kernel_layout, weight_param=True, strides=strides,
-        padding=padding, dilation=dilation)
+        4,
+        mult,
+        data_layout,
+        kernel_layout,
+        weight_param=True,
+        strides=strides,
+        padding=padding,
+        dilation=dilation,
+    )
     if weight_input:
         out = _run_conv3d(_build_conv3d(mod), data, data_layout, w=weight)
     else:
@@ -287,7 +331,8 @@ def test_conv3d_multiplier_form_wrong_in_stock_tvm_right_with_patch(
     inputs = [tvm.te.placeholder([int(e) for e in arg.checked_type.shape]) for arg in call.args]
     with CONV3D_TARGET:
         _, outputs = te_compiler.select_implementation(
-            call.op, call.attrs, inputs, call.checked_type, CONV3D_TARGET)
+            call.op, call.attrs, inputs, call.checked_type, CONV3D_TARGET
+        )
     assert int(outputs[0].shape[c_axis]) == channels
     # With the patch: the canonical weight, C*m channels, the right numbers.
     monkeypatch.delenv(ENV_VAR)
@@ -316,8 +361,9 @@ def _raised_in(excinfo, function, statement):
 def test_conv3d_canonical_form_fails_in_stock_tvm_and_builds_legalized(
     monkeypatch, channels, mult, data_layout, kernel_layout, failure
 ):
-    mod, data, _, expected = _conv3d_case(channels, mult, data_layout, kernel_layout,
-                                          form="canonical")
+    mod, data, _, expected = _conv3d_case(
+        channels, mult, data_layout, kernel_layout, form="canonical"
+    )
     monkeypatch.setenv(ENV_VAR, "0")
     with pytest.raises((AssertionError, tvm.TVMError)) as excinfo:
         _build_conv3d(mod)
@@ -333,8 +379,7 @@ def test_conv3d_dbg_declare_failure_is_tir_cse(monkeypatch):
     monkeypatch.setenv(ENV_VAR, "0")
     mod, data, _, expected = _conv3d_case(4, 2, "NCDHW", "OIDHW", form="canonical")
     module = _build_conv3d(mod, config={"tir.disable_cse_tir": True})
-    tvm.testing.assert_allclose(_run_conv3d(module, data, "NCDHW"), expected, rtol=1e-4,
-                                atol=1e-4)
+    tvm.testing.assert_allclose(_run_conv3d(module, data, "NCDHW"), expected, rtol=1e-4, atol=1e-4)
 
 
 def _legalized(mod, target=CONV3D_TARGET):
@@ -348,24 +393,37 @@ def test_conv3d_legalize_repeats_channels_and_reads_the_native_kernel_layout():
     def before():
         x = relay.var("x", shape=(1, 5, 6, 7, channels))
         w = relay.var("w", shape=(3, 3, 3, channels * mult, 1))
-        y = relay.nn.conv3d(x, w, channels=channels * mult, groups=channels,
-                            kernel_size=(3, 3, 3), data_layout="NDHWC", kernel_layout="DHWOI")
+        y = relay.nn.conv3d(
+            x,
+            w,
+            channels=channels * mult,
+            groups=channels,
+            kernel_size=(3, 3, 3),
+            data_layout="NDHWC",
+            kernel_layout="DHWOI",
+        )
         return tvm.IRModule.from_expr(relay.Function([x, w], y))
 
     def expected():
         x = relay.var("x", shape=(1, 5, 6, 7, channels))
         w = relay.var("w", shape=(3, 3, 3, channels * mult, 1))
-        y = relay.nn.conv3d(relay.repeat(x, mult, axis=4),
-                            relay.layout_transform(w, "DHWOI", "DHWIO"),
-                            channels=channels * mult, groups=channels * mult,
-                            kernel_size=(3, 3, 3), data_layout="NDHWC", kernel_layout="DHWIO")
+        y = relay.nn.conv3d(
+            relay.repeat(x, mult, axis=4),
+            relay.layout_transform(w, "DHWOI", "DHWIO"),
+            channels=channels * mult,
+            groups=channels * mult,
+            kernel_size=(3, 3, 3),
+            data_layout="NDHWC",
+            kernel_layout="DHWIO",
+        )
         return relay.transform.InferType()(tvm.IRModule.from_expr(relay.Function([x, w], y)))
 
     tvm.ir.assert_structural_equal(_legalized(before()), expected())
 
 
-@pytest.mark.parametrize("case", ["native layout, m = 1", "grouped, not depthwise",
-                                  "not a cpu target", "patch off"])
+@pytest.mark.parametrize(
+    "case", ["native layout, m = 1", "grouped, not depthwise", "not a cpu target", "patch off"]
+)
 def test_conv3d_legalize_leaves_alone(monkeypatch, case):
     target = CONV3D_TARGET
     if case == "native layout, m = 1":
@@ -373,8 +431,9 @@ def test_conv3d_legalize_leaves_alone(monkeypatch, case):
     elif case == "grouped, not depthwise":
         x = relay.var("x", shape=(1, 4, 4, 5, 6))
         w = relay.const(np.ones((6, 2, 3, 3, 3), "float32"))
-        mod = tvm.IRModule.from_expr(relay.Function([x], relay.nn.conv3d(
-            x, w, channels=6, groups=2, kernel_size=(3, 3, 3))))
+        mod = tvm.IRModule.from_expr(
+            relay.Function([x], relay.nn.conv3d(x, w, channels=6, groups=2, kernel_size=(3, 3, 3)))
+        )
     else:
         mod, _, _, _ = _conv3d_case(4, 2, "NCDHW", "DHWIO", form="canonical")
         if case == "not a cpu target":
@@ -385,8 +444,11 @@ def test_conv3d_legalize_leaves_alone(monkeypatch, case):
     tvm.ir.assert_structural_equal(_legalized(mod, target), mod)
 
 
-@pytest.mark.parametrize("ctx", [{"opt_level": 2}, {"disabled_pass": ["CanonicalizeDepthwise"]}],
-                         ids=["opt_level-2", "pass-disabled"])
+@pytest.mark.parametrize(
+    "ctx",
+    [{"opt_level": 2}, {"disabled_pass": ["CanonicalizeDepthwise"]}],
+    ids=["opt_level-2", "pass-disabled"],
+)
 def test_conv3d_multiplier_form_right_without_the_pass(ctx):
     # Where the pass does not run, the legalization canonicalizes the weight itself: with the
     # patch on, correctness does not depend on the pass.
@@ -394,22 +456,23 @@ def test_conv3d_multiplier_form_right_without_the_pass(ctx):
     ran, lib = _ran(lambda: relay.build(mod, target=CONV3D_TARGET), **{"opt_level": 3, **ctx})
     assert not ran
     module = graph_executor.GraphModule(lib["default"](tvm.cpu()))
-    tvm.testing.assert_allclose(_run_conv3d(module, data, "NDHWC"), expected, rtol=1e-4,
-                                atol=1e-4)
+    tvm.testing.assert_allclose(_run_conv3d(module, data, "NDHWC"), expected, rtol=1e-4, atol=1e-4)
 
 
 def test_conv3d_params_fold_into_a_native_canonical_constant():
     mod, data, weight, expected = _conv3d_case(4, 2, "NCDHW", "ODHWI", weight_param=True)
     with tvm.transform.PassContext(opt_level=3):
         lib = relay.build(mod, target=CONV3D_TARGET, params={"w": weight})
-    ops = [node["attrs"]["func_name"] for node in json.loads(lib.get_graph_json())["nodes"]
-           if node["op"] == "tvm_op"]
+    ops = [
+        node["attrs"]["func_name"]
+        for node in json.loads(lib.get_graph_json())["nodes"]
+        if node["op"] == "tvm_op"
+    ]
     assert not any("layout_transform" in op or "reshape" in op for op in ops), ops
     (constant,) = lib.get_params().values()
     assert constant.shape == (8, 1, 3, 3, 3)  # OIDHW, the layout conv3d_ncdhw.x86 reads
     module = graph_executor.GraphModule(lib["default"](tvm.cpu()))
-    tvm.testing.assert_allclose(_run_conv3d(module, data, "NCDHW"), expected, rtol=1e-4,
-                                atol=1e-4)
+    tvm.testing.assert_allclose(_run_conv3d(module, data, "NCDHW"), expected, rtol=1e-4, atol=1e-4)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Differential fuzzing of depthwise conv2d (bounded, reproducible) and the bugs it found."""
+
 import zlib
 
 import pytest
@@ -41,10 +42,22 @@ def test_the_host_runs_what_the_fuzzer_builds():
 
 def _case(channels, multiplier, kernel, strides, dilation, padding, size=(9, 9), **kwargs):
     fields = dict(
-        batch=1, channels=channels, multiplier=multiplier, height=size[0], width=size[1],
-        kernel=kernel, strides=strides, dilation=dilation, padding=padding,
-        data_layout="NCHW", kernel_layout="OIHW", dtype="float32", form="multiplier",
-        weight_kind="constant", epilogue="none", sets_attrs=True,
+        batch=1,
+        channels=channels,
+        multiplier=multiplier,
+        height=size[0],
+        width=size[1],
+        kernel=kernel,
+        strides=strides,
+        dilation=dilation,
+        padding=padding,
+        data_layout="NCHW",
+        kernel_layout="OIHW",
+        dtype="float32",
+        form="multiplier",
+        weight_kind="constant",
+        epilogue="none",
+        sets_attrs=True,
     )
     fields.update(kwargs)
     return Case(**fields)
@@ -63,27 +76,36 @@ REGRESSIONS = {
     # with a row narrower than its left padding, had an empty row ("Bind have an unmet
     # assertion ... row.shape[3]"). Such rows are staged unsplit.
     "single_column_row_stride2": _case(2, 1, (1, 2), (1, 2), (1, 1), (0, 1, 0, 0), size=(1, 2)),
-    "row_narrower_than_left_padding": _case(2, 1, (1, 2), (1, 2), (1, 1), (0, 2, 0, 0),
-                                            size=(1, 1)),
-    "single_column_row_stride2_m2": _case(2, 2, (1, 2), (1, 2), (1, 1), (0, 1, 0, 0),
-                                          size=(1, 2)),
+    "row_narrower_than_left_padding": _case(
+        2, 1, (1, 2), (1, 2), (1, 1), (0, 2, 0, 0), size=(1, 1)
+    ),
+    "single_column_row_stride2_m2": _case(2, 2, (1, 2), (1, 2), (1, 1), (0, 1, 0, 0), size=(1, 2)),
     # NCHW rows whose last input columns are never read (a 1x2 kernel at stride 2 over 3
     # columns after 2 of padding; campaign of 2026-12-02, on aarch64): TVM kept the left
     # padding in the region of such a row, the intrinsic did not ("Failed to match the compute
     # with TensorIntrin phase_split's declaration"). Such rows are staged unsplit.
     "row_not_read_to_its_end": _case(2, 1, (1, 2), (1, 2), (1, 1), (0, 2, 0, 0), size=(1, 3)),
-    "row_not_read_to_its_end_wider": _case(3, 1, (1, 2), (1, 2), (1, 1), (0, 3, 0, 0),
-                                           size=(2, 6)),
+    "row_not_read_to_its_end_wider": _case(3, 1, (1, 2), (1, 2), (1, 1), (0, 3, 0, 0), size=(2, 6)),
     # a dilation that is a multiple of the column stride reads one phase too
-    "dilation_multiple_of_stride": _case(4, 1, (3, 3), (1, 2), (1, 2), (1, 1, 1, 1),
-                                         form="canonical"),
+    "dilation_multiple_of_stride": _case(
+        4, 1, (3, 3), (1, 2), (1, 2), (1, 1, 1, 1), form="canonical"
+    ),
     # an NHWC conv without channels/kernel_size in its attributes (they are inferred), altered
     # as its packed NCHW twin on x86 (CI run of 2026-12-07): the packed call needs them ("The
     # kernel size and channels of a Conv must be set"). The twin now takes them from the shapes.
-    "nhwc_twin_without_kernel_size": _case(1, 1, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0),
-                                           size=(1, 1), data_layout="NHWC",
-                                           kernel_layout="HWIO", form="canonical",
-                                           sets_attrs=False),
+    "nhwc_twin_without_kernel_size": _case(
+        1,
+        1,
+        (1, 1),
+        (1, 1),
+        (1, 1),
+        (0, 0, 0, 0),
+        size=(1, 1),
+        data_layout="NHWC",
+        kernel_layout="HWIO",
+        form="canonical",
+        sets_attrs=False,
+    ),
 }
 
 

@@ -5,6 +5,7 @@ compile.
 Numerics against NumPy; layouts are counted in what ``relay.optimize`` makes for an AVX2 target
 with two cores (runs on every host of the project; nothing reads the host).
 """
+
 import os
 import sys
 
@@ -22,7 +23,10 @@ from tvm.relay.transform import canonicalize_prelu
 from tvm_canonicalize_depthwise import ENV_VAR, llvm_compat
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-from host_isa import PORTABLE_TARGETS, runs_on_host  # noqa: E402  pylint: disable=wrong-import-position
+from host_isa import (
+    PORTABLE_TARGETS,
+    runs_on_host,
+)  # noqa: E402  pylint: disable=wrong-import-position
 from tuning_lookups import RecordingHistory  # noqa: E402  pylint: disable=wrong-import-position
 
 TARGET = PORTABLE_TARGETS["avx2"]
@@ -96,7 +100,8 @@ def test_flattened_prelu_becomes_per_channel_where_its_alpha_allows(kind, onnx_s
         assert int(prelus[0].attrs.axis) == axis
         assert len(prelus[0].args[0].checked_type.shape) == 4
         assert not _ops(new, "reshape") or all(
-            len(r.checked_type.shape) == 1 for r in _ops(new, "reshape"))
+            len(r.checked_type.shape) == 1 for r in _ops(new, "reshape")
+        )
     else:
         infer = relay.transform.InferType()
         assert tvm.ir.structural_equal(infer(new), infer(mod))
@@ -128,7 +133,8 @@ def test_the_pass_follows_the_pass_context_and_the_switch(monkeypatch):
 
 
 def test_tflite_import_emits_per_channel_prelu_and_the_nchw_path_has_no_inner_transforms(
-        monkeypatch):
+    monkeypatch,
+):
     """A Keras face-mesh-style network (PReLU after every conv) from bench/networks, checked
     against the output Keras gave for the saved input."""
     import tflite
@@ -142,9 +148,12 @@ def test_tflite_import_emits_per_channel_prelu_and_the_nchw_path_has_no_inner_tr
 
     def imported_nchw():
         mod, params = relay.frontend.from_tflite(model, {name: shape}, {name: "float32"})
-        seq = tvm.transform.Sequential([
-            relay.transform.InferType(),
-            relay.transform.ConvertLayout({"nn.conv2d": ["NCHW", "default"]})])
+        seq = tvm.transform.Sequential(
+            [
+                relay.transform.InferType(),
+                relay.transform.ConvertLayout({"nn.conv2d": ["NCHW", "default"]}),
+            ]
+        )
         with tvm.transform.PassContext(opt_level=3):
             return mod, seq(mod), params
 
@@ -155,8 +164,7 @@ def test_tflite_import_emits_per_channel_prelu_and_the_nchw_path_has_no_inner_tr
 
     mod, nchw, params = imported_nchw()
     prelus = _ops(relay.transform.InferType()(mod), "nn.prelu")
-    assert prelus and all(int(p.attrs.axis) == 3 and len(p.checked_type.shape) == 4
-                          for p in prelus)
+    assert prelus and all(int(p.attrs.axis) == 3 and len(p.checked_type.shape) == 4 for p in prelus)
     project = transforms(nchw, params)
     # the input (NHWC -> NCHW -> NCHW{b}c) and the output head; nothing between the convs
     assert project <= 4, project
@@ -166,8 +174,10 @@ def test_tflite_import_emits_per_channel_prelu_and_the_nchw_path_has_no_inner_tr
 
     monkeypatch.setenv(ENV_VAR, "0")
     stock_mod, stock_nchw, _ = imported_nchw()
-    assert all(len(p.checked_type.shape) == 1
-               for p in _ops(relay.transform.InferType()(stock_mod), "nn.prelu"))
+    assert all(
+        len(p.checked_type.shape) == 1
+        for p in _ops(relay.transform.InferType()(stock_mod), "nn.prelu")
+    )
     assert transforms(stock_nchw, params) > 4 * project
     expected = saved["keras_output"]
     tvm.testing.assert_allclose(got.reshape(expected.shape), expected, rtol=1e-4, atol=1e-4)
@@ -177,17 +187,27 @@ def _block(x, c_in, c_out, rng, bias_axis_layout="NHWC"):
     """conv 1x1 (NHWC) -> bias_add -> per-channel prelu -> depthwise 3x3 -> pad channels ->
     residual add: the blocks of face and palm networks."""
     w1 = relay.const(rng.uniform(-1, 1, (1, 1, c_in, c_in)).astype("float32"))
-    y = relay.nn.conv2d(x, w1, kernel_size=1, channels=c_in, data_layout="NHWC",
-                        kernel_layout="HWIO")
+    y = relay.nn.conv2d(
+        x, w1, kernel_size=1, channels=c_in, data_layout="NHWC", kernel_layout="HWIO"
+    )
     y = relay.nn.bias_add(y, relay.const(rng.uniform(-1, 1, c_in).astype("float32")), axis=3)
     y = relay.nn.prelu(y, relay.const(rng.uniform(0.05, 0.5, c_in).astype("float32")), axis=3)
     wd = relay.const(rng.uniform(-1, 1, (3, 3, c_in, 1)).astype("float32"))
-    y = relay.nn.conv2d(y, wd, kernel_size=3, padding=1, groups=c_in, channels=c_in,
-                        data_layout="NHWC", kernel_layout="HWOI")
+    y = relay.nn.conv2d(
+        y,
+        wd,
+        kernel_size=3,
+        padding=1,
+        groups=c_in,
+        channels=c_in,
+        data_layout="NHWC",
+        kernel_layout="HWOI",
+    )
     skip = relay.nn.pad(x, [[0, 0], [0, 0], [0, 0], [0, c_out - c_in]])
     w2 = relay.const(rng.uniform(-1, 1, (1, 1, c_in, c_out)).astype("float32"))
-    y = relay.nn.conv2d(y, w2, kernel_size=1, channels=c_out, data_layout="NHWC",
-                        kernel_layout="HWIO")
+    y = relay.nn.conv2d(
+        y, w2, kernel_size=1, channels=c_out, data_layout="NHWC", kernel_layout="HWIO"
+    )
     return relay.add(y, skip)
 
 
@@ -195,8 +215,9 @@ def test_bias_prelu_pad_and_residual_follow_packed_convs(monkeypatch):
     rng = np.random.default_rng(2)
     x = relay.var("x", shape=(1, 12, 12, 3))
     stem = relay.const(rng.uniform(-1, 1, (3, 3, 3, 16)).astype("float32"))
-    y = relay.nn.conv2d(x, stem, kernel_size=3, padding=1, channels=16, data_layout="NHWC",
-                        kernel_layout="HWIO")
+    y = relay.nn.conv2d(
+        x, stem, kernel_size=3, padding=1, channels=16, data_layout="NHWC", kernel_layout="HWIO"
+    )
     out = _block(_block(y, 16, 32, rng), 32, 48, rng)
     mod = relay.transform.InferType()(tvm.IRModule.from_expr(relay.Function([x], out)))
     # ConvertLayout on its own (outside Sequential): bias_add stays bias_add until the build
@@ -206,8 +227,10 @@ def test_bias_prelu_pad_and_residual_follow_packed_convs(monkeypatch):
     def transforms():
         with tvm.transform.PassContext(opt_level=3):
             opt, _ = relay.optimize(nchw, target=TARGET)
-        return [(str(t.attrs.src_layout), str(t.attrs.dst_layout))
-                for t in _ops(opt, "layout_transform")]
+        return [
+            (str(t.attrs.src_layout), str(t.attrs.dst_layout))
+            for t in _ops(opt, "layout_transform")
+        ]
 
     project = transforms()
     # the graph's input to the packed layout (NHWC -> NCHW -> NCHW{b}c) and its output back
@@ -223,8 +246,9 @@ def test_bias_prelu_pad_and_residual_follow_packed_convs(monkeypatch):
 def _nhwc_network(rng):
     x = relay.var("x", shape=(1, 12, 12, 3))
     stem = relay.const(rng.uniform(-1, 1, (3, 3, 3, 16)).astype("float32"))
-    y = relay.nn.conv2d(x, stem, kernel_size=3, padding=1, channels=16, data_layout="NHWC",
-                        kernel_layout="HWIO")
+    y = relay.nn.conv2d(
+        x, stem, kernel_size=3, padding=1, channels=16, data_layout="NHWC", kernel_layout="HWIO"
+    )
     out = _block(_block(y, 16, 32, rng), 32, 48, rng)
     return relay.transform.InferType()(tvm.IRModule.from_expr(relay.Function([x], out)))
 
@@ -268,8 +292,8 @@ def test_an_nhwc_depthwise_conv_tuned_as_written_keeps_its_record(tmp_path):
     log = tmp_path / "tuned.log"
     config = task.config_space.get(len(task.config_space) // 2)
     record = autotvm.record.encode(
-        autotvm.MeasureInput(task.target, task, config),
-        autotvm.MeasureResult((1e-4,), 0, 0.1, 0.0))
+        autotvm.MeasureInput(task.target, task, config), autotvm.MeasureResult((1e-4,), 0, 0.1, 0.0)
+    )
     log.write_text(record + "\n")
     with RecordingHistory(str(log)) as history:
         with tvm.transform.PassContext(opt_level=3):
@@ -288,8 +312,7 @@ def test_an_nhwc_depthwise_conv_tuned_as_written_keeps_its_record(tmp_path):
 
 
 def test_prelu_as_arithmetic_gives_the_selects_values(monkeypatch):
-    special = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 1e-40, -1e-40, 3.5, -3.5],
-                       "float32")
+    special = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 1e-40, -1e-40, 3.5, -3.5], "float32")
     data = np.resize(special, (1, 3, 4, 8)).astype("float32")
     alpha = np.array([0.25, -0.5, 0.0, 1.0, 2.0, -0.0, 0.1, 7.0], "float32")
     x = relay.var("x", shape=data.shape)
@@ -308,14 +331,36 @@ def _upsampling_block(rng, method, mode):
     weights, and the NumPy of the same."""
     x = relay.var("x", shape=(1, 8, 8, 16))
     w = [rng.uniform(-1, 1, (k, k, 16, 16)).astype("float32") for k in (3, 3, 1)]
-    a = relay.nn.conv2d(x, relay.const(w[0]), kernel_size=3, padding=1, channels=16,
-                        data_layout="NHWC", kernel_layout="HWIO")
-    b = relay.nn.conv2d(a, relay.const(w[1]), kernel_size=3, strides=2, padding=1,
-                        channels=16, data_layout="NHWC", kernel_layout="HWIO")
-    up = relay.image.resize2d(b, (8, 8), layout="NHWC", method=method,
-                              coordinate_transformation_mode=mode)
-    out = relay.nn.conv2d(relay.add(a, up), relay.const(w[2]), kernel_size=1, channels=16,
-                          data_layout="NHWC", kernel_layout="HWIO")
+    a = relay.nn.conv2d(
+        x,
+        relay.const(w[0]),
+        kernel_size=3,
+        padding=1,
+        channels=16,
+        data_layout="NHWC",
+        kernel_layout="HWIO",
+    )
+    b = relay.nn.conv2d(
+        a,
+        relay.const(w[1]),
+        kernel_size=3,
+        strides=2,
+        padding=1,
+        channels=16,
+        data_layout="NHWC",
+        kernel_layout="HWIO",
+    )
+    up = relay.image.resize2d(
+        b, (8, 8), layout="NHWC", method=method, coordinate_transformation_mode=mode
+    )
+    out = relay.nn.conv2d(
+        relay.add(a, up),
+        relay.const(w[2]),
+        kernel_size=1,
+        channels=16,
+        data_layout="NHWC",
+        kernel_layout="HWIO",
+    )
     mod = relay.transform.InferType()(tvm.IRModule.from_expr(relay.Function([x], out)))
 
     def numpy_block(data):
@@ -328,8 +373,10 @@ def _upsampling_block(rng, method, mode):
     return mod, numpy_block
 
 
-@pytest.mark.parametrize("method,mode", [("linear", "half_pixel"), ("linear", "align_corners"),
-                                         ("nearest_neighbor", "asymmetric")])
+@pytest.mark.parametrize(
+    "method,mode",
+    [("linear", "half_pixel"), ("linear", "align_corners"), ("nearest_neighbor", "asymmetric")],
+)
 @pytest.mark.parametrize("nchw", [False, True], ids=["nhwc", "nchw"])
 def test_a_resize_follows_packed_convs(method, mode, nchw, monkeypatch):
     rng = np.random.default_rng(5)
@@ -361,15 +408,30 @@ def _widening_block(rng):
     channels, ReLU; then a depthwise 3x3 and a 1x1 conv to 12. NHWC as TFLite imports it; and
     its NumPy."""
     data_var = relay.var("x", shape=(1, 10, 10, 3))
-    w = {name: rng.uniform(-1, 1, shape).astype("float32") for name, shape in (
-        ("stem", (3, 3, 3, 24)), ("expand", (1, 1, 24, 24)), ("dw1", (3, 3, 24, 1)), ("widen", (1, 1, 24, 28)),
-        ("dw2", (3, 3, 28, 1)), ("project", (1, 1, 28, 12)))}
+    w = {
+        name: rng.uniform(-1, 1, shape).astype("float32")
+        for name, shape in (
+            ("stem", (3, 3, 3, 24)),
+            ("expand", (1, 1, 24, 24)),
+            ("dw1", (3, 3, 24, 1)),
+            ("widen", (1, 1, 24, 28)),
+            ("dw2", (3, 3, 28, 1)),
+            ("project", (1, 1, 28, 12)),
+        )
+    }
 
     def conv(y, name, channels, groups=1):
         kernel = w[name].shape[0]
-        return relay.nn.conv2d(y, relay.const(w[name]), kernel_size=kernel, channels=channels,
-                               padding=kernel // 2, groups=groups, data_layout="NHWC",
-                               kernel_layout="HWOI" if groups > 1 else "HWIO")
+        return relay.nn.conv2d(
+            y,
+            relay.const(w[name]),
+            kernel_size=kernel,
+            channels=channels,
+            padding=kernel // 2,
+            groups=groups,
+            data_layout="NHWC",
+            kernel_layout="HWOI" if groups > 1 else "HWIO",
+        )
 
     x = conv(data_var, "stem", 24)
     y = conv(conv(conv(x, "expand", 24), "dw1", 24, 24), "widen", 28)
@@ -428,8 +490,12 @@ def test_random_neighbourhoods_match_numpy_on_both_paths(shard):
     the NHWC path as imported and after ConvertLayout to NCHW, against NumPy."""
 
     @seed(shard)
-    @settings(max_examples=max(1, RANDOM_EXAMPLES // 2), deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=max(1, RANDOM_EXAMPLES // 2),
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(
         channels=st.sampled_from([3, 8, 12, 16, 24]),
         size=st.integers(3, 9),
@@ -442,12 +508,23 @@ def test_random_neighbourhoods_match_numpy_on_both_paths(shard):
     def example(channels, size, alpha, onnx_style, bias_axis, nchw, values):
         rng = np.random.default_rng(values)
         shape = (1, size, size + 1, channels)
-        alpha_shape = {"per_channel": (channels,), "per_element": shape[1:], "scalar": (1,),
-                       "per_row": (size, 1, 1)}[alpha]
+        alpha_shape = {
+            "per_channel": (channels,),
+            "per_element": shape[1:],
+            "scalar": (1,),
+            "per_row": (size, 1, 1),
+        }[alpha]
         x = relay.var("x", shape=shape)
         w = rng.uniform(-1, 1, (3, 3, channels, channels)).astype("float32")
-        y = relay.nn.conv2d(x, relay.const(w), kernel_size=3, padding=1, channels=channels,
-                            data_layout="NHWC", kernel_layout="HWIO")
+        y = relay.nn.conv2d(
+            x,
+            relay.const(w),
+            kernel_size=3,
+            padding=1,
+            channels=channels,
+            data_layout="NHWC",
+            kernel_layout="HWIO",
+        )
         bias = rng.uniform(-1, 1, shape[bias_axis]).astype("float32")
         y = relay.nn.bias_add(y, relay.const(bias), axis=bias_axis)
         alpha_np = rng.uniform(-0.5, 0.5, alpha_shape).astype("float32")
@@ -455,9 +532,12 @@ def test_random_neighbourhoods_match_numpy_on_both_paths(shard):
         mod = relay.transform.InferType()(tvm.IRModule.from_expr(relay.Function([x], y)))
         if nchw:
             with tvm.transform.PassContext(opt_level=3):
-                mod = tvm.transform.Sequential([
-                    canonicalize_prelu.CanonicalizePReLU(),
-                    relay.transform.ConvertLayout({"nn.conv2d": ["NCHW", "default"]})])(mod)
+                mod = tvm.transform.Sequential(
+                    [
+                        canonicalize_prelu.CanonicalizePReLU(),
+                        relay.transform.ConvertLayout({"nn.conv2d": ["NCHW", "default"]}),
+                    ]
+                )(mod)
         if onnx_style:  # as the ONNX frontend's own passes leave it
             mod = relay.transform.DynamicToStatic()(mod)
         data = rng.uniform(-1, 1, shape).astype("float32")
@@ -481,10 +561,16 @@ def _float_let_func():
     a_buffer, b_buffer = buffers[a_buf], buffers[b_buf]
     i = tir.Var("i", "int32")
     v = tir.Var("v", "float32")
-    body = tir.For(i, 0, 16, tir.ForKind.SERIAL, tir.LetStmt(
-        v, a_buffer[i] * a_buffer[i], tir.BufferStore(b_buffer, v + v * 2.0, [i])))
+    body = tir.For(
+        i,
+        0,
+        16,
+        tir.ForKind.SERIAL,
+        tir.LetStmt(v, a_buffer[i] * a_buffer[i], tir.BufferStore(b_buffer, v + v * 2.0, [i])),
+    )
     return tir.PrimFunc([a_buf, b_buf], body, buffer_map=buffers).with_attr(
-        "global_symbol", "float_let")
+        "global_symbol", "float_let"
+    )
 
 
 def test_a_float_let_builds_and_computes(monkeypatch):
@@ -513,14 +599,23 @@ def _nhwc_block_as_nchw(rng, monkeypatch, channels=48, size=16):
     weight = rng.uniform(-1, 1, (1, 1, channels, channels)).astype("float32")
     bias = rng.uniform(-1, 1, channels).astype("float32")
     alpha = rng.uniform(0, 0.5, channels).astype("float32")
-    y = relay.nn.conv2d(x, relay.const(weight), channels=channels, kernel_size=(1, 1),
-                        data_layout="NHWC", kernel_layout="HWIO")
+    y = relay.nn.conv2d(
+        x,
+        relay.const(weight),
+        channels=channels,
+        kernel_size=(1, 1),
+        data_layout="NHWC",
+        kernel_layout="HWIO",
+    )
     y = relay.nn.prelu(relay.nn.bias_add(y, relay.const(bias), axis=3), relay.const(alpha), 3)
     mod = tvm.IRModule.from_expr(relay.Function([x], relay.add(y, x)))
-    convert = tvm.transform.Sequential([
-        relay.transform.InferType(),
-        relay.transform.ConvertLayout({"nn.conv2d": ["NCHW", "default"]}),
-        relay.transform.FoldConstant()])
+    convert = tvm.transform.Sequential(
+        [
+            relay.transform.InferType(),
+            relay.transform.ConvertLayout({"nn.conv2d": ["NCHW", "default"]}),
+            relay.transform.FoldConstant(),
+        ]
+    )
     with monkeypatch.context() as patch_off:
         patch_off.setenv(ENV_VAR, "0")
         with tvm.transform.PassContext(opt_level=3):
@@ -534,7 +629,8 @@ def _nhwc_block_as_nchw(rng, monkeypatch, channels=48, size=16):
 
 @pytest.mark.parametrize("vectors", ["avx512", "avx2"])
 def test_a_tuned_config_that_llvm_rejected_in_the_network_builds_and_computes(
-        vectors, tmp_path, monkeypatch):
+    vectors, tmp_path, monkeypatch
+):
     """Issue 24: a record AutoTVM measured as valid broke the network's build at LLVM
     verification (``#dbg_declare`` on a vector CSE variable); stock built it untuned on AVX-512
     and could not build the block at all on AVX2. With the patch the record is used, the build
@@ -547,12 +643,19 @@ def test_a_tuned_config_that_llvm_rejected_in_the_network_builds_and_computes(
     tasks = autotvm.task.extract_from_program(mod["main"], {}, target=target)
     assert [t.name for t in tasks] == ["conv2d_NCHWc.x86"]
     task = tasks[0]
-    index = next(i for i in range(len(task.config_space))
-                 if all(_knob_value(task.config_space.get(i)[n]) == v for n, v in TUNED_1X1.items()))
+    index = next(
+        i
+        for i in range(len(task.config_space))
+        if all(_knob_value(task.config_space.get(i)[n]) == v for n, v in TUNED_1X1.items())
+    )
     log = tmp_path / "tuned.log"
-    log.write_text(autotvm.record.encode(
-        autotvm.MeasureInput(task.target, task, task.config_space.get(index)),
-        autotvm.MeasureResult((1e-4,), 0, 0.1, 0.0)) + "\n")
+    log.write_text(
+        autotvm.record.encode(
+            autotvm.MeasureInput(task.target, task, task.config_space.get(index)),
+            autotvm.MeasureResult((1e-4,), 0, 0.1, 0.0),
+        )
+        + "\n"
+    )
 
     def build():
         with RecordingHistory(str(log)) as history:
@@ -567,8 +670,9 @@ def test_a_tuned_config_that_llvm_rejected_in_the_network_builds_and_computes(
         module = graph_executor.GraphModule(lib["default"](tvm.cpu()))
         module.set_input(x=data)
         module.run()
-        tvm.testing.assert_allclose(module.get_output(0).numpy(), numpy_block(data),
-                                    rtol=1e-4, atol=1e-4)
+        tvm.testing.assert_allclose(
+            module.get_output(0).numpy(), numpy_block(data), rtol=1e-4, atol=1e-4
+        )
     if llvm_compat.llvm_major() >= 21:  # what the build would be without the patch
         monkeypatch.setenv(ENV_VAR, "0")
         with pytest.raises(tvm.TVMError, match="dbg_declare"):

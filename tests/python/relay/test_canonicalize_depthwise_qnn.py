@@ -1,4 +1,5 @@
 """Quantized depthwise convolutions (qnn.conv2d): the pass canonicalizes them, scales aligned."""
+
 import logging
 
 import numpy as np
@@ -92,7 +93,9 @@ def _reference(scheme, layouts, inputs, weight, channels, multiplier):
     for o in range(channels * multiplier):
         for ky in range(KERNEL):
             for kx in range(KERNEL):
-                out[0, o] += data[0, o // multiplier, ky:ky + SIZE, kx:kx + SIZE] * canonical[o, ky, kx]
+                out[0, o] += (
+                    data[0, o // multiplier, ky : ky + SIZE, kx : kx + SIZE] * canonical[o, ky, kx]
+                )
     return out if layouts[0] == "NCHW" else out.transpose(0, 2, 3, 1)
 
 
@@ -118,9 +121,11 @@ def _qnn_convs(mod):
     convs = []
     relay.analysis.post_order_visit(
         mod["main"],
-        lambda node: convs.append(node)
-        if isinstance(node, relay.Call) and getattr(node.op, "name", "") == "qnn.conv2d"
-        else None,
+        lambda node: (
+            convs.append(node)
+            if isinstance(node, relay.Call) and getattr(node.op, "name", "") == "qnn.conv2d"
+            else None
+        ),
     )
     return convs
 
@@ -137,8 +142,9 @@ def test_the_pass_rewrites_the_weight_and_keeps_zero_points_and_scales(scheme, l
     assert after.args[1].data.numpy().shape[kernel_layout.index("O")] == 12
     for old, new in zip(before.args[2:], after.args[2:]):
         assert tvm.ir.structural_equal(old, new)
-    np.testing.assert_array_equal(after.args[5].data.numpy(), np.asarray(scales).reshape(
-        after.args[5].data.numpy().shape))
+    np.testing.assert_array_equal(
+        after.args[5].data.numpy(), np.asarray(scales).reshape(after.args[5].data.numpy().shape)
+    )
     # the caller's module is left as it was
     (still,) = _qnn_convs(relay.transform.InferType()(mod))
     assert still.args[1].data.numpy().shape == before.args[1].data.numpy().shape
@@ -149,7 +155,9 @@ def test_a_canonical_or_one_channel_multiplier_qnn_conv_is_left_alone():
     for multiplier, form in ((4, "canonical"), (1, "multiplier")):
         mod, *_ = _model(scheme, LAYOUTS["tflite"], 3, multiplier, form)
         typed = relay.transform.InferType()(mod)
-        assert tvm.ir.structural_equal(relay.transform.InferType()(CanonicalizeDepthwise()(mod)), typed)
+        assert tvm.ir.structural_equal(
+            relay.transform.InferType()(CanonicalizeDepthwise()(mod)), typed
+        )
 
 
 @pytest.mark.parametrize("scheme", SCHEMES, ids=SCHEMES)
@@ -170,8 +178,15 @@ def test_quantized_depthwise_is_exact_and_reaches_the_unified_strategy(
 @pytest.mark.parametrize("scheme", SCHEMES, ids=SCHEMES)
 @pytest.mark.parametrize("multiplier", [2, 4])
 def test_requantized_outputs_are_bit_identical_to_the_patch_off(scheme, multiplier, monkeypatch):
-    mod, inputs, _, _ = _model(SCHEMES[scheme], LAYOUTS["tflite"], 6, multiplier, "multiplier",
-                               requantize=True, seed=multiplier)
+    mod, inputs, _, _ = _model(
+        SCHEMES[scheme],
+        LAYOUTS["tflite"],
+        6,
+        multiplier,
+        "multiplier",
+        requantize=True,
+        seed=multiplier,
+    )
     monkeypatch.setenv(ENV_VAR, "1")
     on, _ = _build_and_run(mod, inputs)
     monkeypatch.setenv(ENV_VAR, "0")
@@ -191,17 +206,28 @@ def test_quantized_networks_build_for_vnni_targets_without_vnni():
     assert llvm_major() >= 21  # the LLVM pinned with TVM here
     for cpu in ("cascadelake", "icelake-server", "znver4"):
         assert without_broken_vnni(f"llvm -mcpu={cpu}") == f"llvm -mcpu={cpu} {VNNI_OFF}"
-    for target in ("llvm -mcpu=haswell", "llvm -mcpu=skylake-avx512", "c",
-                   "llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon"):
+    for target in (
+        "llvm -mcpu=haswell",
+        "llvm -mcpu=skylake-avx512",
+        "c",
+        "llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon",
+    ):
         assert without_broken_vnni(target) == target
 
     rng = np.random.default_rng(0)
     data = relay.var("data", shape=(1, 16, 8, 8), dtype="int8")
     conv = relay.qnn.op.conv2d(
-        data, relay.const(rng.integers(-127, 128, (32, 16, 3, 3)).astype("int8")),
-        relay.const(0, "int32"), relay.const(0, "int32"), relay.const(0.05, "float32"),
-        relay.const(0.01, "float32"), kernel_size=(3, 3), channels=32, padding=(1, 1),
-        out_dtype="int32")
+        data,
+        relay.const(rng.integers(-127, 128, (32, 16, 3, 3)).astype("int8")),
+        relay.const(0, "int32"),
+        relay.const(0, "int32"),
+        relay.const(0.05, "float32"),
+        relay.const(0.01, "float32"),
+        kernel_size=(3, 3),
+        channels=32,
+        padding=(1, 1),
+        out_dtype="int32",
+    )
     mod = tvm.IRModule.from_expr(relay.Function([data], conv))
     with tvm.transform.PassContext(opt_level=3):
         lib = relay.build(mod, target=without_broken_vnni("llvm -mcpu=cascadelake"))
@@ -215,7 +241,8 @@ def test_qnn_legalize_canonicalizes_where_the_pass_did_not_run(layouts):
     # C++ task extraction too), rewrites the multiplier form as the pass does
     scheme = SCHEMES["int8_per_channel"]
     multiplier_form = relay.transform.InferType()(
-        _model(scheme, LAYOUTS[layouts], 4, 2, "multiplier")[0])
+        _model(scheme, LAYOUTS[layouts], 4, 2, "multiplier")[0]
+    )
     canonical = relay.transform.InferType()(_model(scheme, LAYOUTS[layouts], 4, 2, "canonical")[0])
     with tvm.transform.PassContext(opt_level=3):
         legal = relay.transform.InferType()(relay.qnn.transform.Legalize()(multiplier_form))

@@ -7,6 +7,7 @@ so that many outputs sit on such a boundary: for each channel a scale with ``flo
 scale) == 5.5`` while ``v * scale < 5.5`` exactly, and ``c = -5.5``, so that two roundings give
 0 and one gives -1 wherever the input is ``v``.
 """
+
 import re
 
 import numpy as np
@@ -33,9 +34,14 @@ def _boundary_data(channels, size, multiplier, seed):
         values = np.unique(data[..., out_channel // multiplier])
         for value in rng.permutation(values):
             near = np.float32(5.5 / value)
-            candidates = (near, np.nextafter(near, np.float32(0)), np.nextafter(near, np.float32(1)))
+            candidates = (
+                near,
+                np.nextafter(near, np.float32(0)),
+                np.nextafter(near, np.float32(1)),
+            )
             hits = [
-                scale for scale in candidates
+                scale
+                for scale in candidates
                 if np.float32(value * np.float64(scale)) == np.float32(5.5)
                 and value * np.float64(scale) < 5.5
             ]
@@ -63,8 +69,14 @@ def _model(data, scales, multiplier, layout, kernel_size=3):
         scale_shape = (1, out_channels, 1, 1)
     x = relay.var("x", shape=shape, dtype="int8")
     conv = relay.nn.conv2d(
-        x, relay.const(kernel), kernel_size=(k, k), padding=(k // 2, k // 2), groups=channels,
-        channels=out_channels, data_layout=layout, kernel_layout=kernel_layout,
+        x,
+        relay.const(kernel),
+        kernel_size=(k, k),
+        padding=(k // 2, k // 2),
+        groups=channels,
+        channels=out_channels,
+        data_layout=layout,
+        kernel_layout=kernel_layout,
         out_dtype="int32",
     )
     product = relay.multiply(relay.cast(conv, "float32"), relay.const(scales.reshape(scale_shape)))
@@ -92,12 +104,20 @@ def _fused_multiply_adds(lib):
 
 # C, size, m, kernel: tasks of a few vectors (their products in a loop of their own) and of
 # many (stored per task), multipliers
-SHAPES = [(64, 14, 1, 1), (1152, 7, 1, 5), (512, 7, 1, 3), (32, 28, 1, 3), (16, 14, 4, 3),
-          (8, 22, 4, 3)]
+SHAPES = [
+    (64, 14, 1, 1),
+    (1152, 7, 1, 5),
+    (512, 7, 1, 3),
+    (32, 28, 1, 3),
+    (16, 14, 4, 3),
+    (8, 22, 4, 3),
+]
 
 
 @pytest.mark.parametrize("target", PORTABLE_TARGETS, ids=PORTABLE_TARGETS)
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "C{}_{}x{}_m{}_k{}".format(s[0], s[1], s[1], s[2], s[3]))
+@pytest.mark.parametrize(
+    "shape", SHAPES, ids=lambda s: "C{}_{}x{}_m{}_k{}".format(s[0], s[1], s[1], s[2], s[3])
+)
 def test_nhwc_requantize_rounds_the_product_like_relay_and_stock(shape, target, monkeypatch):
     channels, size, multiplier, kernel_size = shape
     data, scales = _boundary_data(channels, size, multiplier, seed=channels)
@@ -138,8 +158,10 @@ def test_a_requantize_read_by_two_branches_builds_and_rounds_like_stock(monkeypa
     mod = _model(data, scales, 1, "NHWC", 1)
     body = mod["main"].body
     requantized = relay.cast(body, "float32")
-    out = relay.add(relay.multiply(requantized, relay.const(np.float32(0.75))),
-                    relay.maximum(requantized, relay.const(np.float32(0))))
+    out = relay.add(
+        relay.multiply(requantized, relay.const(np.float32(0.75))),
+        relay.maximum(requantized, relay.const(np.float32(0))),
+    )
     mod = tvm.IRModule.from_expr(relay.Function(mod["main"].params, out))
     rounded = np.floor(data.astype(np.float32) * scales + OFFSET)
     expected = rounded * np.float32(0.75) + np.maximum(rounded, np.float32(0))

@@ -1,5 +1,6 @@
 """With ``TVM_CANONICALIZE_DEPTHWISE=0`` TVM is stock TVM: compared with a process without the
 project, for the strategy chosen, the alter-layout result and the compiled module."""
+
 import json
 import os
 import subprocess
@@ -27,15 +28,24 @@ TARGETS = {
 
 
 def _conv(data_layout, kernel_layout, channels, multiplier, form, kernel=3, stride=1):
-    shape = (channels, multiplier, kernel, kernel) if form == "multiplier" else (
-        channels * multiplier, 1, kernel, kernel)
+    shape = (
+        (channels, multiplier, kernel, kernel)
+        if form == "multiplier"
+        else (channels * multiplier, 1, kernel, kernel)
+    )
     weight = np.random.default_rng(0).uniform(-1, 1, shape).astype("float32")
     data_shape = ref.to_layout(np.zeros((1, channels, 16, 16)), "NCHW", data_layout).shape
     x = relay.var("x", shape=data_shape)
     y = relay.nn.conv2d(
-        x, relay.const(ref.to_layout(weight, "OIHW", kernel_layout)), strides=(stride, stride),
-        padding=(kernel // 2,) * 2, groups=channels, channels=channels * multiplier,
-        kernel_size=(kernel, kernel), data_layout=data_layout, kernel_layout=kernel_layout,
+        x,
+        relay.const(ref.to_layout(weight, "OIHW", kernel_layout)),
+        strides=(stride, stride),
+        padding=(kernel // 2,) * 2,
+        groups=channels,
+        channels=channels * multiplier,
+        kernel_size=(kernel, kernel),
+        data_layout=data_layout,
+        kernel_layout=kernel_layout,
     )
     return tvm.IRModule.from_expr(relay.Function([x], relay.nn.relu(y)))
 
@@ -51,11 +61,20 @@ DEPTHWISE = {
     "nhwc_hwio_canonical_m2": _conv("NHWC", "HWIO", 8, 2, "canonical"),
 }
 # A plain convolution: the patch must leave it as stock has it, on or off.
-PLAIN = {"nchw_oihw_plain": tvm.IRModule.from_expr(relay.Function(
-    [x := relay.var("x", shape=(1, 8, 16, 16))],
-    relay.nn.conv2d(x, relay.const(np.ones((16, 8, 3, 3), "float32")), padding=(1, 1),
-                    channels=16, kernel_size=(3, 3)),
-))}
+PLAIN = {
+    "nchw_oihw_plain": tvm.IRModule.from_expr(
+        relay.Function(
+            [x := relay.var("x", shape=(1, 8, 16, 16))],
+            relay.nn.conv2d(
+                x,
+                relay.const(np.ones((16, 8, 3, 3), "float32")),
+                padding=(1, 1),
+                channels=16,
+                kernel_size=(3, 3),
+            ),
+        )
+    )
+}
 CASES = [(name, target) for name in {**DEPTHWISE, **PLAIN} for target in TARGETS]
 
 
@@ -71,9 +90,18 @@ def _stock_descriptions(modules):
         path.flush()
         env = {k: v for k, v in os.environ.items() if k != ENV_VAR}
         result = subprocess.run(
-            [sys.executable, "-S", str(Path(__file__).with_name("stock_tvm.py")),
-             _site_packages(), path.name],
-            capture_output=True, text=True, check=False, env=env, timeout=900,
+            [
+                sys.executable,
+                "-S",
+                str(Path(__file__).with_name("stock_tvm.py")),
+                _site_packages(),
+                path.name,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+            timeout=900,
         )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
@@ -104,15 +132,17 @@ def test_patch_on_acts_where_it_should(stock, name, target, monkeypatch):
     on = _patched(name, target, "1", monkeypatch)
     assert on["build_error"] is None, on["build_error"]
     assert any("depthwise_conv2d_canonical" in chosen for chosen in on["implementations"]), on
-    assert not any("depthwise_conv2d_canonical" in c for c in stock[(name, target)][
-        "implementations"])
+    assert not any(
+        "depthwise_conv2d_canonical" in c for c in stock[(name, target)]["implementations"]
+    )
     assert on["llvm_ir"] != stock[(name, target)]["llvm_ir"]
 
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_patch_on_leaves_plain_convs_stock(stock, target, monkeypatch):
-    assert _patched("nchw_oihw_plain", target, "1", monkeypatch) == stock[
-        ("nchw_oihw_plain", target)]
+    assert (
+        _patched("nchw_oihw_plain", target, "1", monkeypatch) == stock[("nchw_oihw_plain", target)]
+    )
 
 
 def test_command_patch_off_build_is_stock(tmp_path):

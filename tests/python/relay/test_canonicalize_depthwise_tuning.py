@@ -6,6 +6,7 @@ patch reaches TVM's C++ pipelines (MetaSchedule's task extraction) through its l
 registration. What runs is built for AVX2 with two cores named (runs on every host of the
 project, decisions never read the host).
 """
+
 import contextlib
 import os
 import re
@@ -28,7 +29,10 @@ from tvm_canonicalize_depthwise import reference as ref
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 from host_isa import PORTABLE_TARGETS  # noqa: E402  pylint: disable=wrong-import-position
-from tuning_lookups import RecordingDatabase, RecordingHistory  # noqa: E402  pylint: disable=wrong-import-position
+from tuning_lookups import (
+    RecordingDatabase,
+    RecordingHistory,
+)  # noqa: E402  pylint: disable=wrong-import-position
 
 TARGET = PORTABLE_TARGETS["avx2"]
 ARM_TARGET = "llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon"
@@ -46,9 +50,14 @@ def _conv(x, canonical, form, data_layout, kernel_layout, channels=C):
     out_channels, _, kernel, _ = canonical.shape
     oihw = canonical.reshape(channels, -1, kernel, kernel) if form == "multiplier" else canonical
     return relay.nn.conv2d(
-        x, relay.const(ref.to_layout(oihw, "OIHW", kernel_layout)), groups=channels,
-        channels=out_channels, kernel_size=(kernel, kernel), padding=(1, 1),
-        data_layout=data_layout, kernel_layout=kernel_layout,
+        x,
+        relay.const(ref.to_layout(oihw, "OIHW", kernel_layout)),
+        groups=channels,
+        channels=out_channels,
+        kernel_size=(kernel, kernel),
+        padding=(1, 1),
+        data_layout=data_layout,
+        kernel_layout=kernel_layout,
     )
 
 
@@ -59,16 +68,22 @@ def _input_shape(data_layout, channels=C, size=SIZE):
 def _forms_net(forms, data_layout, kernel_layout):
     """The same depthwise conv + ReLU once for each of ``forms``, each its own output."""
     x = relay.var("x", shape=_input_shape(data_layout))
-    outs = [relay.nn.relu(_conv(x, _canonical_weight(), form, data_layout, kernel_layout))
-            for form in forms]
+    outs = [
+        relay.nn.relu(_conv(x, _canonical_weight(), form, data_layout, kernel_layout))
+        for form in forms
+    ]
     body = outs[0] if len(outs) == 1 else relay.Tuple(outs)
     return tvm.IRModule.from_expr(relay.Function([x], body))
 
 
 def _expected(data, data_layout, multiplier=M):
     nchw = data if data_layout == "NCHW" else ref.to_layout(data, "NHWC", "NCHW")
-    out = np.maximum(ref.depthwise_conv2d_nchw(
-        nchw, _canonical_weight(multiplier=multiplier), padding=(1, 1, 1, 1)), 0)
+    out = np.maximum(
+        ref.depthwise_conv2d_nchw(
+            nchw, _canonical_weight(multiplier=multiplier), padding=(1, 1, 1, 1)
+        ),
+        0,
+    )
     return out if data_layout == "NCHW" else ref.to_layout(out, "NCHW", "NHWC")
 
 
@@ -107,8 +122,7 @@ def _metaschedule_weights(mod, **kwargs):
 
 
 @pytest.mark.parametrize("data_layout,kernel_layout", LAYOUTS)
-def test_both_forms_make_one_canonical_task_in_every_tuner(monkeypatch, data_layout,
-                                                           kernel_layout):
+def test_both_forms_make_one_canonical_task_in_every_tuner(monkeypatch, data_layout, kernel_layout):
     both = _forms_net(("multiplier", "canonical"), data_layout, kernel_layout)
     canonical = tuple(ref.to_layout(_canonical_weight(), "OIHW", kernel_layout).shape)
     assert _autotvm_depthwise_tasks(both) == [canonical]
@@ -127,8 +141,7 @@ def test_the_cpp_pipeline_follows_the_switch_and_the_pass_context(monkeypatch):
     mod = _forms_net(("multiplier",), "NCHW", "OIHW")
     multiplier_form, canonical = (C, M, 3, 3), (C * M, 1, 3, 3)
     assert _metaschedule_weights(mod) == [canonical]
-    assert _metaschedule_weights(mod, disabled_pass=["CanonicalizeDepthwise"]) == [
-        multiplier_form]
+    assert _metaschedule_weights(mod, disabled_pass=["CanonicalizeDepthwise"]) == [multiplier_form]
     assert _metaschedule_weights(mod, opt_level=2) == [multiplier_form]
     monkeypatch.setenv(ENV_VAR, "0")
     assert _metaschedule_weights(mod) == [multiplier_form]
@@ -151,12 +164,15 @@ def test_legalize_canonicalizes_where_the_pass_did_not_run():
 def _separable_net(channels=32, size=14):
     """NCHW 1x1 conv -> depthwise 3x3 -> 1x1 conv: x86 packs all three (NCHW{b}c)."""
     rng = np.random.default_rng(2)
-    pointwise = [rng.uniform(-1, 1, shape).astype("float32")
-                 for shape in ((channels, 8, 1, 1), (16, channels, 1, 1))]
+    pointwise = [
+        rng.uniform(-1, 1, shape).astype("float32")
+        for shape in ((channels, 8, 1, 1), (16, channels, 1, 1))
+    ]
     depthwise = _canonical_weight(channels, 1)
     x = relay.var("x", shape=(1, 8, size, size))
-    y = relay.nn.relu(relay.nn.conv2d(x, relay.const(pointwise[0]), kernel_size=(1, 1),
-                                      channels=channels))
+    y = relay.nn.relu(
+        relay.nn.conv2d(x, relay.const(pointwise[0]), kernel_size=(1, 1), channels=channels)
+    )
     y = relay.nn.relu(_conv(y, depthwise, "canonical", "NCHW", "OIHW", channels))
     y = relay.nn.conv2d(y, relay.const(pointwise[1]), kernel_size=(1, 1), channels=16)
     mod = tvm.IRModule.from_expr(relay.Function([x], y))
@@ -174,8 +190,11 @@ def _autotvm_tune(tasks, log, trials=3, runner=None):
     option = autotvm.measure_option(builder=autotvm.LocalBuilder(timeout=60), runner=runner)
     for task in tasks:
         tuner = autotvm.tuner.GridSearchTuner(task)
-        tuner.tune(n_trial=trials, measure_option=option,
-                   callbacks=[autotvm.callback.log_to_file(str(log))])
+        tuner.tune(
+            n_trial=trials,
+            measure_option=option,
+            callbacks=[autotvm.callback.log_to_file(str(log))],
+        )
 
 
 def _autotvm_tuned_build(mod, tasks, log):
@@ -223,8 +242,7 @@ def test_autotvm_tuned_multiplier_form_is_found(tmp_path, data_layout, kernel_la
     lib, history = _autotvm_tuned_build(mod, tasks, tmp_path / "autotvm.log")
     assert _depthwise_lookups(history) and all(_depthwise_lookups(history)), history.lookups
     data = _data(data_layout)
-    tvm.testing.assert_allclose(_run(lib, data), _expected(data, data_layout), rtol=1e-4,
-                                atol=1e-4)
+    tvm.testing.assert_allclose(_run(lib, data), _expected(data, data_layout), rtol=1e-4, atol=1e-4)
 
 
 # ---- auto_scheduler and MetaSchedule: tuned records found ---------------------------------
@@ -249,8 +267,10 @@ def _paths():
     for data_layout, kernel_layout in (("NHWC", "HWOI"), ("NCHW", "OIHW")):
         data = _data(data_layout)
         paths[f"{data_layout.lower()}_multiplier_form"] = (
-            _forms_net(("multiplier",), data_layout, kernel_layout), data,
-            _expected(data, data_layout))
+            _forms_net(("multiplier",), data_layout, kernel_layout),
+            data,
+            _expected(data, data_layout),
+        )
     mod, expected = _separable_net()
     data = _data("NCHW", 8, 14)
     paths["nchw_packed"] = (mod, data, expected(data))
@@ -277,13 +297,15 @@ def test_auto_scheduler_tuned_depthwise_is_found(tmp_path, path):
         auto_scheduler.TuningOptions(
             num_measure_trials=2 * len(tasks),
             runner=auto_scheduler.LocalRunner(repeat=1, timeout=20),
-            measure_callbacks=[auto_scheduler.RecordToFile(log)], verbose=0,
+            measure_callbacks=[auto_scheduler.RecordToFile(log)],
+            verbose=0,
         ),
         search_policy="sketch.random",
     )
     history = _RecordingAutoScheduler(log)
-    with history, tvm.transform.PassContext(
-        opt_level=3, config={"relay.backend.use_auto_scheduler": True}
+    with (
+        history,
+        tvm.transform.PassContext(opt_level=3, config={"relay.backend.use_auto_scheduler": True}),
     ):
         lib = relay.build(mod, target=TARGET)
     found = _depthwise_found(history.lookups, path)
@@ -295,15 +317,25 @@ def metaschedule_tune(mod, work_dir, runner="local"):
     """MetaSchedule's tune_relay, four trials a task, with a random cost model (no xgboost)."""
     tasks = ms.relay_integration.extract_tasks(mod, TARGET, {})
     return ms.relay_integration.tune_relay(
-        mod, {}, TARGET, str(work_dir), max_trials_global=4 * len(tasks),
-        max_trials_per_task=4, num_trials_per_iter=4, cost_model="random", runner=runner,
+        mod,
+        {},
+        TARGET,
+        str(work_dir),
+        max_trials_global=4 * len(tasks),
+        max_trials_per_task=4,
+        num_trials_per_iter=4,
+        cost_model="random",
+        runner=runner,
     )
 
 
 def _measured(database):
     """The records of ``database`` that ran (a failed run is recorded as 1e10 seconds)."""
-    return [rec for rec in database.get_all_tuning_records()
-            if rec.run_secs and float(rec.run_secs[0]) < 1e9]
+    return [
+        rec
+        for rec in database.get_all_tuning_records()
+        if rec.run_secs and float(rec.run_secs[0]) < 1e9
+    ]
 
 
 def metaschedule_build(mod, database):
@@ -350,8 +382,14 @@ def test_cross_compiled_code_is_the_same_whatever_the_build_hosts_threads(target
     sources = []
     for threads in ("1", "2", "16"):
         env = {**os.environ, "TVM_NUM_THREADS": threads, "TOPHUB_LOCATION": "NONE"}
-        result = subprocess.run([sys.executable, "-c", _CROSS_BUILD, target], env=env,
-                                capture_output=True, text=True, timeout=300, check=False)
+        result = subprocess.run(
+            [sys.executable, "-c", _CROSS_BUILD, target],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert result.returncode == 0, result.stderr[-2000:]
         # TBAA metadata names buffers by their address in the compiling process
         sources.append(re.sub(r"0x[0-9a-f]+", "0x", result.stdout))
@@ -379,21 +417,49 @@ def rpc_fleet(servers=2, timeout=60):
     """
     port = _free_port()
     env = {**os.environ, "TVM_NUM_THREADS": "1"}
-    commands = [[sys.executable, "-m", "tvm.exec.rpc_tracker", "--host", "127.0.0.1",
-                 "--port", str(port), "--port-end", str(port + 1), "--silent"]]
+    commands = [
+        [
+            sys.executable,
+            "-m",
+            "tvm.exec.rpc_tracker",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--port-end",
+            str(port + 1),
+            "--silent",
+        ]
+    ]
     for _ in range(servers):
         server_port = _free_port()
-        commands.append([sys.executable, "-m", "tvm.exec.rpc_server", "--host", "127.0.0.1",
-                         "--port", str(server_port), "--port-end", str(server_port + 1),
-                         "--tracker", f"127.0.0.1:{port}", "--key", DEVICE_KEY, "--silent"])
+        commands.append(
+            [
+                sys.executable,
+                "-m",
+                "tvm.exec.rpc_server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(server_port),
+                "--port-end",
+                str(server_port + 1),
+                "--tracker",
+                f"127.0.0.1:{port}",
+                "--key",
+                DEVICE_KEY,
+                "--silent",
+            ]
+        )
     processes = []
     try:
         # each in a process group of its own: a server's session workers are stopped with it
         processes.append(subprocess.Popen(commands[0], env=env, start_new_session=True))
         deadline = time.monotonic() + timeout
         _wait(lambda: tvm.rpc.connect_tracker("127.0.0.1", port).summary(), deadline)
-        processes += [subprocess.Popen(command, env=env, start_new_session=True)
-                      for command in commands[1:]]
+        processes += [
+            subprocess.Popen(command, env=env, start_new_session=True) for command in commands[1:]
+        ]
         _wait(lambda: _free_servers(port) == servers or None, deadline)
         yield port
     finally:
@@ -434,14 +500,22 @@ def test_tuning_through_the_rpc_tracker_is_used_by_a_local_build(tmp_path):
         # AutoTVM: measured on the servers the tracker hands out under the device key
         tasks = autotvm.task.extract_from_program(mod, params={}, target=TARGET)
         log = tmp_path / "autotvm.log"
-        _autotvm_tune(tasks, log, runner=autotvm.RPCRunner(
-            DEVICE_KEY, "127.0.0.1", port, number=1, repeat=1, timeout=30))
+        _autotvm_tune(
+            tasks,
+            log,
+            runner=autotvm.RPCRunner(DEVICE_KEY, "127.0.0.1", port, number=1, repeat=1, timeout=30),
+        )
         records = [rec for rec in autotvm.record.load_from_file(str(log)) if not rec[1].error_no]
         assert records
         # MetaSchedule's RPC runner, same tracker and key
-        runner = ms.runner.RPCRunner(rpc_config=ms.runner.RPCConfig(
-            tracker_host="127.0.0.1", tracker_port=port, tracker_key=DEVICE_KEY,
-            session_timeout_sec=60))
+        runner = ms.runner.RPCRunner(
+            rpc_config=ms.runner.RPCConfig(
+                tracker_host="127.0.0.1",
+                tracker_port=port,
+                tracker_key=DEVICE_KEY,
+                session_timeout_sec=60,
+            )
+        )
         database = metaschedule_tune(mod, tmp_path / "ms", runner=runner)
         assert _measured(database)
     history = RecordingHistory(str(log))

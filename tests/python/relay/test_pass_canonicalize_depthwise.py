@@ -1,4 +1,5 @@
 """Tests for the CanonicalizeDepthwise pass: structure, numerics and pass properties."""
+
 import logging
 
 import numpy as np
@@ -50,8 +51,9 @@ def oi_shape(kernel_layout, out_channels, in_channels, size=3):
 
 def data_shape(data_layout, channels, height=9, width=10, depth=5):
     if _is_3d(data_layout):
-        return ref.to_layout(np.empty((1, channels, depth, height, width)), "NCDHW",
-                             data_layout).shape
+        return ref.to_layout(
+            np.empty((1, channels, depth, height, width)), "NCDHW", data_layout
+        ).shape
     return ref.to_layout(np.empty((1, channels, height, width)), "NCHW", data_layout).shape
 
 
@@ -161,16 +163,27 @@ def _build_and_run(mod, inputs, params=None, disabled_pass=()):
 @pytest.mark.parametrize("strides", [(1, 1), (2, 2)], ids=["s11", "s22"])
 @pytest.mark.parametrize("mult", [2, 3, 16])
 @pytest.mark.parametrize("data_layout,kernel_layout", LAYOUTS)
-def test_numerics_against_numpy(data_layout, kernel_layout, mult, strides, dilation, padding,
-                                dtype):
+def test_numerics_against_numpy(
+    data_layout, kernel_layout, mult, strides, dilation, padding, dtype
+):
     channels, size = 3, 3
     rng = np.random.default_rng(mult)
     data = rng.uniform(-1, 1, (1, channels, 9, 10)).astype(dtype)
     oihw = rng.uniform(-1, 1, (channels, mult, size, size)).astype(dtype)
     x = relay.var("x", shape=ref.to_layout(data, "NCHW", data_layout).shape, dtype=dtype)
     w = relay.var("w", shape=ref.to_layout(oihw, "OIHW", kernel_layout).shape, dtype=dtype)
-    y = conv(x, w, channels, mult, data_layout, kernel_layout, size,
-             strides=strides, dilation=dilation, padding=padding)
+    y = conv(
+        x,
+        w,
+        channels,
+        mult,
+        data_layout,
+        kernel_layout,
+        size,
+        strides=strides,
+        dilation=dilation,
+        padding=padding,
+    )
     mod = tvm.IRModule.from_expr(relay.Function([x, w], y))
     expected = ref.depthwise_conv2d_nchw(
         data, ref.multiplier_to_canonical(oihw), strides, padding, dilation
@@ -203,8 +216,9 @@ def test_same_numbers_with_pass_disabled(data_layout, kernel_layout):
     on = _build_and_run(mod, inputs)
     off = _build_and_run(mod, inputs, disabled_pass=["CanonicalizeDepthwise"])
     for out in (on, off):
-        tvm.testing.assert_allclose(ref.to_layout(out, data_layout, "NCHW"), expected, rtol=1e-4,
-                                    atol=1e-4)
+        tvm.testing.assert_allclose(
+            ref.to_layout(out, data_layout, "NCHW"), expected, rtol=1e-4, atol=1e-4
+        )
 
 
 def _multiplier_module():
@@ -224,10 +238,12 @@ def test_idempotent():
 @pytest.mark.parametrize("data_layout,kernel_layout", [("NCDHW", "OIDHW"), ("NDHWC", "DHWIO")])
 def test_conv3d_idempotent(data_layout, kernel_layout, weight_kind):
     channels, mult = 4, 2
-    weight = ref.to_layout(np.ones(oi_shape("OIDHW", channels, mult), "float32"), "OIDHW",
-                           kernel_layout)
-    canonical = ref.to_layout(np.empty(oi_shape("OIDHW", channels * mult, 1)), "OIDHW",
-                              kernel_layout)
+    weight = ref.to_layout(
+        np.ones(oi_shape("OIDHW", channels, mult), "float32"), "OIDHW", kernel_layout
+    )
+    canonical = ref.to_layout(
+        np.empty(oi_shape("OIDHW", channels * mult, 1)), "OIDHW", kernel_layout
+    )
     x = relay.var("x", shape=data_shape(data_layout, channels))
     if weight_kind == "constant":
         params, w = [x], relay.const(weight)
@@ -248,8 +264,9 @@ def test_conv2d_and_conv3d_in_one_function():
     w3 = relay.const(np.ones((4, 2, 3, 3, 3), "float32"))
     y = relay.Tuple([conv(x2, w2, 4, 2, "NCHW", "OIHW"), conv(x3, w3, 4, 2, "NCDHW", "OIDHW")])
     out = run_pass(infer(relay.Function([x2, x3], y)))
-    shapes = [tuple(int(e) for e in field.args[1].checked_type.shape)
-              for field in out["main"].body.fields]
+    shapes = [
+        tuple(int(e) for e in field.args[1].checked_type.shape) for field in out["main"].body.fields
+    ]
     assert shapes == [(8, 1, 3, 3), (8, 1, 3, 3, 3)]
 
 
@@ -376,13 +393,24 @@ def test_rewrites_and_skips_logged_at_debug(caplog):
     caplog.set_level(logging.DEBUG, logger="tvm.relay.transform.canonicalize_depthwise")
     run_pass(_multiplier_module())
     x = relay.var("x", shape=(1, 4, 5, 8, 8))
-    run_pass(infer(relay.Function([x], conv(
-        x, relay.const(np.ones((4, 2, 3, 3, 3), "float32")), 4, 2, "NCDHW", "OIDHW"))))
-    messages = [r.getMessage() for r in caplog.records
-                if r.name == "tvm.relay.transform.canonicalize_depthwise"]
+    run_pass(
+        infer(
+            relay.Function(
+                [x],
+                conv(x, relay.const(np.ones((4, 2, 3, 3, 3), "float32")), 4, 2, "NCDHW", "OIDHW"),
+            )
+        )
+    )
+    messages = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "tvm.relay.transform.canonicalize_depthwise"
+    ]
     assert any("[4, 2, 3, 3] -> [8, 1, 3, 3]" in m for m in messages), messages
-    assert any(m.startswith("nn.conv3d NCDHW/OIDHW: C=4 m=2: weight [4, 2, 3, 3, 3] -> "
-                            "[8, 1, 3, 3, 3]") for m in messages), messages
+    assert any(
+        m.startswith("nn.conv3d NCDHW/OIDHW: C=4 m=2: weight [4, 2, 3, 3, 3] -> " "[8, 1, 3, 3, 3]")
+        for m in messages
+    ), messages
 
 
 def test_rewrites_are_recorded_as_the_pass_makes_them(monkeypatch):
@@ -393,11 +421,20 @@ def test_rewrites_are_recorded_as_the_pass_makes_them(monkeypatch):
 
     x = relay.var("x", shape=(1, 4, 8, 8))
     y = conv(x, relay.const(np.ones((4, 2, 3, 3), "float32")), 4, 2, "NCHW", "OIHW")
-    z = conv(relay.var("x3", shape=(1, 5, 6, 7, 4)), relay.var("w", shape=(3, 3, 3, 4, 3)),
-             4, 3, "NDHWC", "DHWOI")
+    z = conv(
+        relay.var("x3", shape=(1, 5, 6, 7, 4)),
+        relay.var("w", shape=(3, 3, 3, 4, 3)),
+        4,
+        3,
+        "NDHWC",
+        "DHWOI",
+    )
     canonical = conv(x, relay.const(np.ones((8, 1, 3, 3), "float32")), 4, 2, "NCHW", "OIHW")
-    mod = infer(relay.Function(relay.analysis.free_vars(relay.Tuple([y, z, canonical])),
-                               relay.Tuple([y, z, canonical])))
+    mod = infer(
+        relay.Function(
+            relay.analysis.free_vars(relay.Tuple([y, z, canonical])), relay.Tuple([y, z, canonical])
+        )
+    )
     with recording_rewrites() as records:
         run_pass(mod)
     assert sorted(records, key=lambda r: r.op) == [
@@ -448,8 +485,9 @@ def test_switched_decides_over_the_environment_and_leaves_it(monkeypatch):
         ((1, 4, 5, 6), "NCHW", (4, 2, 3, 3), "OIHW", 4, MULTIPLIER, 2),
     ],
 )
-def test_conv_form_answers_2d_and_3d(data_shape_, data_layout, kernel_shape, kernel_layout,
-                                     groups, kind, mult):
+def test_conv_form_answers_2d_and_3d(
+    data_shape_, data_layout, kernel_shape, kernel_layout, groups, kind, mult
+):
     form = conv_form(data_shape_, data_layout, kernel_shape, kernel_layout, groups)
     assert (form.kind, form.multiplier) == (kind, mult), form
     # conv2d_form, which the 2-D dispatch asks, answers for 2-D convolutions only

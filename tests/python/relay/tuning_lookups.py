@@ -1,5 +1,6 @@
 """Tuning databases that record every lookup a build makes (AutoTVM's and MetaSchedule's);
 shared by the tests."""
+
 from tvm import meta_schedule as ms
 from tvm.autotvm.task.dispatcher import ApplyHistoryBest
 

@@ -11,6 +11,7 @@ builds run on AMD hosts only (LLVM uses SSE4A there), so elsewhere the numerics 
 portable target of the same vector class (``haswell``, ``skylake-avx512``), or on the AVX2 one
 where the host has no AVX-512 (``_runnable``).
 """
+
 import os
 
 os.environ["TOPHUB_LOCATION"] = "NONE"
@@ -35,7 +36,9 @@ from tvm.topi.arm_cpu import depthwise_conv2d_canonical as arm_dw
 # the project's two kinds of machine (see test_targets_have_the_vector_widths_assumed)
 AVX2_TARGET = tvm.target.Target("llvm -mcpu=znver3 -num-cores=2")
 AVX512_TARGET = tvm.target.Target("llvm -mcpu=znver5 -num-cores=2")
-ARM_TARGET = tvm.target.Target("llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon -num-cores=2")
+ARM_TARGET = tvm.target.Target(
+    "llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon -num-cores=2"
+)
 X86_TARGETS = {"avx2": AVX2_TARGET, "avx512": AVX512_TARGET}
 BOTH = [pytest.param(target, id=name) for name, target in X86_TARGETS.items()]
 
@@ -125,8 +128,20 @@ def _check(
     """Build the x86 template (fallback config) for ``target`` and compare it with NumPy
     (once a session: several tests check the numerics of the same build)."""
     assert runs_on_host(target), f"this host cannot run code built for {target}"
-    key = (data_layout, kernel_layout, channels, size, multiplier, kernel, strides, padding,
-           dilation, dtype, out_dtype, str(target))
+    key = (
+        data_layout,
+        kernel_layout,
+        channels,
+        size,
+        multiplier,
+        kernel,
+        strides,
+        padding,
+        dilation,
+        dtype,
+        out_dtype,
+        str(target),
+    )
     if key in _CHECKED:
         return
     out_dtype = out_dtype or dtype
@@ -161,8 +176,9 @@ def _check(
     _CHECKED.add(key)
 
 
-@pytest.mark.parametrize("target,lanes", [(AVX2_TARGET, 8), (AVX512_TARGET, 16)],
-                         ids=["avx2", "avx512"])
+@pytest.mark.parametrize(
+    "target,lanes", [(AVX2_TARGET, 8), (AVX512_TARGET, 16)], ids=["avx2", "avx512"]
+)
 def test_targets_have_the_vector_widths_assumed(target, lanes):
     # an -mcpu this LLVM does not know would have no features, and 4 lanes
     assert _lanes(target) == lanes
@@ -204,8 +220,9 @@ def test_layouts_and_multipliers(data_layout, kernel_layout, multiplier):
     ],
 )
 @pytest.mark.parametrize("multiplier", [1, 3])
-def test_strides_padding_dilation(data_layout, kernel_layout, strides, padding, dilation, kernel,
-                                  multiplier):
+def test_strides_padding_dilation(
+    data_layout, kernel_layout, strides, padding, dilation, kernel, multiplier
+):
     _check(data_layout, kernel_layout, 4, (11, 12), multiplier, kernel, strides, padding, dilation)
 
 
@@ -406,13 +423,20 @@ def _check_task(task, module, channels, size, multiplier, kernel, stride, paddin
     """Compare ``module``, the NCHW ``task`` built for its target, with NumPy where this host
     runs that target's code; elsewhere the fallback built for AVX2."""
     if not runs_on_host(task.target):
-        _check("NCHW", "OIHW", channels, (size, size), multiplier, (kernel, kernel),
-               (stride, stride), padding, target=_runnable(task.target))
+        _check(
+            "NCHW",
+            "OIHW",
+            channels,
+            (size, size),
+            multiplier,
+            (kernel, kernel),
+            (stride, stride),
+            padding,
+            target=_runnable(task.target),
+        )
         return
     data_nchw, weight_oihw = _inputs(channels, size, size, multiplier, (kernel, kernel), "float32")
-    expected = ref.depthwise_conv2d_nchw(
-        data_nchw, weight_oihw, (stride, stride), padding, (1, 1)
-    )
+    expected = ref.depthwise_conv2d_nchw(data_nchw, weight_oihw, (stride, stride), padding, (1, 1))
     _run_nchw(module, data_nchw, weight_oihw, expected)
 
 
@@ -509,9 +533,15 @@ def test_staged_rows_start_on_cache_lines(target, size, stride):
 
 
 @pytest.mark.parametrize("target", BOTH)
-@pytest.mark.parametrize("channels,size,stride,multiplier", [
-    (512, 14, 1, 1), (256, 28, 2, 1), (32, 28, 1, 16), (32, 112, 1, 1),
-])
+@pytest.mark.parametrize(
+    "channels,size,stride,multiplier",
+    [
+        (512, 14, 1, 1),
+        (256, 28, 2, 1),
+        (32, 28, 1, 16),
+        (32, 112, 1, 1),
+    ],
+)
 def test_nchw_block_sums_stay_on_the_stack(target, channels, size, stride, multiplier):
     task = _create(_nchw_args(channels, size, multiplier, stride=stride), target)
     sums = _allocated_bytes(_visit(task), "depthwise_conv2d_canonical")
@@ -519,17 +549,25 @@ def test_nchw_block_sums_stay_on_the_stack(target, channels, size, stride, multi
     assert sums and max(sums) <= 1024, sums
 
 
-@pytest.mark.parametrize("target", [AVX512_TARGET, AVX2_TARGET, ARM_TARGET],
-                         ids=["avx512", "avx2", "arm"])
-@pytest.mark.parametrize("size,padding,kernel,stride", [
-    (14, (0, 0, 1, 1), 3, 2), (56, (1, 1, 2, 2), 5, 2), (57, (1, 1, 1, 1), 3, 2),
-    (20, (3, 3, 3, 3), 7, 3), (3, (1, 1, 1, 1), 3, 2),
-])
+@pytest.mark.parametrize(
+    "target", [AVX512_TARGET, AVX2_TARGET, ARM_TARGET], ids=["avx512", "avx2", "arm"]
+)
+@pytest.mark.parametrize(
+    "size,padding,kernel,stride",
+    [
+        (14, (0, 0, 1, 1), 3, 2),
+        (56, (1, 1, 2, 2), 5, 2),
+        (57, (1, 1, 1, 1), 3, 2),
+        (20, (3, 3, 3, 3), 7, 3),
+        (3, (1, 1, 1, 1), 3, 2),
+    ],
+)
 def test_phase_split_is_vector_shuffles(target, size, padding, kernel, stride):
     args = _nchw_args(8, size, 1, kernel, stride, padding)
     mod = _lower(_create(args, target))
     stores = [
-        node for node in _nodes(mod)
+        node
+        for node in _nodes(mod)
         if isinstance(node, tvm.tir.BufferStore) and node.buffer.name.startswith("data_pad")
     ]
     # every staged row is whole-vector loads split by shuffles, with no loop left over it
@@ -543,11 +581,17 @@ def test_phase_split_is_vector_shuffles(target, size, padding, kernel, stride):
     tvm.build(mod, target=target)
 
 
-@pytest.mark.parametrize("target", [AVX512_TARGET, AVX2_TARGET, ARM_TARGET],
-                         ids=["avx512", "avx2", "arm"])
-@pytest.mark.parametrize("size,padding,stride", [
-    (56, (1, 1, 2, 2), 2), (14, (2, 2, 2, 2), 2), (20, (0, 0, 3, 3), 3),
-])
+@pytest.mark.parametrize(
+    "target", [AVX512_TARGET, AVX2_TARGET, ARM_TARGET], ids=["avx512", "avx2", "arm"]
+)
+@pytest.mark.parametrize(
+    "size,padding,stride",
+    [
+        (56, (1, 1, 2, 2), 2),
+        (14, (2, 2, 2, 2), 2),
+        (20, (0, 0, 3, 3), 3),
+    ],
+)
 def test_tall_kernels_stage_whole_planes_with_zero_rows(target, size, padding, stride):
     # 64 channels or more: a task stages the whole planes of its channels, padding rows
     # included as zeros, so that the 5x5 kernel reads them without masks
@@ -571,38 +615,58 @@ def test_tall_kernels_stage_whole_planes_with_zero_rows(target, size, padding, s
     # numerics of the fallback, and of a configuration staging block by block, which
     # leaves the guarded copy of the planes to LLVM
     data_nchw, weight_oihw = _inputs(64, size, size, 1, (5, 5), "float32")
-    expected = ref.depthwise_conv2d_nchw(
-        data_nchw, weight_oihw, (stride, stride), padding, (1, 1)
-    )
+    expected = ref.depthwise_conv2d_nchw(data_nchw, weight_oihw, (stride, stride), padding, (1, 1))
     if not runs_on_host(target):
         task = _create(args, _runnable(target))
         module = tvm.build(_lower(task), target=_runnable(target))
     for built in (
         module,
-        _built_with(task, stage_per_block=lambda val: val == 1,
-                    tile_h=lambda size: size[1] > 1),
+        _built_with(task, stage_per_block=lambda val: val == 1, tile_h=lambda size: size[1] > 1),
     ):
         _run_nchw(built, data_nchw, weight_oihw, expected)
 
 
-@pytest.mark.parametrize("size,padding,kernel,stride,dilation", [
-    (14, (0, 0, 1, 1), 3, 2, 1), (56, (1, 1, 2, 2), 5, 2, 1), (57, (1, 1, 1, 1), 3, 2, 1),
-    (20, (3, 3, 3, 3), 7, 3, 1), (3, (1, 1, 1, 1), 3, 2, 1), (2, (1, 1, 1, 1), 3, 2, 1),
-    (23, (2, 0, 1, 3), 3, 2, 2), (16, (0, 0, 0, 0), 3, 2, 1), (9, (0, 4, 0, 0), 3, 2, 1),
-])
+@pytest.mark.parametrize(
+    "size,padding,kernel,stride,dilation",
+    [
+        (14, (0, 0, 1, 1), 3, 2, 1),
+        (56, (1, 1, 2, 2), 5, 2, 1),
+        (57, (1, 1, 1, 1), 3, 2, 1),
+        (20, (3, 3, 3, 3), 7, 3, 1),
+        (3, (1, 1, 1, 1), 3, 2, 1),
+        (2, (1, 1, 1, 1), 3, 2, 1),
+        (23, (2, 0, 1, 3), 3, 2, 2),
+        (16, (0, 0, 0, 0), 3, 2, 1),
+        (9, (0, 4, 0, 0), 3, 2, 1),
+    ],
+)
 def test_phase_split_numerics(size, padding, kernel, stride, dilation):
     # rows shorter than a vector, rows ending inside one, padding wider than the input
-    _check("NCHW", "OIHW", 8, (size, size + 1), 1, (kernel, kernel), (stride, stride),
-           padding, (dilation, dilation))
+    _check(
+        "NCHW",
+        "OIHW",
+        8,
+        (size, size + 1),
+        1,
+        (kernel, kernel),
+        (stride, stride),
+        padding,
+        (dilation, dilation),
+    )
 
 
-@pytest.mark.parametrize("target,channels,size,multiplier,kernel", _on_both([
-    (32, 28, 16, 3),  # 512 output channels
-    (128, 56, 1, 3),
-    (240, 28, 1, 5),  # a 5x5 window across 240 channels: 52 KiB for blocks of 7 columns
-    (512, 14, 1, 3),  # a 3x3 window across 512 channels: 54 KiB
-    (32, 28, 2, 3),
-]))
+@pytest.mark.parametrize(
+    "target,channels,size,multiplier,kernel",
+    _on_both(
+        [
+            (32, 28, 16, 3),  # 512 output channels
+            (128, 56, 1, 3),
+            (240, 28, 1, 5),  # a 5x5 window across 240 channels: 52 KiB for blocks of 7 columns
+            (512, 14, 1, 3),  # a 3x3 window across 512 channels: 54 KiB
+            (32, 28, 2, 3),
+        ]
+    ),
+)
 def test_nhwc_tasks_loop_over_channel_blocks(target, channels, size, multiplier, kernel):
     """NHWC tasks span all channel blocks of their rows only where the input that a block of
     columns reads across all channels stays in L1; the parallel loop follows the knob, in two
@@ -636,8 +700,16 @@ def test_nhwc_channels_inner_knob_numerics(multiplier):
 # AVX2, 20 and 28 on AVX-512), between two and four (20 and 28 on AVX2, 56 on AVX-512), of
 # four or more (32 and 56 on AVX2); both tests below compare the same builds with NumPy
 _NCHW_ROWS = [
-    (14, 2, 1), (7, 1, 2), (14, 1, 1), (14, 1, 8), (16, 1, 1), (20, 1, 1), (28, 1, 1),
-    (28, 1, 16), (32, 1, 1), (56, 1, 1),
+    (14, 2, 1),
+    (7, 1, 2),
+    (14, 1, 1),
+    (14, 1, 8),
+    (16, 1, 1),
+    (20, 1, 1),
+    (28, 1, 1),
+    (28, 1, 16),
+    (32, 1, 1),
+    (56, 1, 1),
 ]
 
 
@@ -659,8 +731,15 @@ def test_nchw_rows_up_to_two_vectors_are_one_vector(target, size, stride, multip
         assert vector % lanes == 0 or vector == row, (vector, row)
     sums = fallback["tile_h"].size[-1] * -(-vector // lanes)
     assert sums <= _registers(target) // 2
-    _check("NCHW", "OIHW", 16, (size, size), multiplier, strides=(stride, stride),
-           target=_runnable(target))
+    _check(
+        "NCHW",
+        "OIHW",
+        16,
+        (size, size),
+        multiplier,
+        strides=(stride, stride),
+        target=_runnable(target),
+    )
 
 
 @pytest.mark.parametrize("target,size,stride,multiplier", _on_both(_NCHW_ROWS))
@@ -686,17 +765,27 @@ def test_nchw_rows_are_computed_in_whole_vectors(target, size, stride, multiplie
     if row != out_w:
         # the block's sums are one vector of the whole row (in as many registers)
         assert f"T.Broadcast(T.float32(0.0), {row})" in _lowered(task)
-    _check("NCHW", "OIHW", 16, (size, size), multiplier, strides=(stride, stride),
-           target=_runnable(target))
+    _check(
+        "NCHW",
+        "OIHW",
+        16,
+        (size, size),
+        multiplier,
+        strides=(stride, stride),
+        target=_runnable(target),
+    )
 
 
-@pytest.mark.parametrize("target,channels,multiplier,kernel,size", _on_both(
-    [(32, 16, 3, 28), (16, 4, 5, 28), (16, 2, 3, 28), (64, 8, 3, 14)],
-    known={
-        ("avx512", 16, 4, 5, 28): SPILLS_ON_AVX512,  # 22 of 200 multiply-adds
-        ("avx512", 64, 8, 3, 14): SPILLS_ON_AVX512,  # 12 of 126
-    },
-))
+@pytest.mark.parametrize(
+    "target,channels,multiplier,kernel,size",
+    _on_both(
+        [(32, 16, 3, 28), (16, 4, 5, 28), (16, 2, 3, 28), (64, 8, 3, 14)],
+        known={
+            ("avx512", 16, 4, 5, 28): SPILLS_ON_AVX512,  # 22 of 200 multiply-adds
+            ("avx512", 64, 8, 3, 14): SPILLS_ON_AVX512,  # 12 of 126
+        },
+    ),
+)
 def test_nchw_wide_vector_rows_keep_multiply_adds_off_the_stack(
     target, channels, multiplier, kernel, size
 ):
@@ -735,8 +824,9 @@ def test_nchw_tasks_of_whole_channels_stage_block_by_block(target, channels, siz
     staged = []
     for value in (0, 1):
         # the same configuration but for the knob (the last of the space)
-        config = _first_config(task, stage_per_block=lambda val: val == value,
-                               tile_h=lambda size: size[1] > 1)
+        config = _first_config(
+            task, stage_per_block=lambda val: val == value, tile_h=lambda size: size[1] > 1
+        )
         mod = _lower(task, config)
         staged.append(max(_allocated_bytes(_nodes(mod), "data_pad")))
         _run_nchw(tvm.build(mod, target=task.target), data_nchw, weight_oihw, expected)
@@ -755,14 +845,29 @@ def test_nchw_tasks_stage_whole_where_blocks_restage_much(target, kernel, paddin
     if fallback["stage_per_block"].val and fallback["tile_h"].size[1] > 1:
         assert ((rows - 1) * 2 + kernel) / (rows * 2) < 1.5
     assert _parallel_extent(task, fallback) >= 4
-    _check("NCHW", "OIHW", 144, (56, 56), 1, (kernel, kernel), (2, 2), padding,
-           target=_runnable(target))
+    _check(
+        "NCHW",
+        "OIHW",
+        144,
+        (56, 56),
+        1,
+        (kernel, kernel),
+        (2, 2),
+        padding,
+        target=_runnable(target),
+    )
 
 
-@pytest.mark.parametrize("target,size,stride", _on_both([(56, 1), (112, 2)], known={
-    ("avx512", 56, 1): SPILLS_ON_AVX512,  # 43 of 72 multiply-adds
-    ("avx512", 112, 2): SPILLS_ON_AVX512,  # 36 of 72
-}))
+@pytest.mark.parametrize(
+    "target,size,stride",
+    _on_both(
+        [(56, 1), (112, 2)],
+        known={
+            ("avx512", 56, 1): SPILLS_ON_AVX512,  # 43 of 72 multiply-adds
+            ("avx512", 112, 2): SPILLS_ON_AVX512,  # 36 of 72
+        },
+    ),
+)
 def test_nchw_blocks_leave_registers_for_3x3_weights(target, size, stride):
     """The sums of a register block leave registers for the 9 weights of a 3x3 kernel, a
     loaded row and a temporary, and no multiply-add reads a spilled weight or row from the
@@ -778,12 +883,17 @@ def test_nchw_blocks_leave_registers_for_3x3_weights(target, size, stride):
     assert not _stack_fmas(module)
 
 
-@pytest.mark.parametrize("target,channels,size", _on_both([
-    (256, 28),  # 784 KiB of input
-    (512, 28),
-    (320, 40),  # 2000 KiB, 6.25 KiB a channel
-    (128, 28),  # 392 KiB of input, within L2
-]))
+@pytest.mark.parametrize(
+    "target,channels,size",
+    _on_both(
+        [
+            (256, 28),  # 784 KiB of input
+            (512, 28),
+            (320, 40),  # 2000 KiB, 6.25 KiB a channel
+            (128, 28),  # 392 KiB of input, within L2
+        ]
+    ),
+)
 def test_strided_nchw_tasks_stream_where_input_outgrows_l2(target, channels, size):
     """Where the input outgrows a core's L2 (512 KiB on Zen 3), the channels of a task hold
     16 KiB of input or more (staged in long sweeps: tasks of 4 channels of 28x28 hold
@@ -796,13 +906,31 @@ def test_strided_nchw_tasks_stream_where_input_outgrows_l2(target, channels, siz
         assert fallback["tile_c"].size[-1] * channel_bytes >= 16 * 1024
     assert _parallel_extent(task, fallback) >= 32
     if channels in (256, 128):
-        _check("NCHW", "OIHW", channels, (size, size), 1, (3, 3), (2, 2), (0, 0, 1, 1),
-               target=_runnable(target))
+        _check(
+            "NCHW",
+            "OIHW",
+            channels,
+            (size, size),
+            1,
+            (3, 3),
+            (2, 2),
+            (0, 0, 1, 1),
+            target=_runnable(target),
+        )
 
 
-@pytest.mark.parametrize("target,channels,size,stride,multiplier", _on_both([
-    (16, 40, 1, 8), (8, 32, 1, 16), (64, 14, 1, 8), (6, 20, 1, 3), (8, 28, 2, 4),
-]))
+@pytest.mark.parametrize(
+    "target,channels,size,stride,multiplier",
+    _on_both(
+        [
+            (16, 40, 1, 8),
+            (8, 32, 1, 16),
+            (64, 14, 1, 8),
+            (6, 20, 1, 3),
+            (8, 28, 2, 4),
+        ]
+    ),
+)
 def test_nchw_task_holds_every_output_of_its_input_channels(
     target, channels, size, stride, multiplier
 ):
@@ -810,8 +938,15 @@ def test_nchw_task_holds_every_output_of_its_input_channels(
     # staged rows are then built once per input channel, not once per output channel)
     task = _create(_nchw_args(channels, size, multiplier, stride=stride), target)
     assert _fallback(task)["tile_c"].size[-1] % multiplier == 0
-    _check("NCHW", "OIHW", channels, (size, size), multiplier, strides=(stride, stride),
-           target=_runnable(target))
+    _check(
+        "NCHW",
+        "OIHW",
+        channels,
+        (size, size),
+        multiplier,
+        strides=(stride, stride),
+        target=_runnable(target),
+    )
 
 
 @pytest.mark.parametrize("target", BOTH)
@@ -853,7 +988,8 @@ def _upsampled_at_each_tap(nodes):
                 lambda n: inside.add(n) if isinstance(n, tvm.tir.BufferStore) else None,
             )
     stores = [
-        node for node in nodes
+        node
+        for node in nodes
         if isinstance(node, tvm.tir.BufferStore) and node.buffer.name.startswith("data_upsampled")
     ]
     at_tap = [store for store in stores if store in inside]
@@ -876,8 +1012,16 @@ def test_nhwc_multiplier_without_reuse_upsamples_at_each_tap(target, multiplier)
         assert vector <= min(2 * multiplier, _lanes(target))
         block = fallback["tile_w"].size[-1] * vector * 4
         assert _allocated_bytes(nodes, "data_upsampled") == [block]
-    _check("NHWC", "HWOI", 8, (22, 32), multiplier, kernel=(22, 1), padding=(0, 0, 0, 0),
-           target=_runnable(target))
+    _check(
+        "NHWC",
+        "HWOI",
+        8,
+        (22, 32),
+        multiplier,
+        kernel=(22, 1),
+        padding=(0, 0, 0, 0),
+        target=_runnable(target),
+    )
 
 
 @pytest.mark.parametrize("target", BOTH)
@@ -990,12 +1134,21 @@ def _arm_fallback(args):
 def _int8_args(data_layout, channels, height, width, multiplier=1, kernel=(3, 3), padding=1):
     nchw = data_layout == "NCHW"
     shape = (1, channels, height, width) if nchw else (1, height, width, channels)
-    weight_shape = (channels * multiplier, 1) + kernel if nchw else kernel + (
-        channels * multiplier, 1)
+    weight_shape = (
+        (channels * multiplier, 1) + kernel if nchw else kernel + (channels * multiplier, 1)
+    )
     data = te.placeholder(shape, "int8", name="data")
     weight = te.placeholder(weight_shape, "int8", name="weight")
-    return (data, weight, (1, 1), (padding,) * 4, (1, 1), data_layout,
-            "OIHW" if nchw else "HWOI", "int32")
+    return (
+        data,
+        weight,
+        (1, 1),
+        (padding,) * 4,
+        (1, 1),
+        data_layout,
+        "OIHW" if nchw else "HWOI",
+        "int32",
+    )
 
 
 @pytest.mark.parametrize("data_layout", ["NHWC", "NCHW"])
@@ -1020,8 +1173,9 @@ def test_neon_int8_vectors_fill_a_register(data_layout):
     assert x86["tile_c" if data_layout == "NHWC" else "tile_w"].size[-1] == 8, x86
 
 
-@pytest.mark.parametrize("target", [AVX512_TARGET, AVX2_TARGET, ARM_TARGET],
-                         ids=["avx512", "avx2", "arm"])
+@pytest.mark.parametrize(
+    "target", [AVX512_TARGET, AVX2_TARGET, ARM_TARGET], ids=["avx512", "avx2", "arm"]
+)
 def test_a_block_of_every_row_takes_several_vectors_of_it(target):
     """A 22x1 kernel over 22 rows (VALID) leaves one output row: the register block, which
     holds every row there is, takes as many vectors along that row as its sums allow (here the
@@ -1036,8 +1190,16 @@ def test_a_block_of_every_row_takes_several_vectors_of_it(target):
     assert fallback["tile_h"].size[-1] == 1, fallback
     assert fallback["tile_w"].size[1] * fallback["tile_w"].size[2] == 32, fallback
     if target is not ARM_TARGET:
-        _check("NCHW", "OIHW", 8, (22, 32), 4, kernel=(22, 1), padding=(0, 0, 0, 0),
-               target=_runnable(target))
+        _check(
+            "NCHW",
+            "OIHW",
+            8,
+            (22, 32),
+            4,
+            kernel=(22, 1),
+            padding=(0, 0, 0, 0),
+            target=_runnable(target),
+        )
 
 
 if __name__ == "__main__":

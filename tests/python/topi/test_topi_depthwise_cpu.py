@@ -1,4 +1,5 @@
 """The CPU description the depthwise fallback is a model of: derived from the target."""
+
 import ast
 import os
 import subprocess
@@ -18,33 +19,40 @@ from tvm.topi.generic.depthwise_cpu import describe_cpu
 X86 = os.path.dirname(x86_template.__file__)
 # the modules of the templates and of the CPU description they read
 MODULES = sorted(
-    os.path.join(X86, name) for name in os.listdir(X86)
+    os.path.join(X86, name)
+    for name in os.listdir(X86)
     if name.startswith("depthwise") and name.endswith(".py")
 ) + [depthwise_cpu.__file__]
 ARM_TARGET = "llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon"
 
 
-@pytest.mark.parametrize("target,lanes,registers", [
-    ("llvm -mcpu=haswell", 8, 16),
-    ("llvm -mcpu=znver3", 8, 16),
-    ("llvm -mcpu=znver5", 16, 32),
-    ("llvm -mcpu=skylake-avx512", 16, 32),
-    # the instruction sets decide, not the CPU's name
-    ("llvm -mcpu=skylake-avx512 -mattr=-avx512f", 8, 16),
-    ("llvm -mcpu=x86-64-v4", 16, 32),
-    ("llvm -mcpu=nehalem", 4, 16),
-    ("llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon", 4, 32),
-])
+@pytest.mark.parametrize(
+    "target,lanes,registers",
+    [
+        ("llvm -mcpu=haswell", 8, 16),
+        ("llvm -mcpu=znver3", 8, 16),
+        ("llvm -mcpu=znver5", 16, 32),
+        ("llvm -mcpu=skylake-avx512", 16, 32),
+        # the instruction sets decide, not the CPU's name
+        ("llvm -mcpu=skylake-avx512 -mattr=-avx512f", 8, 16),
+        ("llvm -mcpu=x86-64-v4", 16, 32),
+        ("llvm -mcpu=nehalem", 4, 16),
+        ("llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon", 4, 32),
+    ],
+)
 def test_vector_width_and_registers_come_from_the_instruction_sets(target, lanes, registers):
     cpu = describe_cpu(target)
     assert (cpu.lanes, cpu.vector_registers) == (lanes, registers)
 
 
-@pytest.mark.parametrize("target,int8_lanes", [
-    ("llvm -mcpu=haswell", 8),
-    ("llvm -mcpu=skylake-avx512", 16),
-    ("llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon", 16),
-])
+@pytest.mark.parametrize(
+    "target,int8_lanes",
+    [
+        ("llvm -mcpu=haswell", 8),
+        ("llvm -mcpu=skylake-avx512", 16),
+        ("llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon", 16),
+    ],
+)
 def test_8bit_data_fills_a_neon_register_and_its_sums_take_four(target, int8_lanes):
     """On NEON a vector of 8-bit data is a whole register (16), whose 32-bit sums take four
     registers; on x86 8-bit data keeps the vectors of the 32-bit lanes."""
@@ -73,8 +81,15 @@ def _fake_caches(root, caches):
 
 
 def test_the_host_target_reads_the_host_caches(tmp_path, monkeypatch):
-    _fake_caches(tmp_path, [(1, "Data", "48K"), (1, "Instruction", "32K"),
-                            (2, "Unified", "2048K"), (3, "Unified", "105M")])
+    _fake_caches(
+        tmp_path,
+        [
+            (1, "Data", "48K"),
+            (1, "Instruction", "32K"),
+            (2, "Unified", "2048K"),
+            (3, "Unified", "105M"),
+        ],
+    )
     monkeypatch.setattr(depthwise_cpu, "CACHE_ROOT", str(tmp_path))
     host = describe_cpu(f"llvm -mcpu={codegen.llvm_get_system_cpu()}")
     assert (host.l1d_bytes, host.l2_bytes) == (48 * 1024, 2 * 1024 * 1024)
@@ -124,8 +139,14 @@ def test_describing_the_cpu_does_not_bind_the_compiling_thread():
         "assert os.sched_getaffinity(0) == before, (before, os.sched_getaffinity(0))\n"
     )
     env = {**os.environ, "TVM_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                            text=True, check=False, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -183,7 +204,8 @@ def test_every_file_meant_for_upstream_carries_the_asf_header():
                 with open(os.path.join(directory, name), encoding="utf-8") as file:
                     lines = file.readlines()
                 assert lines[:1] == [first] and "Apache License, Version 2.0" in "".join(
-                    lines[:16]), os.path.join(directory, name)
+                    lines[:16]
+                ), os.path.join(directory, name)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@
 # specific language governing permissions and limitations
 # under the License.
 """Rewrite depthwise convolutions from the channel-multiplier form to the canonical grouped form."""
+
 import contextlib
 import logging
 from dataclasses import dataclass
@@ -153,8 +154,9 @@ def _skip_reason(op_name, data_layout, kernel_layout, kernel_type):
         return f"packed kernel layout {kernel_layout}"
     if not all(isinstance(e, tir.IntImm) for e in kernel_type.shape):
         return "symbolic weight shape"
-    if op_name == "qnn.conv2d" and (data_layout not in QNN_DATA_LAYOUTS
-                                    or kernel_layout not in QNN_KERNEL_LAYOUTS):
+    if op_name == "qnn.conv2d" and (
+        data_layout not in QNN_DATA_LAYOUTS or kernel_layout not in QNN_KERNEL_LAYOUTS
+    ):
         return f"layouts {data_layout}/{kernel_layout}, which QNN lowers only as written"
     return None
 
@@ -180,9 +182,17 @@ class _MultiplierFormRewrite(DFPatternCallback):
         if form.kind != MULTIPLIER:
             return post
         span = f"{pre.op.name} {pre.attrs.data_layout}/{pre.attrs.kernel_layout}"
-        reason = "inside a function for an external codegen" if pre in self.external_calls else (
-            _skip_reason(pre.op.name, pre.attrs.data_layout, pre.attrs.kernel_layout,
-                         pre.args[1].checked_type)
+        reason = (
+            "inside a function for an external codegen"
+            if pre in self.external_calls
+            else (
+                _skip_reason(
+                    pre.op.name,
+                    pre.attrs.data_layout,
+                    pre.attrs.kernel_layout,
+                    pre.args[1].checked_type,
+                )
+            )
         )
         if reason is not None:
             logger.debug("%s: multiplier form left as is: %s", span, reason)
@@ -197,16 +207,24 @@ class _MultiplierFormRewrite(DFPatternCallback):
         new_weight = self.rewritten[key]
         self.count += 1
         record = Rewrite(
-            pre.op.name, str(pre.attrs.data_layout), str(pre.attrs.kernel_layout),
-            form.in_channels, form.multiplier, tuple(kernel_shape),
+            pre.op.name,
+            str(pre.attrs.data_layout),
+            str(pre.attrs.kernel_layout),
+            form.in_channels,
+            form.multiplier,
+            tuple(kernel_shape),
             tuple(canonical_weight_shape(kernel_shape, pre.attrs.kernel_layout, form.multiplier)),
             isinstance(new_weight, relay.Constant),
         )
         for records in _RECORDERS:
             records.append(record)
         logger.debug(
-            "%s: C=%d m=%d: weight %s -> %s (%s)", span, record.in_channels, record.multiplier,
-            list(record.weight_shape), list(record.new_weight_shape),
+            "%s: C=%d m=%d: weight %s -> %s (%s)",
+            span,
+            record.in_channels,
+            record.multiplier,
+            list(record.weight_shape),
+            list(record.new_weight_shape),
             "new constant" if record.new_constant else "reshaped in graph",
         )
         # qnn.conv2d's zero points and scales stay as they are: a per-channel one is indexed by
@@ -282,11 +300,17 @@ def legalize_multiplier_form(op, attrs, inputs, types):
     data_type, kernel_type = types[0], types[1]
     spatial = {"nn.conv3d": 3}.get(op.name, 2)
     form = conv_form(
-        data_type.shape, attrs.data_layout, kernel_type.shape, attrs.kernel_layout, attrs.groups,
+        data_type.shape,
+        attrs.data_layout,
+        kernel_type.shape,
+        attrs.kernel_layout,
+        attrs.groups,
         spatial,
     )
-    if form.kind != MULTIPLIER or _skip_reason(
-            op.name, attrs.data_layout, attrs.kernel_layout, kernel_type) is not None:
+    if (
+        form.kind != MULTIPLIER
+        or _skip_reason(op.name, attrs.data_layout, attrs.kernel_layout, kernel_type) is not None
+    ):
         return None
     kernel_shape = _static_shape(kernel_type)
     weight = canonical_weight(inputs[1], kernel_shape, attrs.kernel_layout, form.multiplier)

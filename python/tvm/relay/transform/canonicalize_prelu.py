@@ -15,6 +15,7 @@
 # specific language governing permissions and limitations
 # under the License.
 """Rewrite PReLU imported through a flattening reshape to a per-channel ``nn.prelu``."""
+
 import logging
 
 import numpy as np
@@ -72,8 +73,11 @@ def per_channel_alpha(alpha, data_shape, default_axis, source=None):
     rank = len(data_shape)
     if isinstance(alpha, relay.Constant) and int(np.prod(shape)) == int(np.prod(data_shape)):
         values = alpha.data.numpy().reshape(data_shape)
-        varying = [a for a in range(rank) if data_shape[a] > 1 and not np.all(
-            values == values.take([0], axis=a))]
+        varying = [
+            a
+            for a in range(rank)
+            if data_shape[a] > 1 and not np.all(values == values.take([0], axis=a))
+        ]
         if len(varying) > 1:
             return None
         axis = varying[0] if varying else default_axis
@@ -103,23 +107,35 @@ def per_channel_prelu(out, channel_axis=-1, source=None):
     everywhere (TFLite and Keras tensors are channels-last). ``source``: the same expression,
     rewritten (untyped), to build on.
     """
-    if not (isinstance(out, relay.Call) and isinstance(out.op, tvm.ir.Op)
-            and out.op.name in ("reshape", "dyn.reshape")):
+    if not (
+        isinstance(out, relay.Call)
+        and isinstance(out.op, tvm.ir.Op)
+        and out.op.name in ("reshape", "dyn.reshape")
+    ):
         return None
     prelu = out.args[0]
-    if not (isinstance(prelu, relay.Call) and prelu.op == tvm.ir.Op.get("nn.prelu")
-            and int(prelu.attrs.axis) == 0):
+    if not (
+        isinstance(prelu, relay.Call)
+        and prelu.op == tvm.ir.Op.get("nn.prelu")
+        and int(prelu.attrs.axis) == 0
+    ):
         return None
     flat = prelu.args[0]
-    if not (isinstance(flat, relay.Call) and isinstance(flat.op, tvm.ir.Op)
-            and flat.op.name == "reshape"):
+    if not (
+        isinstance(flat, relay.Call)
+        and isinstance(flat.op, tvm.ir.Op)
+        and flat.op.name == "reshape"
+    ):
         return None
     data = flat.args[0]
     data_shape = _static_shape(data)
     if out.op.name == "dyn.reshape":  # the ONNX frontend reshapes back to shape_of(data)
         target = out.args[1]
-        back = isinstance(target, relay.Call) and target.op == tvm.ir.Op.get("shape_of") \
+        back = (
+            isinstance(target, relay.Call)
+            and target.op == tvm.ir.Op.get("shape_of")
             and target.args[0].same_as(data)
+        )
     else:
         back = _static_shape(out) == data_shape
     if data_shape is None or not back or len(_static_shape(flat) or []) != 1:
@@ -169,8 +185,9 @@ class _CanonicalizePReLU:
             if callback.count:
                 logger.debug("function %s: %d PReLU rewritten", gvar.name_hint, callback.count)
                 # the result type is inferred anew: an ONNX reshape back was dynamic
-                new_mod[gvar] = relay.Function(new_func.params, new_func.body, None,
-                                               new_func.type_params, new_func.attrs)
+                new_mod[gvar] = relay.Function(
+                    new_func.params, new_func.body, None, new_func.type_params, new_func.attrs
+                )
                 changed = True
         return relay.transform.InferType()(new_mod) if changed else mod
 

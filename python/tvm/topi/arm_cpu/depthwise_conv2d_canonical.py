@@ -15,6 +15,7 @@
 # specific language governing permissions and limitations
 # under the License.
 """ARM CPU templates of depthwise convolution on canonical weights (any multiplier and layout)."""
+
 import tvm
 from tvm import autotvm
 

@@ -26,6 +26,7 @@ documented defaults below; only a target that is the host (no ``-mtriple`` or ``
 than the host's) reads the host's caches and threads, so code compiled for a named target is
 the same on every build machine.
 """
+
 import os
 from dataclasses import dataclass
 
@@ -132,7 +133,8 @@ def _is_host(target):
     triple = target.attrs.get("mtriple", "")
     mcpu = target.attrs.get("mcpu", "")
     return triple in ("", codegen.llvm_get_system_triple()) and mcpu in (
-        "", codegen.llvm_get_system_cpu()
+        "",
+        codegen.llvm_get_system_cpu(),
     )
 
 

@@ -15,6 +15,7 @@
 # specific language governing permissions and limitations
 # under the License.
 """Depthwise 2-D convolution on canonical grouped weights, in any data and kernel layout."""
+
 from tvm import te, tir
 
 from ..utils import get_const_tuple
@@ -74,13 +75,29 @@ def depthwise_conv2d_canonical(
         return data[tuple(data_to_nchw.backward_index([n, channel, row, column]))]
 
     return depthwise_conv2d_canonical_reading(
-        _read, in_shape, pads, data.dtype, kernel, strides, dilation, data_layout,
-        kernel_layout, out_dtype,
+        _read,
+        in_shape,
+        pads,
+        data.dtype,
+        kernel,
+        strides,
+        dilation,
+        data_layout,
+        kernel_layout,
+        out_dtype,
     )
 
 
 def depthwise_conv2d_canonical_reading(
-    read, in_shape, pads, in_dtype, kernel, strides, dilation, data_layout, kernel_layout,
+    read,
+    in_shape,
+    pads,
+    in_dtype,
+    kernel,
+    strides,
+    dilation,
+    data_layout,
+    kernel_layout,
     out_dtype=None,
 ):
     """:func:`depthwise_conv2d_canonical` on an input given by a function.

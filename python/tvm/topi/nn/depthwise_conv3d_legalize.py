@@ -45,6 +45,7 @@ A call still in the multiplier form (the pass did not run: ``opt_level < 3``, or
 ``disabled_pass``) first gets the pass's weight rewrite, so that correctness does not depend on
 the pass.
 """
+
 import tvm
 from tvm import relay
 

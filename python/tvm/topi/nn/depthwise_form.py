@@ -19,6 +19,7 @@
 2-D and 3-D convolutions alike; the forms are stated in OIHW terms, with ``kD`` in front of
 ``kH, kW`` for 3-D (OIDHW).
 """
+
 from dataclasses import dataclass
 
 import tvm
@@ -157,4 +158,3 @@ def is_depthwise(data_shape, data_layout, kernel_shape, kernel_layout, groups):
     return conv2d_form(data_shape, data_layout, kernel_shape, kernel_layout, groups).kind == (
         CANONICAL
     )
-

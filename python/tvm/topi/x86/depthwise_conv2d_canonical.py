@@ -23,6 +23,7 @@ NCHW: vectors along a row) and :mod:`.depthwise_conv2d_canonical_channels` (chan
 innermost or packed, such as NHWC and NCHW16c: vectors along channels). The untuned fallback
 is a model of the CPU that :func:`tvm.topi.generic.depthwise_cpu.describe_cpu` derives from the target.
 """
+
 import tvm
 from tvm import autotvm, te, tir
 from tvm.autotvm.task.space import OtherOptionEntity
@@ -80,8 +81,15 @@ def depthwise_conv2d_canonical_cpu(
     )
     if _rows.stages_rows(layout, stride_w, pads):
         return _rows.compute(
-            data, kernel, strides, dilation, pads, in_shape, (data_layout, kernel_layout),
-            out_dtype, cpu,
+            data,
+            kernel,
+            strides,
+            dilation,
+            pads,
+            in_shape,
+            (data_layout, kernel_layout),
+            out_dtype,
+            cpu,
         )
     if any(pads):
         data = pad(data, layout, pads)
@@ -264,9 +272,7 @@ def _rounded_product(conv, out):
     ]
     # the one nearest the sums (a requantize, rather than an activation after it)
     for product in products:
-        if not any(
-            other.op != product.op and _reaches(product, other) for other in products
-        ):
+        if not any(other.op != product.op and _reaches(product, other) for other in products):
             return product
     return None
 
@@ -358,13 +364,9 @@ def schedule_block(sch, cfg, conv, out, cpu, accumulators=8):
         blocked = product
     h_mid = None
     if channels_last:
-        vector, block, parallel, block_at = _channels.tile(
-            sch, cfg, blocked, positions, lane_pos
-        )
+        vector, block, parallel, block_at = _channels.tile(sch, cfg, blocked, positions, lane_pos)
     else:
-        vector, block, parallel, block_at, h_mid = _rows.tile(
-            sch, cfg, blocked, positions, cropped
-        )
+        vector, block, parallel, block_at, h_mid = _rows.tile(sch, cfg, blocked, positions, cropped)
     if cfg["parallel"].val and not per_task:
         sch[blocked].parallel(parallel)
     for axis in block:

@@ -15,6 +15,7 @@
 # specific language governing permissions and limitations
 # under the License.
 """x86 alter-layout for canonical depthwise conv2d: NCHW to NCHW{b}c, with its neighbours' block."""
+
 import re
 
 import tvm
@@ -122,8 +123,10 @@ def _tuned(attrs, tinfos, out_type):
         relay.op.get("nn.conv2d"), attrs, tinfos, out_type, target
     )
     workload = autotvm.task.get_workload(outs)
-    return workload is not None and not autotvm.task.DispatchContext.current.query(
-        target, workload).is_fallback
+    return (
+        workload is not None
+        and not autotvm.task.DispatchContext.current.query(target, workload).is_fallback
+    )
 
 
 def nchw_twin(attrs, tinfos, out_type):
@@ -145,8 +148,11 @@ def nchw_twin(attrs, tinfos, out_type):
     # auto_scheduler and MetaSchedule tune the call as written: keep it for their records
     if is_auto_scheduler_enabled() or is_meta_schedule_enabled():
         return None
-    if data.dtype != "float32" or kernel.dtype != "float32" or str(attrs.out_dtype) not in (
-            "", "float32"):
+    if (
+        data.dtype != "float32"
+        or kernel.dtype != "float32"
+        or str(attrs.out_dtype) not in ("", "float32")
+    ):
         return None
     data_shape = get_const_tuple(data.shape)
     to_oihw = tir.bijective_layout(attrs.kernel_layout, "OIHW")
@@ -160,13 +166,20 @@ def nchw_twin(attrs, tinfos, out_type):
         return None
     fields = {str(key): attrs[key] for key in attrs.keys()}
     # the packed call needs what type inference leaves implicit on the NHWC call
-    fields.update(data_layout="NCHW", kernel_layout="OIHW", out_layout="",
-                  channels=kernel_shape[0], kernel_size=kernel_shape[2:])
+    fields.update(
+        data_layout="NCHW",
+        kernel_layout="OIHW",
+        out_layout="",
+        channels=kernel_shape[0],
+        kernel_size=kernel_shape[2:],
+    )
     twin_attrs = tvm.ir.make_node("relay.attrs.Conv2DAttrs", **fields)
     n, h, w, c = data_shape
     out_n, out_h, out_w, out_c = get_const_tuple(out_type.shape)
-    twin_tinfos = [te.placeholder((n, c, h, w), data.dtype), te.placeholder(kernel_shape,
-                                                                            kernel.dtype)]
+    twin_tinfos = [
+        te.placeholder((n, c, h, w), data.dtype),
+        te.placeholder(kernel_shape, kernel.dtype),
+    ]
     twin_out = relay.TensorType((out_n, out_c, out_h, out_w), out_type.dtype)
     return twin_attrs, twin_tinfos, twin_out
 
@@ -193,7 +206,10 @@ def carry_tuned_config(attrs, tinfos, out_type, layouts):
         return
     (data, kernel), dtypes = tinfos, [t.dtype for t in tinfos]
     shapes = packed_shapes(
-        get_const_tuple(data.shape), "NCHW", get_const_tuple(kernel.shape), attrs.kernel_layout,
+        get_const_tuple(data.shape),
+        "NCHW",
+        get_const_tuple(kernel.shape),
+        attrs.kernel_layout,
         layouts,
     )
     # (name, data, kernel, strides, padding, dilation, data_layout, kernel_layout, out_dtype)

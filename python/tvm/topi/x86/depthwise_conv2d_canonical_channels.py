@@ -23,6 +23,7 @@ rows and columns only, never on the vector. With a multiplier ``m > 1`` the inpu
 along channels (input channel ``c`` repeated ``m`` times), per task or at each kernel tap, so
 that a vector of output channels reads a vector of input.
 """
+
 import tvm
 from tvm import te, tir
 from tvm.autotvm.task.space import OtherOptionEntity, SplitEntity

@@ -15,6 +15,7 @@
 # specific language governing permissions and limitations
 # under the License.
 """What the CPU depthwise templates share: tags, layout families, factor choices."""
+
 from tvm import tir
 
 from ..nn.depthwise_form import CANONICAL, conv2d_form

@@ -24,6 +24,7 @@ and unpacks the result, so its knobs are those of the packed call that replaces 
 build, which the alter-layout rule hands the tuned configuration to (``DispatchContext.update``,
 as stock x86 does for depthwise_conv2d_NCHWc). Tuning measures the packing too, as stock's does.
 """
+
 from tvm import autotvm, te, tir
 from tvm.target.x86 import get_simd_32bit_lanes
 
@@ -63,7 +64,13 @@ def depthwise_conv2d_canonical_packed(
     packed_data = layout_transform(data, data_layout, layouts[0])
     packed_kernel = layout_transform(kernel, kernel_layout, layouts[1])
     out = depthwise_conv2d_canonical_cpu(
-        packed_data, packed_kernel, strides, padding, dilation, *layouts, out_dtype,
+        packed_data,
+        packed_kernel,
+        strides,
+        padding,
+        dilation,
+        *layouts,
+        out_dtype,
         describe_cpu(),
     )
     return layout_transform(out, layouts[0], data_layout)

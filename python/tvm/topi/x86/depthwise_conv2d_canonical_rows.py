@@ -23,6 +23,7 @@ channels) and of rows. The padded rows a task reads are staged per task (see
 Every rule of :func:`fallback` says why in a line; the measurements behind them, and the
 workloads they were taken on, are in ``docs/design.md``.
 """
+
 import tvm
 from tvm import te, tir
 from tvm.autotvm.task.space import OtherOptionEntity, SplitEntity
@@ -77,9 +78,7 @@ def compute(data, kernel, strides, dilation, pads, in_shape, layouts, out_dtype,
     lanes = cpu.lanes if cpu else None
     # with no target, the tasks of the default two threads
     min_tasks = cpu.min_tasks if cpu else 16
-    out_w = (
-        in_shape[3] + pads[1] + pads[3] - (kernel_w - 1) * dilation_w - 1
-    ) // stride_w + 1
+    out_w = (in_shape[3] + pads[1] + pads[3] - (kernel_w - 1) * dilation_w - 1) // stride_w + 1
     wide = _whole_vector_width(out_w, lanes)
     extent = (wide - 1) * stride_w + (kernel_w - 1) * dilation_w + 1
     # the rows computed `wide` columns wide read zeros past the right padding
@@ -96,8 +95,16 @@ def compute(data, kernel, strides, dilation, pads, in_shape, layouts, out_dtype,
         return read_row(index[:-1], x, rx * dilation_w)
 
     conv = depthwise_conv2d_canonical_reading(
-        _read, in_shape, wide_pads, data.dtype, kernel, strides, dilation, data_layout,
-        kernel_layout, out_dtype,
+        _read,
+        in_shape,
+        wide_pads,
+        data.dtype,
+        kernel,
+        strides,
+        dilation,
+        data_layout,
+        kernel_layout,
+        out_dtype,
     )
     return conv if wide == out_w else _crop_width(conv, out_w)
 
@@ -280,8 +287,12 @@ def _tensorize_phase_split(sch, cfg, conv, stage, h_pos, lanes, per_block):
     """Stage the rows split by phase with the vector shuffles of phase_split_intrinsic."""
     attrs = stage.op.attrs
     split = (
-        int(attrs["width"]), int(attrs["pad_left"]), int(stage.shape[-2]),
-        int(stage.shape[-1]), lanes, stage.dtype,
+        int(attrs["width"]),
+        int(attrs["pad_left"]),
+        int(stage.shape[-2]),
+        int(stage.shape[-1]),
+        lanes,
+        stage.dtype,
     )
     if not stages_whole_planes(stage):
         # row by row

@@ -20,6 +20,7 @@ A vector along the output width reads consecutive input columns, so the padding 
 rows is staged into a small buffer rather than guarded inside the vector; strided rows are
 also split by column phase with vector shuffles (:func:`phase_split_intrinsic`).
 """
+
 from tvm import te, tir
 
 from .depthwise_conv2d_canonical_common import PAD_TAG
@@ -114,9 +115,7 @@ def phase_split_intrinsic(width, pad_left, stride, columns, lanes, dtype, plane=
         )
         source_strides = [te.var("row_stride"), 1]
         target_strides = [te.var("row_stride"), te.var("phase_stride"), 1]
-    row_buffer = tir.decl_buffer(
-        row.shape, dtype, "row", offset_factor=1, strides=source_strides
-    )
+    row_buffer = tir.decl_buffer(row.shape, dtype, "row", offset_factor=1, strides=source_strides)
     split_buffer = tir.decl_buffer(
         split.shape, dtype, "split", offset_factor=1, strides=target_strides
     )
@@ -267,7 +266,10 @@ def stage_rows(data, layout, pads, extent, stride, taps, whole_plane=False):
         if whole_plane:
             attrs.update(height=height, pad_top=pad_top, pad_bottom=pad_bottom)
         stage = te.compute(
-            shape[:-1] + [stride, columns], _phases, name="data_pad", tag=PAD_TAG,
+            shape[:-1] + [stride, columns],
+            _phases,
+            name="data_pad",
+            tag=PAD_TAG,
             attrs=attrs,
         )
 

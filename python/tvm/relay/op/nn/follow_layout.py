@@ -38,6 +38,7 @@ them wherever the convolution before them changes layout.
   which refuses the packed ``NCHW[x]c`` of the x86 convolutions; TOPI's resize computes in
   that layout, so the resize follows it (:func:`follow_packed_resize`).
 """
+
 import re
 
 import tvm
@@ -101,14 +102,18 @@ def follow_packed_pad(attrs, new_in_layouts, old_in_layouts, old_in_types, stock
             new_widths.append([width // factor for width in widths[axis]])
         else:
             new_widths.append([0, 0])
-    new_attrs = tvm.ir.make_node("relay.attrs.PadAttrs", pad_width=new_widths,
-                                 pad_mode=attrs.pad_mode)
+    new_attrs = tvm.ir.make_node(
+        "relay.attrs.PadAttrs", pad_width=new_widths, pad_mode=attrs.pad_mode
+    )
     return InferCorrectLayoutOutput([new, stock_out.input_layouts[1]], [new], new_attrs)
 
 
 def _primal(layout):
-    return layout is not None and bool(layout.name) and all(
-        str(layout[i]).isupper() for i in range(len(layout)))
+    return (
+        layout is not None
+        and bool(layout.name)
+        and all(str(layout[i]).isupper() for i in range(len(layout)))
+    )
 
 
 def follow_packed_operand(attrs, new_in_layouts, old_in_layouts, old_in_types, stock_out):
@@ -119,10 +124,12 @@ def follow_packed_operand(attrs, new_in_layouts, old_in_layouts, old_in_types, s
         return None
     shapes = [tuple(t.shape) for t in old_in_types]
     if len(shapes[0]) != len(shapes[1]) or any(
-            not tvm.ir.structural_equal(a, b) for a, b in zip(*shapes)):
+        not tvm.ir.structural_equal(a, b) for a, b in zip(*shapes)
+    ):
         return None
-    packed = [i for i, layout in enumerate(new_in_layouts)
-              if re.fullmatch(r"NCHW\d+c", layout.name or "")]
+    packed = [
+        i for i, layout in enumerate(new_in_layouts) if re.fullmatch(r"NCHW\d+c", layout.name or "")
+    ]
     if len(packed) != 1 or not _primal(new_in_layouts[1 - packed[0]]):
         return None
     layout = new_in_layouts[packed[0]]

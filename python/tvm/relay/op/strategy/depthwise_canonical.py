@@ -23,6 +23,7 @@ that is a branch at the top of ``conv2d_strategy_cpu`` and ``conv2d_strategy_arm
 install glue puts it in front of them. The depthwise strategy is itself a generic function: a
 target gets its own depthwise implementation by registering one.
 """
+
 from tvm import topi
 from tvm.target import generic_func
 from tvm.topi.arm_cpu import depthwise_conv2d_canonical as _arm_cpu_depthwise
