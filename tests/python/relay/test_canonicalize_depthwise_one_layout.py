@@ -256,13 +256,7 @@ def _nhwc_network(rng):
 def test_the_nhwc_path_runs_packed_with_transforms_at_its_edges(monkeypatch):
     rng = np.random.default_rng(3)
     mod = _nhwc_network(rng)
-
-    def optimized():
-        with tvm.transform.PassContext(opt_level=3):
-            opt, _ = relay.optimize(mod, target=TARGET)
-        return opt
-
-    project = optimized()
+    project = _optimized(mod)
     assert len(_ops(project, "layout_transform")) <= 2  # NHWC -> NCHW{b}c in, and back out
     assert not [c for c in _ops(project, "nn.conv2d") if c.attrs.data_layout == "NHWC"]
     assert len(_ops(project, "nn.contrib_conv2d_NCHWc")) == 5
@@ -272,7 +266,7 @@ def test_the_nhwc_path_runs_packed_with_transforms_at_its_edges(monkeypatch):
     reference = _run(mod, {}, {"x": data}, opt_level=0)
     tvm.testing.assert_allclose(got, reference, rtol=1e-5, atol=1e-5)
     monkeypatch.setenv(ENV_VAR, "0")
-    stock = optimized()
+    stock = _optimized(mod)
     assert len([c for c in _ops(stock, "nn.conv2d") if c.attrs.data_layout == "NHWC"]) == 7
 
 
@@ -323,6 +317,20 @@ def test_prelu_as_arithmetic_gives_the_selects_values(monkeypatch):
     # NaN stays NaN, infinities and every finite value are the select's (a zero's sign may not
     # be: maximum(0, x) + alpha * x is +0 where alpha * x is -0)
     np.testing.assert_array_equal(got, stock)
+
+
+def _on_path(mod, nchw):
+    """``mod`` as imported (NHWC), or taken to NCHW by ``ConvertLayout`` as tvmc does."""
+    if not nchw:
+        return mod
+    with tvm.transform.PassContext(opt_level=3):
+        return relay.transform.ConvertLayout({"nn.conv2d": ["NCHW", "default"]})(mod)
+
+
+def _optimized(mod):
+    """What ``relay.build`` compiles of ``mod`` for :data:`TARGET` (layouts altered, fused)."""
+    with tvm.transform.PassContext(opt_level=3):
+        return relay.optimize(mod, target=TARGET)[0]
 
 
 def _upsampling_block(rng, method, mode):
@@ -381,15 +389,8 @@ def _upsampling_block(rng, method, mode):
 def test_a_resize_follows_packed_convs(method, mode, nchw, monkeypatch):
     rng = np.random.default_rng(5)
     mod, numpy_block = _upsampling_block(rng, method, mode)
-    if nchw:
-        with tvm.transform.PassContext(opt_level=3):
-            mod = relay.transform.ConvertLayout({"nn.conv2d": ["NCHW", "default"]})(mod)
-
-    def optimized():
-        with tvm.transform.PassContext(opt_level=3):
-            return relay.optimize(mod, target=TARGET)[0]
-
-    project = optimized()
+    mod = _on_path(mod, nchw)
+    project = _optimized(mod)
     resized = _ops(project, "image.resize2d")
     assert [str(r.attrs.layout) for r in resized] == ["NCHW8c"]  # AVX2's 8 lanes
     # the graph's input to NCHW8c (through NCHW on the NHWC path) and its output back
@@ -398,7 +399,7 @@ def test_a_resize_follows_packed_convs(method, mode, nchw, monkeypatch):
     got = _run(mod, {}, {"x": data})
     tvm.testing.assert_allclose(got, numpy_block(data), rtol=1e-4, atol=1e-4)
     monkeypatch.setenv(ENV_VAR, "0")
-    stock = optimized()
+    stock = _optimized(mod)
     assert [str(r.attrs.layout) for r in _ops(stock, "image.resize2d")] != ["NCHW8c"]
 
 
@@ -458,15 +459,8 @@ def test_a_widening_residual_and_the_conv_after_a_depthwise_one_stay_packed(nchw
     sum stays packed. Stock's untuned 1x1 conv to 12 channels would read 28 in blocks of 4."""
     rng = np.random.default_rng(6)
     mod, numpy_block = _widening_block(rng)
-    if nchw:
-        with tvm.transform.PassContext(opt_level=3):
-            mod = relay.transform.ConvertLayout({"nn.conv2d": ["NCHW", "default"]})(mod)
-
-    def optimized():
-        with tvm.transform.PassContext(opt_level=3):
-            return relay.optimize(mod, target=TARGET)[0]
-
-    project = optimized()
+    mod = _on_path(mod, nchw)
+    project = _optimized(mod)
     sums = _ops(project, "add")
     assert sums and all(len(s.checked_type.shape) == 5 for s in sums)  # every add packed
     assert [len(r.checked_type.shape) for r in _ops(project, "nn.relu")] == [5]
@@ -481,7 +475,7 @@ def test_a_widening_residual_and_the_conv_after_a_depthwise_one_stay_packed(nchw
     tvm.testing.assert_allclose(got, numpy_block(data), rtol=1e-4, atol=1e-4)
     monkeypatch.setenv(ENV_VAR, "0")
     if nchw:  # stock: the sum unpacked, packed again for the depthwise conv, and more
-        assert len(_ops(optimized(), "layout_transform")) > len(project_transforms)
+        assert len(_ops(_optimized(mod), "layout_transform")) > len(project_transforms)
 
 
 @pytest.mark.parametrize("shard", range(2))
