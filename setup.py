@@ -83,7 +83,14 @@ setup(
         "onnx==1.23.2",
     ],
     extras_require={
-        "test": ["pytest==9.0.3", "pytest-xdist==3.8.0", "hypothesis==6.170.17", "black==26.10.1"],
+        "test": [
+            "pytest==9.0.3",
+            "pytest-xdist==3.8.0",
+            "hypothesis==6.170.17",
+            "black==26.10.1",
+            "pylint==4.1.5",
+            "astroid==4.4.0",
+        ],
         # the models' own engines, which canonicalize-depthwise checks TVM against when present
         "engines": ["ai-edge-litert==2.3.0", "onnxruntime==1.31.1"],
     },

@@ -13,6 +13,7 @@ import sys
 
 
 def main(argv):
+    """Compile the request in the directory ``argv[0]``."""
     os.environ.setdefault("TOPHUB_LOCATION", "NONE")
     # TVM's "not tuned" and "not optimized" notices concern the stock build: not wanted here.
     for name in ("strategy", "autotvm", "te_compiler"):

@@ -8,6 +8,8 @@ runs :func:`tvm_canonicalize_depthwise.activate.activate` right after ``tvm.rela
 finished importing. Nothing here imports ``tvm``: start-up stays cheap.
 """
 
+# The patch activates once tvm.relay is imported, not at start-up.
+# pylint: disable=import-outside-toplevel
 import importlib.abc
 import importlib.util
 import logging
@@ -54,12 +56,11 @@ class _ActivatingLoader(importlib.abc.Loader):
         return self._loader.create_module(spec)
 
     def exec_module(self, module):
+        """Run ``tvm.relay``'s own code, then activate the patch."""
         self._loader.exec_module(module)
         # A broken patch must never break ``import tvm.relay``: fall back to stock TVM.
         try:
-            from tvm_canonicalize_depthwise import (
-                activate,
-            )  # pylint: disable=import-outside-toplevel
+            from tvm_canonicalize_depthwise import activate
 
             activate.activate()
         except Exception:  # pylint: disable=broad-except
@@ -73,6 +74,7 @@ class OverlayFinder(importlib.abc.MetaPathFinder):
         self.modules = modules
 
     def find_spec(self, fullname, path, target=None):
+        """The spec of one of the patch's modules, by its ``tvm.`` name; None for the rest."""
         if fullname in self.modules:
             return importlib.util.spec_from_file_location(fullname, self.modules[fullname])
         if fullname == _TRIGGER:
@@ -97,7 +99,7 @@ def install():
         return
     sys.meta_path.insert(0, OverlayFinder(overlay_modules(overlay_root())))
     if _TRIGGER in sys.modules:
-        from tvm_canonicalize_depthwise import activate  # pylint: disable=import-outside-toplevel
+        from tvm_canonicalize_depthwise import activate
 
         activate.activate()
 

@@ -57,7 +57,7 @@ def depthwise_functions(lib):
             continue
         hits = []
 
-        def visit(node, hits=hits):
+        def visit(node, hits=hits):  # pylint: disable=dangerous-default-value
             if not (isinstance(node, relay.Call) and isinstance(node.op, tvm.ir.Op)):
                 return
             if "depthwise" in node.op.name:

@@ -47,6 +47,7 @@ def run_on(device, build, feeds, repeat):
 
 
 def max_abs_err(got, expected):
+    """The largest absolute difference over all outputs (inf where their shapes differ)."""
     if len(got) != len(expected):
         return float("inf")
     err = 0.0
@@ -60,6 +61,7 @@ def max_abs_err(got, expected):
 
 
 def tolerance(expected):
+    """What ``max_abs_err`` may be: see :data:`RELATIVE_TOLERANCE`."""
     if all(np.asarray(e).dtype.kind in "iub" for e in expected):
         return 1.0
     scale = max([1.0] + [float(np.max(np.abs(e))) for e in expected if np.asarray(e).size])

@@ -8,6 +8,7 @@ import sys
 
 
 def progress(message):
+    """One line of progress on stderr."""
     print(message, file=sys.stderr, flush=True)
 
 

@@ -47,6 +47,7 @@ class Model:
 
     @property
     def is_default(self):
+        """Whether the model is the built-in default."""
         return os.path.abspath(self.path) == DEFAULT_MODEL
 
 
@@ -109,7 +110,7 @@ def _read_tflite(path, blob):
             graph = model.Subgraphs(s)
             for t in range(graph.TensorsLength()):
                 tensor = graph.Tensors(t)
-                tensor.Name(), tensor.ShapeAsNumpy(), tensor.Type()
+                _ = tensor.Name(), tensor.ShapeAsNumpy(), tensor.Type()  # raise if damaged
                 if tensor.Buffer() >= model.BuffersLength():
                     raise ValueError("tensor buffer index out of range")
             for o in range(graph.OperatorsLength()):

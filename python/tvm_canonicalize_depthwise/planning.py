@@ -88,6 +88,7 @@ def plan_paths(mod, progress):
 
 
 def host_target():
+    """The LLVM target of this machine's CPU."""
     import tvm
 
     return f"llvm -mcpu={tvm.target.codegen.llvm_get_system_cpu()}"

@@ -250,6 +250,7 @@ def _external_conv_calls(func):
 
 
 def skip_function_reason(func):
+    """Why the pass leaves ``func`` alone (a string), or None where it rewrites it."""
     if not isinstance(func, relay.Function):
         return "not a Relay function"
     for attr in ("Compiler", "Primitive"):
@@ -324,6 +325,7 @@ class _CanonicalizeDepthwise:
     """See :func:`CanonicalizeDepthwise`."""
 
     def transform_module(self, mod, ctx):  # pylint: disable=unused-argument
+        """The module with every function's multiplier-form convolutions rewritten."""
         # Work on a copy: InferType and update_func would otherwise change the caller's module.
         new_mod = relay.transform.InferType()(mod.clone())
         changed = False

@@ -175,6 +175,7 @@ class _FlatPReLURewrite(DFPatternCallback):
 @tvm.transform.module_pass(opt_level=OPT_LEVEL, name=PASS_NAME)
 class _CanonicalizePReLU:
     def transform_module(self, mod, ctx):  # pylint: disable=unused-argument
+        """The module with every flattened PReLU that its alpha allows made per-channel."""
         new_mod = relay.transform.InferType()(mod.clone())
         changed = False
         for gvar, func in list(new_mod.functions.items()):

@@ -54,6 +54,7 @@ class ConvForm:
 
     @property
     def is_depthwise(self):
+        """Whether the convolution is depthwise, in either form."""
         return self.kind != OTHER
 
 

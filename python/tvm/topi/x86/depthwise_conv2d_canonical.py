@@ -21,7 +21,8 @@ the register block's sums and the placement of its stages. The two layout famili
 their own modules: :mod:`.depthwise_conv2d_canonical_rows` (the width innermost, such as
 NCHW: vectors along a row) and :mod:`.depthwise_conv2d_canonical_channels` (channels
 innermost or packed, such as NHWC and NCHW16c: vectors along channels). The untuned fallback
-is a model of the CPU that :func:`tvm.topi.generic.depthwise_cpu.describe_cpu` derives from the target.
+is a model of the CPU that :func:`tvm.topi.generic.depthwise_cpu.describe_cpu` derives from the
+target.
 """
 
 import tvm
@@ -63,8 +64,8 @@ def depthwise_conv2d_canonical_cpu(
       computed in a whole vector over zero padding and cropped (see
       :func:`.depthwise_conv2d_canonical_rows.compute`).
 
-    ``cpu`` is the :class:`tvm.topi.generic.depthwise_cpu.CPUDescription` compiled for (None when only the
-    compute is asked). The weight is read in place either way.
+    ``cpu`` is the :class:`tvm.topi.generic.depthwise_cpu.CPUDescription` compiled for (None when
+    only the compute is asked). The weight is read in place either way.
     """
     layout = tir.layout(data_layout)
     to_nchw = tir.bijective_layout(data_layout, "NCHW")

@@ -86,7 +86,7 @@ def compute(data, kernel, strides, dilation, pads, in_shape, layouts, out_dtype,
     # a tall kernel's padding rows staged as zeros, not masked at every read
     whole_plane = kernel_h >= _ZEROED_KERNEL_ROWS and in_channels >= _ZEROED_TASKS * min_tasks
     taps = [column * dilation_w for column in range(kernel_w)]
-    staged, read_row = stage_rows(
+    _, read_row = stage_rows(
         data, layout, wide_pads, extent, stride_w, taps, whole_plane=whole_plane
     )
 

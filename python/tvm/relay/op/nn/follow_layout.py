@@ -120,6 +120,7 @@ def follow_packed_operand(attrs, new_in_layouts, old_in_layouts, old_in_types, s
     """The layouts of an elementwise binary op over two tensors of one shape where one arrives
     in a packed ``NCHW[x]c`` and the other in a primal layout of the same axes: the packed
     layout for both and the result. None otherwise."""
+    del old_in_layouts  # the shapes decide, whatever layouts the operands were written in
     if new_in_layouts is None or len(new_in_layouts) != 2 or None in list(new_in_layouts):
         return None
     shapes = [tuple(t.shape) for t in old_in_types]
@@ -144,6 +145,7 @@ def follow_packed_resize(attrs, new_in_layouts, old_in_layouts, old_in_types, st
     """The layouts of an ``image.resize2d`` written in NCHW or NHWC whose data arrives in a
     packed ``NCHW[x]c``: that layout in and out (H and W stay whole, so ``size`` and ``roi``
     mean the same). None otherwise, or where ``stock_out`` already follows it."""
+    del old_in_types  # one input, whose layout alone decides
     if new_in_layouts is None or old_in_layouts is None or new_in_layouts[0] is None:
         return None
     new, old = new_in_layouts[0], old_in_layouts[0]

@@ -41,7 +41,7 @@ def _compute(topi_compute):
 
 
 def _implementation(topi_compute, topi_schedule, name):
-    def strategy(attrs, inputs, out_type, target):
+    def strategy(attrs, inputs, out_type, target):  # pylint: disable=unused-argument
         strategy = _op.OpStrategy()
         strategy.add_implementation(
             _compute(topi_compute), wrap_topi_schedule(topi_schedule), name=name
