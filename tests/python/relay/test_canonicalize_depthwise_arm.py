@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import aarch64_board  # noqa: E402  pylint: disable=wrong-import-position
 
 # CI's share (at least 100 examples), in shards the test runner's workers share out
-ARM_EXAMPLES = int(os.environ.get("ARM_FUZZ_EXAMPLES", "120"))
+ARM_EXAMPLES = int(os.environ.get("ARM_FUZZ_EXAMPLES", "100"))
 # the campaign draws other examples than CI's by another seed
 ARM_SEED = int(os.environ.get("ARM_FUZZ_SEED", "1000"))
 SHARDS = 4
