@@ -123,7 +123,7 @@ def compile_in_child(mod, target, patch_on, workdir, cross_compiler=None, local=
 
     The child is a fresh interpreter, not a fork: this process may already have run compiled
     code (the ONNX frontend evaluates shapes with it), and TVM's thread pool does not survive
-    a fork. It gets this process's environment, and the patch's switch in its request. Where
+    a fork. It inherits this process's environment; the patch's switch is in its request. Where
     the child cannot export the library (no C compiler to link it with), the compile is done
     again here, unprotected.
     """
@@ -146,7 +146,6 @@ def compile_in_child(mod, target, patch_on, workdir, cross_compiler=None, local=
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
-            env=dict(os.environ),
             check=False,
         )
         log.seek(0)

@@ -36,8 +36,7 @@ def run_here(build, feeds):
     module = graph_executor.GraphModule(build.factory["default"](tvm.cpu(0)))
     module.set_input(**feeds)
     module.run()
-    outputs = [module.get_output(i).numpy() for i in range(module.get_num_outputs())]
-    return Run(outputs, module=module)
+    return Run(remote.outputs_of(module), module=module)
 
 
 def run_on(device, build, feeds, repeat):

@@ -16,6 +16,7 @@ Exit status: 0 when every build matches the reference, 1 when one does not or a 
 # arguments and the model file before paying for them.
 # pylint: disable=import-outside-toplevel
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -220,7 +221,7 @@ def run(args):
             try:
                 runs[key] = checking.run_on(device, build, feeds, args.repeat)
             except remote.RemoteError as err:
-                builds[key] = building.Build(error=str(err))
+                builds[key] = dataclasses.replace(build, error=str(err))
         if not runs:
             raise RuntimeError(
                 "no build succeeded: "

@@ -105,7 +105,7 @@ class Device:
             module = graph_executor.GraphModule(library["default"](device))
             module.set_input(**feeds)
             module.run()
-            outputs = [module.get_output(i).numpy() for i in range(module.get_num_outputs())]
+            outputs = outputs_of(module)
             timer = module.module.time_evaluator("run", device, number=10, repeat=repeat)
             latencies = [float(np.median(timer().results)) * 1e3 for _ in range(rounds)]
             share = depthwise_share(
@@ -120,6 +120,11 @@ class Device:
             text = str(err).strip().splitlines()
             raise RemoteError(f"on {self}: {text[-1] if text else repr(err)}") from None
         return outputs, latencies, share
+
+
+def outputs_of(module):
+    """Every output of a graph executor module that has run, as NumPy arrays."""
+    return [module.get_output(i).numpy() for i in range(module.get_num_outputs())]
 
 
 def depthwise_share(graph_json, library, device, depthwise, inputs, repeat):

@@ -483,17 +483,9 @@ def _assert_runs_right_on(board, lib, inputs, expected, workdir):
         np.testing.assert_allclose(out["arr_0"], expected, rtol=1e-5, atol=1e-5)
 
 
-def test_autotvm_tunes_an_arm_depthwise_task_on_the_board_and_the_build_uses_it(
-    board, tracked_board, tmp_path
-):
-    """AutoTVM measures an arm_cpu depthwise task on the board through the tracker (a few
-    trials: timings under emulation mean nothing, the workflow is the point); the build then
-    finds the records, and the tuned library runs right on the board."""
-    from tvm import autotvm
-
-    from tuning_lookups import RecordingHistory  # pylint: disable=import-outside-toplevel
-
-    case = Case(
+def _tuning_case(epilogue):
+    """The depthwise conv the tuning tests tune on the board: NHWC, multiplier form, m = 2."""
+    return Case(
         1,
         16,
         2,
@@ -508,9 +500,22 @@ def test_autotvm_tunes_an_arm_depthwise_task_on_the_board_and_the_build_uses_it(
         "float32",
         "multiplier",
         "constant",
-        "bias_relu",
+        epilogue,
         True,
     )
+
+
+def test_autotvm_tunes_an_arm_depthwise_task_on_the_board_and_the_build_uses_it(
+    board, tracked_board, tmp_path
+):
+    """AutoTVM measures an arm_cpu depthwise task on the board through the tracker (a few
+    trials: timings under emulation mean nothing, the workflow is the point); the build then
+    finds the records, and the tuned library runs right on the board."""
+    from tvm import autotvm
+
+    from tuning_lookups import RecordingHistory  # pylint: disable=import-outside-toplevel
+
+    case = _tuning_case("bias_relu")
     mod, params, inputs, expected = make_model(case)
     tasks = [
         task
@@ -598,24 +603,7 @@ def test_metaschedule_tunes_on_the_board_and_the_build_uses_it(board, tracked_bo
 
     from tuning_lookups import RecordingDatabase  # pylint: disable=import-outside-toplevel
 
-    case = Case(
-        1,
-        16,
-        2,
-        12,
-        12,
-        (3, 3),
-        (1, 1),
-        (1, 1),
-        (1, 1, 1, 1),
-        "NHWC",
-        "HWOI",
-        "float32",
-        "multiplier",
-        "constant",
-        "relu",
-        True,
-    )
+    case = _tuning_case("relu")
     mod, params, inputs, expected = make_model(case)
     target = tvm.target.Target(ARM_TARGET)
     host, port = tracked_board

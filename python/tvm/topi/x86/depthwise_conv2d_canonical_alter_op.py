@@ -73,8 +73,9 @@ def arriving_block(expr, depth=8):
     """
     if depth == 0 or not isinstance(expr, relay.Call) or not isinstance(expr.op, tvm.ir.Op):
         return None
+    fields = set(expr.attrs.keys()) if expr.attrs is not None else set()
     for field in _LAYOUT_FIELDS:
-        if expr.attrs is not None and field in expr.attrs.keys() and str(expr.attrs[field]):
+        if field in fields and str(expr.attrs[field]):
             found = _PACKED.fullmatch(str(expr.attrs[field]))
             return int(found.group(1)) if found else None
     if expr.op.get_attr("TOpPattern") not in _POINTWISE:

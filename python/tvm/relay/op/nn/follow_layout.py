@@ -108,12 +108,9 @@ def follow_packed_pad(attrs, new_in_layouts, old_in_layouts, old_in_types, stock
     return InferCorrectLayoutOutput([new, stock_out.input_layouts[1]], [new], new_attrs)
 
 
-def _primal(layout):
-    return (
-        layout is not None
-        and bool(layout.name)
-        and all(str(layout[i]).isupper() for i in range(len(layout)))
-    )
+def _packed_nchw(layout):
+    """Whether ``layout`` is the ``NCHW{b}c`` that x86 convolutions compute in."""
+    return layout is not None and re.fullmatch(r"NCHW\d+c", layout.name or "") is not None
 
 
 def follow_packed_operand(attrs, new_in_layouts, old_in_layouts, old_in_types, stock_out):
@@ -123,19 +120,12 @@ def follow_packed_operand(attrs, new_in_layouts, old_in_layouts, old_in_types, s
     del old_in_layouts  # the shapes decide, whatever layouts the operands were written in
     if new_in_layouts is None or len(new_in_layouts) != 2 or None in list(new_in_layouts):
         return None
-    shapes = [tuple(t.shape) for t in old_in_types]
-    if len(shapes[0]) != len(shapes[1]) or any(
-        not tvm.ir.structural_equal(a, b) for a, b in zip(*shapes)
-    ):
+    if not tvm.ir.structural_equal(old_in_types[0].shape, old_in_types[1].shape):
         return None
-    packed = [
-        i for i, layout in enumerate(new_in_layouts) if re.fullmatch(r"NCHW\d+c", layout.name or "")
-    ]
-    if len(packed) != 1 or not _primal(new_in_layouts[1 - packed[0]]):
+    packed = [i for i, layout in enumerate(new_in_layouts) if _packed_nchw(layout)]
+    if len(packed) != 1 or sorted(new_in_layouts[1 - packed[0]].name) != sorted("NCHW"):
         return None
     layout = new_in_layouts[packed[0]]
-    if sorted(new_in_layouts[1 - packed[0]].name) != sorted("NCHW"):
-        return None
     if stock_out is not None and stock_out.output_layouts[0] == layout:
         return None
     return InferCorrectLayoutOutput([layout, layout], [layout], attrs)
@@ -149,7 +139,7 @@ def follow_packed_resize(attrs, new_in_layouts, old_in_layouts, old_in_types, st
     if new_in_layouts is None or old_in_layouts is None or new_in_layouts[0] is None:
         return None
     new, old = new_in_layouts[0], old_in_layouts[0]
-    if not re.fullmatch(r"NCHW\d+c", new.name or "") or old is None:
+    if not _packed_nchw(new) or old is None:
         return None
     if str(attrs.layout) not in ("NCHW", "NHWC") or old.name != str(attrs.layout):
         return None
