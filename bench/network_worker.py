@@ -279,17 +279,25 @@ def int8_target(target):
     return without_broken_vnni(target)
 
 
-def compile_path(mod, params, target, records=None, config=None):
+def compile_path(mod, params, target, records=None, config=None, choices=None):
     """``relay.build`` at opt_level 3, untuned, or with tuned ``records``: ``{"tuner":
     "autotvm", "log": file}`` (under ``apply_history_best``) or ``{"tuner": "metaschedule",
-    "log": work_dir}`` (MetaSchedule's ``compile_relay`` with its JSON database). ``config``:
-    the PassContext's."""
+    "log": work_dir}`` (MetaSchedule's ``compile_relay`` with its JSON database; with the patch
+    on, the hand-written depthwise schedule kept where it ran faster: ``choices``, a list, gets
+    what was chosen per task). ``config``: the PassContext's."""
     import tvm
     from tvm import autotvm, relay
     from tvm import meta_schedule as ms
 
     if records and records["tuner"] == "metaschedule":
         database = ms.database.JSONDatabase(work_dir=records["log"])
+        if os.environ.get("TVM_CANONICALIZE_DEPTHWISE", "1") != "0":
+            # the project's build: the hand-written depthwise schedule where it ran faster
+            from tvm.meta_schedule.hand_written import prefer_hand_written
+
+            database, made = prefer_hand_written(database, mod, target, params)
+            if choices is not None:
+                choices[:] = made
         pass_config = {
             "relay.backend.use_meta_schedule": True,  # compile_relay's default
             "relay.backend.tir_converter": "default",
@@ -305,21 +313,22 @@ def compile_path(mod, params, target, records=None, config=None):
 
 # TVM 0.19's LLVM code generator attaches debug info to every let-bound TIR value, which LLVM
 # 22 rejects for vectors; some tuned configurations of stock's conv2d_NCHWc make TIR's CSE bind
-# one (stock and project alike). Such a build is retried without CSE, and reported as such.
+# one (stock and project alike), as do some untuned stock builds (mediapipe's palm and pose
+# networks). Such a build is retried without CSE, and reported as such.
 CSE_OFF = {"tir.disable_cse_tir": True}
 
 
-def compile_tuned(mod, params, target, records):
-    """:func:`compile_path`, retried without TIR's CSE where LLVM rejects the tuned code:
+def compile_tuned(mod, params, target, records, choices=None):
+    """:func:`compile_path`, retried without TIR's CSE where LLVM rejects the code:
     ``(lib, whether CSE was turned off)``."""
     import tvm
 
     try:
-        return compile_path(mod, params, target, records), False
+        return compile_path(mod, params, target, records, choices=choices), False
     except tvm.TVMError as err:
-        if not records or "dbg_declare" not in str(err):
+        if "dbg_declare" not in str(err):
             raise
-    return compile_path(mod, params, target, records, CSE_OFF), True
+    return compile_path(mod, params, target, records, CSE_OFF, choices), True
 
 
 def tuning_target(target, tuner):
@@ -342,7 +351,8 @@ def build(name, path, target, expected, slice_ms, save_to=None, records=None):
     mod, params, input_name, x = import_module(name, path)
     relay.backend.te_compiler.get().clear()
     start = time.perf_counter()
-    lib, cse_off = compile_tuned(mod, params, target, records)
+    choices = []
+    lib, cse_off = compile_tuned(mod, params, target, records, choices)
     build_s = time.perf_counter() - start
     calls = primitive_calls(mod, target, params)
 
@@ -362,6 +372,10 @@ def build(name, path, target, expected, slice_ms, save_to=None, records=None):
         "fused_functions": len(calls),
         "profile": profile(lib, dev, input_name, x, calls),
         "cse_off": cse_off,
+        "hand_written": [
+            {"task": c.task, "tuned_ms": c.tuned_ms, "hand_written_ms": c.hand_written_ms}
+            for c in choices
+        ],
     }
     if save_to:
         np.save(save_to, out)

@@ -154,11 +154,14 @@ def onnx_runtime(name):
 
 
 def openvino(name):
+    """OpenVINO on the network's ONNX file, or its TFLite file where it has no ONNX (OpenVINO
+    reads both; the TFLite one takes the NHWC input)."""
     import openvino as ov
 
     core = ov.Core()
+    onnx = os.path.exists(os.path.join(NETWORKS_DIR, f"{name}.onnx"))
     compiled = core.compile_model(
-        core.read_model(os.path.join(NETWORKS_DIR, f"{name}.onnx")),
+        core.read_model(os.path.join(NETWORKS_DIR, f"{name}.{'onnx' if onnx else 'tflite'}")),
         "CPU",
         {
             "PERFORMANCE_HINT": "LATENCY",
@@ -167,30 +170,43 @@ def openvino(name):
         },
     )  # f32: no bf16 on AVX-512-BF16 hosts
     request = compiled.create_infer_request()
-    x = _nchw_input(name)
+    x = _nchw_input(name) if onnx else network_input(name)
     request.set_input_tensor(ov.Tensor(x))  # a copy: the request owns its input
     return request.infer, lambda: request.get_output_tensor(0).data.copy()
 
 
 ENGINES = {"litert": litert, "ort": onnx_runtime, "openvino": openvino}
-# what each peer's output is checked against
+# what each peer's output is checked against (where it ran; else the reference output)
 PEER_REFERENCE = {"litert": "keras", "ort": "keras", "openvino": "ort"}
+# the model files a peer reads: it is left out of a network that has none of them
+PEER_READS = {"litert": ("tflite",), "ort": ("onnx",), "openvino": ("onnx", "tflite")}
+
+
+def absent(peer, name):
+    """Whether ``name`` has no model file that ``peer`` reads (e.g. LiteRT on an ONNX export)."""
+    return not any(
+        os.path.exists(os.path.join(NETWORKS_DIR, f"{name}.{ext}")) for ext in PEER_READS[peer]
+    )
 
 
 def setup_peers(name, keras_out):
     """``({peer: result}, {peer: timer}, {"tflite": npy, "onnx": npy})``."""
     results, timers, outputs = {}, {}, {"keras": keras_out}
     for peer in PEERS:
+        if absent(peer, name):
+            results[peer] = {"ok": False, "err": None, "error": None, "absent": True}
+            continue
         try:
             call, output = ENGINES[peer](name)
             call()
-            outputs[peer] = np.array(output())
-            ok, err = close(outputs[peer], outputs[PEER_REFERENCE[peer]])
+            outputs[peer] = np.array(output()).reshape(keras_out.shape)
+            reference = PEER_REFERENCE[peer] if PEER_REFERENCE[peer] in outputs else "keras"
+            ok, err = close(outputs[peer], outputs[reference])
             results[peer] = {
                 "ok": ok,
                 "err": err,
                 "error": None,
-                "checked_against": PEER_REFERENCE[peer],
+                "checked_against": reference,
             }
             timers[peer] = slice_timer(call, SLICE_MS)
         except Exception as exc:  # one failing engine must not stop the run

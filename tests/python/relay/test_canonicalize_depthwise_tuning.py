@@ -24,6 +24,7 @@ import tvm.testing
 from tvm import auto_scheduler, autotvm, relay
 from tvm import meta_schedule as ms
 from tvm.contrib import graph_executor
+from tvm.meta_schedule import hand_written
 from tvm_canonicalize_depthwise import ENV_VAR
 from tvm_canonicalize_depthwise import reference as ref
 
@@ -353,6 +354,20 @@ def test_metaschedule_tuned_depthwise_is_found(tmp_path, path):
     lib, lookups = metaschedule_build(mod, database)
     found = _depthwise_found(lookups, path)
     assert found and all(found), lookups
+    tvm.testing.assert_allclose(_run(lib, data), expected, rtol=1e-4, atol=1e-4)
+    # the hand-written schedule as a candidate: the build takes whichever of the two ran faster
+    chosen, choices = hand_written.prefer_hand_written(database, mod, TARGET, {})
+    assert len(choices) == 1, choices  # the one depthwise task, compared
+    lib = ms.relay_integration.compile_relay(chosen, mod, TARGET, {})
+    found = _depthwise_found(chosen.lookups, path)
+    assert found and all(f != choices[0].hand_written for f in found), (choices, chosen.lookups)
+    tvm.testing.assert_allclose(_run(lib, data), expected, rtol=1e-4, atol=1e-4)
+    # and where the hand-written one is taken, the build computes the same numbers
+    every = [tvm.ir.structural_hash(r.workload.mod) for r in database.get_all_tuning_records()]
+    hiding = hand_written.HandWrittenWhereFaster(database, every)
+    lib = ms.relay_integration.compile_relay(hiding, mod, TARGET, {})
+    found = _depthwise_found(hiding.lookups, path)
+    assert found and not any(found), hiding.lookups
     tvm.testing.assert_allclose(_run(lib, data), expected, rtol=1e-4, atol=1e-4)
 
 
