@@ -4,8 +4,14 @@ The one command (from the repository root, in the venv of bench/networks.py)::
 
     python bench/tune_networks.py                                  # defaults below
     python bench/tune_networks.py --networks mobilenet_v2_a035 --trials 8 --tuners autotvm
+    python bench/tune_networks.py --source torchvision --networks efficientnet_b0 \
+        --tuners autotvm,metaschedule --trials 4 --append      # one network more
 
-For each network of ``bench/networks/`` and each path (``--paths``, network_worker.py's names)
+``--source`` (``bench/sources.py``) picks the networks: ``embedded`` (``bench/networks/``),
+``mediapipe`` (the vendor's float TFLite models, fetched) or ``torchvision`` (exported with
+``torch.onnx`` in a venv of its own, fetched at the first run: about 6 GB).
+
+For each network of the source and each path (``--paths``, network_worker.py's names)
 and tuner (``--tuners``: ``autotvm``, ``metaschedule``), ``bench/tune_worker.py`` tunes the
 network twice, as stock TVM (``TVM_CANONICALIZE_DEPTHWISE=0``) and with the project (``=1``),
 with the same trials per task (``--trials``), one after the other (never two at once: 2 cores);
@@ -308,6 +314,23 @@ def _minutes(answer):
     return f"{answer['tuning_s'] / 60:.1f}" if "tuning_s" in answer else "failed"
 
 
+def _appended(path, meta, records):
+    """This run's ``meta`` and ``records`` added to an earlier run's (a network measured again
+    replaces its earlier record); the runs must agree on trials, repeat, target, paths and
+    tuners."""
+    with open(path) as f:
+        old = json.load(f)
+    for key in ("trials", "repeat", "target", "paths", "tuners"):
+        if old["meta"].get(key) != meta[key]:
+            raise SystemExit(
+                f"--append: {key} {meta[key]} differs from {path}'s {old['meta'][key]}"
+            )
+    names = {rec["network"] for rec in records}
+    merged = dict(meta, command=f"{old['meta']['command']}` then `{meta['command']}")
+    merged["wall_s"] = old["meta"]["wall_s"] + meta["wall_s"]
+    return merged, [r for r in old["records"] if r["network"] not in names] + records
+
+
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -331,6 +354,11 @@ def parse_args(argv):
     ap.add_argument("--repeat", type=int, default=11, help="timing rounds (11)")
     ap.add_argument(
         "--out-prefix", help="docs/tuned-networks, with -SOURCE for a source not embedded"
+    )
+    ap.add_argument(
+        "--append",
+        action="store_true",
+        help="add to the results already at --out-prefix (a long campaign, one network a run)",
     )
     args = ap.parse_args(argv)
     default = (
@@ -386,9 +414,13 @@ def main(argv):
         "target": host_target(),
         "trials": args.trials,
         "repeat": args.repeat,
+        "paths": args.path_list,
+        "tuners": args.tuner_list,
         "wall_s": time.time() - start,
     }
     prefix = os.path.abspath(args.out_prefix)
+    if args.append and os.path.exists(prefix + ".json"):
+        meta, records = _appended(prefix + ".json", meta, records)
     with open(prefix + ".json", "w") as f:
         json.dump({"meta": meta, "records": records}, f, indent=1)
     with open(prefix + ".md", "w") as f:
