@@ -6,3 +6,26 @@ os.environ["TOPHUB_LOCATION"] = "NONE"
 # set, not defaulted: the host-target fallbacks the tests check read it, and must see two
 os.environ["TVM_NUM_THREADS"] = "2"
 os.environ.pop("TVM_CANONICALIZE_DEPTHWISE", None)
+
+_SWITCH_WORDS = ("ENV_VAR", "switched(", "TVM_CANONICALIZE_DEPTHWISE", "stock")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "switch: turns the patch off or compares with stock TVM; upstream (a TVM that carries "
+        "the patch itself: tests/scripts/upstream_patch.py --test) has no switch",
+    )
+
+
+def pytest_collection_modifyitems(items):
+    """Mark ``switch`` every test whose code or fixtures name the switch or stock TVM."""
+    import inspect  # pylint: disable=import-outside-toplevel
+    import pytest  # pylint: disable=import-outside-toplevel
+
+    for item in items:
+        function = getattr(item, "function", None)
+        source = inspect.getsource(function) if function is not None else ""
+        names = " ".join(getattr(item, "fixturenames", ())) + " " + item.name
+        if any(word in source or word in names for word in _SWITCH_WORDS):
+            item.add_marker(pytest.mark.switch)

@@ -14,7 +14,6 @@ import tvm
 from tvm import relay
 from tvm.relay import build_module
 from tvm.relay.backend import interpreter, vm
-from tvm.relay.transform.infer_layout_utils import InferCorrectLayoutOutput
 
 from tvm_canonicalize_depthwise import enabled, llvm_compat
 
@@ -27,20 +26,10 @@ _STOCK = {}  # (op name, attribute): TVM's own registration, kept at first activ
 
 
 def canonicalize_for_build(mod):
-    """Run ``CanonicalizeDepthwise`` and ``CanonicalizePReLU`` on ``mod`` if the patch and the
-    current PassContext allow.
+    """``canonicalize_prelu.canonicalize_for_build``, where the patch is on."""
+    from tvm.relay.transform import canonicalize_prelu
 
-    ``Sequential`` applies the context's ``opt_level``, ``required_pass`` and
-    ``disabled_pass`` to the passes exactly as to TVM's own passes, and instruments see them.
-    """
-    from tvm.relay.transform.canonicalize_depthwise import CanonicalizeDepthwise
-    from tvm.relay.transform.canonicalize_prelu import CanonicalizePReLU
-
-    if not enabled() or not isinstance(mod, tvm.IRModule):
-        return mod
-    return tvm.transform.Sequential(
-        [CanonicalizeDepthwise(), CanonicalizePReLU()], name="CanonicalizeDepthwiseAtBuild"
-    )(mod)
+    return canonicalize_prelu.canonicalize_for_build(mod) if enabled() else mod
 
 
 def _prelu_gate():
@@ -86,45 +75,20 @@ def _stock_attr(op, attr):
     return _STOCK[(op.name, attr)]
 
 
-def _layout_following(op, follow):
-    """``op``'s layout function: ``follow``'s answer where the patch is on and it has one,
-    else TVM's (or, for an op without one, the layouts it was written in)."""
-    stock = _stock_attr(op, "FInferCorrectLayout")
-
-    def infer(attrs, new_in, old_in, types):
-        stock_out = None if stock is None else stock(attrs, new_in, old_in, types)
-        followed = follow(attrs, new_in, old_in, types, stock_out) if enabled() else None
-        if followed is not None:
-            return followed
-        if stock_out is not None:
-            return stock_out
-        return InferCorrectLayoutOutput(list(old_in), [old_in[0]], attrs)
-
-    return infer
-
-
 def _register_layout_following():
-    """``nn.prelu`` and ``nn.bias_add`` follow their data's layout, ``nn.pad`` and
-    ``image.resize2d`` packed layouts, ``add`` its packed argument;
-    ``nn.prelu`` is legalized to broadcast arithmetic so that packed layouts pass through it."""
+    """The layout functions of ``follow_layout.FOLLOWERS`` over TVM's, where the patch is on;
+    ``nn.prelu`` legalized to broadcast arithmetic so that packed layouts pass through it."""
     from tvm.relay.op.nn import follow_layout
 
-    def channel_axis(attrs_type):
-        def follow(attrs, new_in, old_in, types, stock_out):
-            del stock_out  # TVM's answer: replaced wherever the channel axis can follow
-            return follow_layout.follow_channel_axis(attrs, new_in, old_in, types, attrs_type)
+    def gated(follow):
+        def infer(*args):
+            return follow(*args) if enabled() else None
 
-        return follow
+        return infer
 
-    for name, follow in (
-        ("nn.prelu", channel_axis("relay.attrs.PReluAttrs")),
-        ("nn.bias_add", channel_axis("relay.attrs.BiasAddAttrs")),
-        ("nn.pad", follow_layout.follow_packed_pad),
-        ("image.resize2d", follow_layout.follow_packed_resize),
-        ("add", follow_layout.follow_packed_operand),
-    ):
+    for name, follow in follow_layout.FOLLOWERS.items():
         op = tvm.ir.Op.get(name)
-        infer = _layout_following(op, follow)
+        infer = follow_layout.layout_function(_stock_attr(op, "FInferCorrectLayout"), gated(follow))
         op.reset_attr("FInferCorrectLayout")
         op.set_attr("FInferCorrectLayout", infer, _LEGALIZE_LEVEL)
 

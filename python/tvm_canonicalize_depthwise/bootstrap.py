@@ -18,6 +18,7 @@ import sys
 
 _LOG = logging.getLogger(__name__)
 _TRIGGER = "tvm.relay"
+OVERLAY_ENV_VAR = "TVM_CANONICALIZE_DEPTHWISE_OVERLAY"
 
 
 def overlay_root():
@@ -94,7 +95,13 @@ class OverlayFinder(importlib.abc.MetaPathFinder):
 
 
 def install():
-    """Put the finder first on ``sys.meta_path`` (once) and activate if ``tvm.relay`` is loaded."""
+    """Put the finder first on ``sys.meta_path`` (once) and activate if ``tvm.relay`` is loaded.
+
+    ``TVM_CANONICALIZE_DEPTHWISE_OVERLAY=0`` leaves the installed ``tvm`` alone: for a ``tvm``
+    that carries the patch itself (``tests/scripts/upstream_patch.py --test``).
+    """
+    if os.environ.get(OVERLAY_ENV_VAR) == "0":
+        return
     if any(isinstance(finder, OverlayFinder) for finder in sys.meta_path):
         return
     sys.meta_path.insert(0, OverlayFinder(overlay_modules(overlay_root())))

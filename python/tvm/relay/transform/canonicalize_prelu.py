@@ -23,7 +23,11 @@ import numpy as np
 import tvm
 from tvm import relay
 from tvm.relay.dataflow_pattern import DFPatternCallback, is_op, rewrite, wildcard
-from tvm.relay.transform.canonicalize_depthwise import context_runs, skip_function_reason
+from tvm.relay.transform.canonicalize_depthwise import (
+    CanonicalizeDepthwise,
+    context_runs,
+    skip_function_reason,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -210,3 +214,18 @@ def CanonicalizePReLU():  # pylint: disable=invalid-name
         The registered pass, named ``CanonicalizePReLU``, at opt_level 3.
     """
     return _CanonicalizePReLU()
+
+
+def canonicalize_for_build(mod):
+    """``CanonicalizeDepthwise`` and ``CanonicalizePReLU`` on ``mod``, by the current
+    PassContext's rules, as a build entry point runs them before TVM's own pipeline.
+
+    ``Sequential`` applies the context's ``opt_level``, ``required_pass`` and
+    ``disabled_pass`` to the passes exactly as to TVM's own passes, and instruments see them.
+    Anything but an ``IRModule`` (a build's other inputs) is returned as it is.
+    """
+    if not isinstance(mod, tvm.IRModule):
+        return mod
+    return tvm.transform.Sequential(
+        [CanonicalizeDepthwise(), CanonicalizePReLU()], name="CanonicalizeDepthwiseAtBuild"
+    )(mod)

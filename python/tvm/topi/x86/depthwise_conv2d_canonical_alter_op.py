@@ -61,7 +61,6 @@ def alter_conv2d_layout(attrs, inputs, tinfos, out_type):
 
 _PACKED = re.compile(r"NCHW(\d+)c")
 _LAYOUT_FIELDS = ("out_layout", "dst_layout", "layout", "data_layout")
-_POINTWISE = (relay.op.OpPattern.ELEMWISE, relay.op.OpPattern.BROADCAST)
 
 
 def arriving_block(expr, depth=8):
@@ -78,7 +77,9 @@ def arriving_block(expr, depth=8):
         if field in fields and str(expr.attrs[field]):
             found = _PACKED.fullmatch(str(expr.attrs[field]))
             return int(found.group(1)) if found else None
-    if expr.op.get_attr("TOpPattern") not in _POINTWISE:
+    # relay.op is read here, not at import: topi is imported while tvm.relay is
+    pointwise = (relay.op.OpPattern.ELEMWISE, relay.op.OpPattern.BROADCAST)
+    if expr.op.get_attr("TOpPattern") not in pointwise:
         return None
     for arg in expr.args:
         block = arriving_block(arg, depth - 1)

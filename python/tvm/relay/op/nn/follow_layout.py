@@ -166,3 +166,40 @@ def legalize_prelu(attrs, inputs, types):
     alpha = relay.reshape(alpha, [-1] + [1] * (rank - 1 - axis))
     zero = relay.const(0, data_type.dtype)
     return relay.add(relay.maximum(zero, data), relay.multiply(alpha, relay.minimum(zero, data)))
+
+
+def _channel_axis(attrs_type):
+    def follow(attrs, new_in_layouts, old_in_layouts, old_in_types, stock_out):
+        del stock_out  # TVM's answer: replaced wherever the channel axis can follow
+        return follow_channel_axis(attrs, new_in_layouts, old_in_layouts, old_in_types, attrs_type)
+
+    return follow
+
+
+FOLLOWERS = {
+    "nn.prelu": _channel_axis("relay.attrs.PReluAttrs"),
+    "nn.bias_add": _channel_axis("relay.attrs.BiasAddAttrs"),
+    "nn.pad": follow_packed_pad,
+    "image.resize2d": follow_packed_resize,
+    "add": follow_packed_operand,
+}
+"""Each op whose layout follows its convolution's, and its rule: ``follow(attrs, new_in,
+old_in, types, stock_out)`` gives the layouts, or None to keep TVM's answer ``stock_out``."""
+
+
+def layout_function(stock, follow):
+    """An op's ``FInferCorrectLayout``: ``follow``'s answer where it has one, else ``stock``'s
+    (TVM's own function, or None for an op without one: the layouts it was written in)."""
+
+    def infer(attrs, new_in_layouts, old_in_layouts, old_in_types):
+        stock_out = (
+            None if stock is None else stock(attrs, new_in_layouts, old_in_layouts, old_in_types)
+        )
+        followed = follow(attrs, new_in_layouts, old_in_layouts, old_in_types, stock_out)
+        if followed is not None:
+            return followed
+        if stock_out is not None:
+            return stock_out
+        return InferCorrectLayoutOutput(list(old_in_layouts), [old_in_layouts[0]], attrs)
+
+    return infer
