@@ -196,7 +196,9 @@ def test_no_constant_is_named_after_a_processor():
 
 
 def test_every_file_meant_for_upstream_carries_the_asf_header():
-    root = os.path.dirname(os.path.dirname(X86))  # the patch's tvm/ tree
+    # the patch's tvm/ tree in this repository (not the imported tvm, which may be a patched
+    # copy of all of TVM: tests/scripts/upstream_patch.py --test)
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "..", "python", "tvm")
     first = "# Licensed to the Apache Software Foundation (ASF) under one\n"
     for directory, _, names in os.walk(root):
         for name in names:
