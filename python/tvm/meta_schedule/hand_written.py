@@ -144,9 +144,17 @@ def prefer_hand_written(database, mod, target, params=None, number=20, repeat=5)
     schedule of each depthwise task of ``mod`` where it runs faster than the tuned record,
     and the :class:`Choice` made for each such task whose record applies.
 
-    Both builds of a task are timed on the local CPU, which must be the target's machine.
+    Both builds of a task are timed on the local CPU, which must be the target's machine
+    (another target raises ``ValueError``).
     """
     target = tvm.target.Target(target)
+    triple = str(target.attrs.get("mtriple", "")) if target.kind.name == "llvm" else None
+    host = tvm.target.codegen.llvm_get_system_triple()
+    if triple is None or (triple and triple.split("-")[0] != host.split("-")[0]):
+        raise ValueError(
+            f"prefer_hand_written times both schedules on this machine ({host}); "
+            f"target {target} does not run here"
+        )
     dev = tvm.cpu()
     tasks = relay_integration.extract_tasks(mod, target, params or {})
     hidden, choices = [], []

@@ -371,6 +371,13 @@ def test_metaschedule_tuned_depthwise_is_found(tmp_path, path):
     tvm.testing.assert_allclose(_run(lib, data), expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("target", [ARM_TARGET, "cuda"])
+def test_the_hand_written_candidate_is_timed_only_where_the_target_runs(target):
+    mod = PATHS["nchw_packed"][0]
+    with pytest.raises(ValueError, match="does not run here"):
+        hand_written.prefer_hand_written(ms.database.MemoryDatabase(), mod, target, {})
+
+
 # ---- decisions from the target only --------------------------------------------------------
 
 _CROSS_BUILD = """
