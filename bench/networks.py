@@ -252,6 +252,19 @@ def time_rounds(rec, workers, timers, paths, repeat):
         entry["samples"] = values
 
 
+def _geomean_row(records, path, label, noise, tail):
+    """A results table's geomean row for ``path``: project ÷ stock, the noise margin where it
+    was measured, depthwise ÷ stock, then ``tail`` (a ratio key each, or None: a blank)."""
+
+    def cell(key):
+        return _fmt(geomean([r["ratios"][path][key] for r in records]))
+
+    row = ["**geomean**", label, "", "", cell("project_vs_stock")]
+    row += [cell("stock_b_vs_stock")] if noise else []
+    row += ["", cell("depthwise_vs_stock")]
+    return row + [cell(key) if key else "" for key in tail]
+
+
 # ---------------------------------------------------------------------------------------------
 def _good(entry):
     return entry["ms"] if entry and entry.get("ok") and entry.get("ms") is not None else None
@@ -390,28 +403,7 @@ def markdown(meta, records, smoke):
                 ]
             )
     for path in PATHS:
-        rows.append(
-            [
-                "**geomean**",
-                PATH_LABELS[path],
-                "",
-                "",
-                _fmt(geomean([r["ratios"][path]["project_vs_stock"] for r in records])),
-            ]
-            + (
-                [_fmt(geomean([r["ratios"][path]["stock_b_vs_stock"] for r in records]))]
-                if noise
-                else []
-            )
-            + [
-                "",
-                _fmt(geomean([r["ratios"][path]["depthwise_vs_stock"] for r in records])),
-                "",
-                "",
-                "",
-                "",
-            ]
-        )
+        rows.append(_geomean_row(records, path, PATH_LABELS[path], noise, [None] * 4))
     table = "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
     phead = (
@@ -762,30 +754,8 @@ def markdown_int8(meta, records, smoke):
                 ]
             )
     for path in INT8_PATHS:
-        rows.append(
-            [
-                "**geomean**",
-                INT8_PATH_LABELS[path],
-                "",
-                "",
-                _fmt(geomean([r["ratios"][path]["project_vs_stock"] for r in records])),
-            ]
-            + (
-                [_fmt(geomean([r["ratios"][path]["stock_b_vs_stock"] for r in records]))]
-                if noise
-                else []
-            )
-            + [
-                "",
-                _fmt(geomean([r["ratios"][path]["depthwise_vs_stock"] for r in records])),
-                "",
-                "",
-                _fmt(geomean([r["ratios"][path]["project_vs_litert"] for r in records])),
-                "",
-                "",
-                "",
-            ]
-        )
+        tail = [None, None, "project_vs_litert", None, None, None]
+        rows.append(_geomean_row(records, path, INT8_PATH_LABELS[path], noise, tail))
     table = "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
     bhead = [
