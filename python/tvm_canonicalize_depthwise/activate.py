@@ -153,6 +153,23 @@ def _register_dispatch():
     conv2d_alter_layout.register("cpu", alter, override=True)
 
 
+def _register_layout_transform():
+    """The packed-layout schedule of ``layout_transform`` on CPUs, where the patch is on (TVM
+    0.19 registers only a GPU one; the others get the generic injective schedule)."""
+    from tvm.relay.op.strategy.generic import layout_transform_strategy
+    from tvm.relay.op.strategy.layout_transform_cpu import layout_transform_strategy_cpu
+
+    generic = _STOCK.setdefault(
+        ("layout_transform_strategy", "default"), layout_transform_strategy.fdefault
+    )
+
+    def strategy(attrs, inputs, out_type, target):
+        chosen = layout_transform_strategy_cpu if enabled() else generic
+        return chosen(attrs, inputs, out_type, target)
+
+    layout_transform_strategy.register("cpu", strategy, override=True)
+
+
 def _register_conv3d_legalize():
     """``nn.conv3d``'s legalize (TVM 0.19 registers none): the depthwise one where the patch is
     on."""
@@ -222,6 +239,7 @@ def activate():
     # The switch is read at every dispatch: with it off, TVM's own strategies and alter-layout
     # rule serve every call, as if the patch were absent.
     _register_dispatch()
+    _register_layout_transform()
     for owner, name in (
         (build_module.BuildModule, "build"),
         (build_module.BuildModule, "optimize"),

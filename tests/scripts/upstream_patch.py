@@ -7,8 +7,8 @@
 The series (``--out``, default ``build/upstream/``) holds the project's files under
 ``python/tvm/`` as new files, then the edits to TVM's own Python files that take the place of
 the install glue's registrations (``python/tvm_canonicalize_depthwise/activate.py``): the
-strategy dispatch, the x86 alter-layout rule, the legalize and layout functions, the TFLite
-PReLU, and the pass at the build entry points. Each edit is anchored on TVM's text and fails
+strategy dispatch, the x86 alter-layout rule, the legalize and layout functions, the CPU
+strategy of ``layout_transform``, the TFLite PReLU, and the pass at the build entry points. Each edit is anchored on TVM's text and fails
 loudly where the anchor is not found exactly once.
 
 The baseline is ``--tvm-source`` (a checkout of the tag: its ``python/tvm``), else the
@@ -236,6 +236,18 @@ EDITS = [
                     '        tvm.ir.register_op_attr(name, "FInferCorrectLayout", infer, level=11)\n'
                     "\n\n"
                     "_register_layout_following()\n",
+                ),
+            ],
+        },
+    ),
+    (
+        "[TOPI][x86] layout_transform into packed layouts: the block unrolled, not vectorized",
+        {
+            "relay/op/strategy/x86.py": [
+                _after(
+                    "from .generic import *\n",
+                    "from .layout_transform_cpu import layout_transform_strategy_cpu\n\n"
+                    'layout_transform_strategy.register("cpu", layout_transform_strategy_cpu)\n',
                 ),
             ],
         },
