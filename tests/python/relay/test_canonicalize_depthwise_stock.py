@@ -139,10 +139,19 @@ def test_patch_on_acts_where_it_should(stock, name, target, monkeypatch):
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_patch_on_leaves_plain_convs_stock(stock, target, monkeypatch):
-    assert (
-        _patched("nchw_oihw_plain", target, "1", monkeypatch) == stock[("nchw_oihw_plain", target)]
-    )
+def test_patch_on_leaves_plain_convs_stock_but_for_their_packing(stock, target, monkeypatch):
+    """A plain conv keeps stock's layouts, graph and implementations; only the layout
+    transforms that pack its data get the CPU schedule of packed layouts (so its code differs,
+    which ``test_topi_packed_layout_transform.py`` checks against NumPy)."""
+    on = _patched("nchw_oihw_plain", target, "1", monkeypatch)
+    expected = stock[("nchw_oihw_plain", target)]
+    assert on["build_error"] is None and expected["build_error"] is None
+    assert on["optimized"] == expected["optimized"] and on["graph"] == expected["graph"]
+    generic, ours = ": layout_transform.generic", ": layout_transform.x86"
+    assert any(chosen.endswith(generic) for chosen in expected["implementations"])
+    assert on["implementations"] == [
+        chosen.replace(generic, ours) for chosen in expected["implementations"]
+    ]
 
 
 def test_command_patch_off_build_is_stock(tmp_path):
