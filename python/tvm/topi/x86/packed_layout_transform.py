@@ -21,7 +21,9 @@ makes that axis the channel block, and where the source's channels are blocked d
 re-blocking ``NCHW12c -> NCHW14c``, or the unpack, channel pad and repack that a padded
 residual becomes after AlterOpLayout), each lane's source index is a division by the source
 block: LLVM scalarizes the vector and divides per element. Unrolling the block instead makes
-each lane's division loop-invariant over the width, so it is computed once per row.
+each lane's division loop-invariant over the width, so it is computed once per row. Where the
+block is a slice of the source's (``NCHW16c -> NCHW8c``), TOPI's vector reads contiguous lanes
+and is kept. Measurements: ``docs/layout-transforms.md``.
 """
 
 from tvm import te, tir
@@ -31,31 +33,43 @@ from .injective import schedule_injective_from_existing
 
 # Blocks up to this many channels are unrolled (x86 packs 4 to 16; wider ones vectorize).
 MAX_UNROLLED_BLOCK = 32
-# Output columns per unrolled step: enough independent copies to hide the loads' latency.
+# Output columns per unrolled step: enough independent copies to hide the loads' latency;
+# narrow blocks take fewer, which LLVM's vectorizers then merge into wider copies.
 COLUMNS_PER_STEP = 4
+NARROW_BLOCK, COLUMNS_PER_NARROW_STEP = 8, 2
 
 
 def packed_block(tensor):
     """The channel block of a ``layout_transform`` output whose innermost axis is a block of
-    at most :data:`MAX_UNROLLED_BLOCK` (``16`` for ``NCHW16c``), else None."""
-    dst = tensor.op.attrs.get("dst_layout") if isinstance(tensor.op, te.ComputeOp) else None
-    if dst is None or len(tensor.shape) < 3:
+    at most :data:`MAX_UNROLLED_BLOCK` (``16`` for ``NCHW16c``) and not a slice of the source's
+    block, else None."""
+    attrs = tensor.op.attrs if isinstance(tensor.op, te.ComputeOp) else {}
+    if "dst_layout" not in attrs or len(tensor.shape) < 3:
         return None
-    layout = tir.layout(str(dst))
+    block = _innermost_block(attrs["dst_layout"])
+    if not 0 < block <= MAX_UNROLLED_BLOCK:
+        return None
+    source_block = _innermost_block(attrs["src_layout"])
+    return None if source_block > 0 and source_block % block == 0 else block
+
+
+def _innermost_block(layout):
+    """The factor of ``layout``'s innermost axis if it is a split axis (``NCHW16c``: 16), else 0."""
+    layout = tir.layout(str(layout))
     innermost = layout[len(layout) - 1]
-    if innermost.isupper():
-        return None
-    block = layout.factor_of(innermost)
-    return block if 0 < block <= MAX_UNROLLED_BLOCK else None
+    return 0 if innermost.isupper() else layout.factor_of(innermost)
 
 
 def schedule_packed_layout_transform(sch, out):
     """Outer axes in parallel; the next-to-innermost axis in unrolled steps of
-    :data:`COLUMNS_PER_STEP`; the channel block unrolled."""
+    :data:`COLUMNS_PER_STEP` columns (:data:`COLUMNS_PER_NARROW_STEP` for a block narrower than
+    :data:`NARROW_BLOCK`); the channel block unrolled."""
     axes = sch[out].op.axis
     outer = sch[out].fuse(*axes[:-2]) if len(axes) > 3 else axes[0]
     sch[out].parallel(outer)
-    _, columns = sch[out].split(axes[-2], factor=COLUMNS_PER_STEP)
+    narrow = int(axes[-1].dom.extent) < NARROW_BLOCK
+    step = COLUMNS_PER_NARROW_STEP if narrow else COLUMNS_PER_STEP
+    _, columns = sch[out].split(axes[-2], factor=step)
     sch[out].unroll(columns)
     sch[out].unroll(axes[-1])
     return sch
