@@ -59,13 +59,12 @@ def _compute(shape, src, dst, padded):
     return x, topi.layout_transform(pad, "NCHW", dst)
 
 
-def _build(case, schedule, target):
+def _build(x, out, schedule, target):
     import tvm
     from tvm import topi
     from tvm.topi.x86 import packed_layout_transform
 
-    _, shape, src, dst, padded = case
-    x, out = _compute(shape, src, dst, padded)
+    shape = [int(d) for d in x.shape]
     with target:
         if schedule == "packed":
             sch = packed_layout_transform.schedule_layout_transform([out])
@@ -86,15 +85,15 @@ def measure(target, repeat):
     from tvm.topi.x86 import packed_layout_transform
 
     records = []
-    for i, case in enumerate(CASES):
+    for i, (label, shape, src, dst, padded) in enumerate(CASES):
+        x, out = _compute(shape, src, dst, padded)  # one compute, scheduled both ways
         timers, outputs = {}, []
         for schedule in SCHEDULES:
-            timers[schedule], output = _build(case, schedule, target)
+            timers[schedule], output = _build(x, out, schedule, target)
             outputs.append(output)
         np.testing.assert_array_equal(outputs[0], outputs[1])
         ms = alternating_medians(timers, repeat)
-        label, shape, src, dst, padded = case
-        applies = packed_layout_transform.packed_block(_compute(shape, src, dst, padded)[1])
+        applies = packed_layout_transform.packed_block(out)
         records.append(
             {
                 "case": label,
