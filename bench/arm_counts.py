@@ -44,9 +44,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests" / "scripts")]
 import aarch64_board  # noqa: E402  pylint: disable=wrong-import-position
 from workloads import select  # noqa: E402  pylint: disable=wrong-import-position
-from tvm_canonicalize_depthwise import (
-    reference as ref,
-)  # noqa: E402  pylint: disable=wrong-import-position
+from tvm.topi.testing import (  # noqa: E402  pylint: disable=wrong-import-position
+    depthwise_conv2d_canonical_python as ref,
+)
 
 TARGET = "llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon -num-cores=1"
 WORKLOADS = [
@@ -131,7 +131,7 @@ def _build(mod, patch_on, path):
     return lib.get_graph_json()
 
 
-def variants(workload, dtype):
+def variants(workload):
     """``(side, form, layout)`` to build for one workload."""
     forms = ("multiplier", "canonical") if workload.m > 1 else ("canonical",)
     return [
@@ -363,7 +363,7 @@ def measure(names, dtypes, workdir):
                 workload.pads,
                 out_dtype="float64",
             )
-            for side, form, layout in variants(workload, dtype):
+            for side, form, layout in variants(workload):
                 mod, data = _model(workload, dtype, form, LAYOUTS[layout])
                 tag = f"{workload.name}-{dtype}-{side}-{form}-{layout}"
                 row = {
@@ -480,6 +480,7 @@ def _brief(row):
 
 
 def write_docs(rows, table, geomean, prefix, command):
+    """Writes PREFIX.json (rows and table), PREFIX.md (the table) and PREFIX.png (the chart)."""
     Path(f"{prefix}.json").write_text(
         json.dumps(
             {
@@ -505,7 +506,8 @@ def write_docs(rows, table, geomean, prefix, command):
         "the JSON). Counts are not times.",
         "",
         "| workload | dtype | project (form, layout) | instr/out | bytes/out | stock (form, "
-        "layout) | instr/out | bytes/out | instr ratio | A76 hot cyc/out p/s | N1 hot cyc/out p/s |",
+        "layout) | instr/out | bytes/out | instr ratio | A76 hot cyc/out p/s "
+        "| N1 hot cyc/out p/s |",
         "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | --- | --- |",
     ]
     for entry in table:
@@ -566,6 +568,7 @@ def _plot(table, geomean, path):
 
 
 def main(argv=None):
+    """Builds, counts and checks every workload's variants on the board; writes the report."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="two workloads, float32")
     parser.add_argument("--workloads", help="comma-separated names from bench/workloads.py")

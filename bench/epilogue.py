@@ -10,6 +10,8 @@ with the ELU epilogue, and the same with ``FastMath``.
     python bench/epilogue.py            # 2 threads, host target
 """
 
+# TVM is imported in the worker processes only, each run with its own switch
+# pylint: disable=import-outside-toplevel
 import os
 import subprocess
 import sys
@@ -18,6 +20,7 @@ CASES = [("conv", False, False), ("conv + ELU", True, False), ("conv + ELU, Fast
 
 
 def layer(epilogue, form):
+    """EEGNet's depthwise layer in ``form``, with the ELU epilogue if ``epilogue``."""
     import numpy as np
     import tvm
     from tvm import relay
@@ -44,6 +47,7 @@ def layer(epilogue, form):
 
 
 def worker():
+    """Times each case in both forms in this process; prints ``label|form|µs|target`` lines."""
     import numpy as np
     import tvm
     from tvm import relay
@@ -63,6 +67,7 @@ def worker():
 
 
 def main():
+    """Runs a worker stock and one with the patch; prints the table."""
     results = {}
     for mode, switch in (("stock", "0"), ("project", "1")):
         env = {
@@ -91,4 +96,7 @@ def main():
 
 
 if __name__ == "__main__":
-    worker() if sys.argv[1:] == ["--worker"] else main()
+    if sys.argv[1:] == ["--worker"]:
+        worker()
+    else:
+        main()

@@ -48,6 +48,7 @@ def calibrate(model, rng):
 
 
 def main(argv):
+    """Exports network ``NAME`` to ``OUT_DIR`` (``argv``); prints the weights' digest."""
     name, out = argv
     torch.manual_seed(0)  # the weights: torchvision's own initialisation, seeded
     torch.set_num_threads(2)

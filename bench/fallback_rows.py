@@ -11,6 +11,8 @@ checks that both compute the same, and times them in alternating rounds in this 
 The host must run both targets' code (AVX-512).
 """
 
+# TVM is imported once the arguments are parsed (and TVM_NUM_THREADS defaulted)
+# pylint: disable=import-outside-toplevel
 import argparse
 import os
 import sys
@@ -41,6 +43,7 @@ def _build(template, target, args, config=None):
 
 
 def main(argv=None):
+    """Builds, checks and times both configurations on each target; prints the ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--workload", default="m4_8x22x32_k22x1")
     parser.add_argument("--rounds", type=int, default=15)
@@ -54,9 +57,7 @@ def main(argv=None):
         ConfigEntity,
         SplitEntity,
     )
-    from tvm.topi.x86 import (
-        depthwise_conv2d_canonical as template,
-    )  # pylint: disable=import-outside-toplevel
+    from tvm.topi.x86 import depthwise_conv2d_canonical as template
     from workloads import select  # pylint: disable=import-outside-toplevel
 
     (workload,) = select([options.workload])

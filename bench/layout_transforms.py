@@ -13,6 +13,9 @@ rounds' means). Writes
 ``docs/layout-transforms.md`` and ``.json``.
 """
 
+# the benchmark's modules are imported once their directory is on sys.path
+# pylint: disable=wrong-import-position
+import argparse
 import datetime
 import json
 import os
@@ -20,6 +23,10 @@ import sys
 import time
 
 import numpy as np
+
+import tvm
+from tvm import te, topi
+from tvm.topi.x86 import packed_layout_transform
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -49,8 +56,7 @@ SCHEDULES = ("topi injective", "packed")
 
 
 def _compute(shape, src, dst, padded):
-    from tvm import te, topi
-
+    """The TOPI compute of the case: ``(input placeholder, output)``."""
     x = te.placeholder(shape, name="x")
     if padded is None:
         return x, topi.layout_transform(x, src, dst)
@@ -60,10 +66,7 @@ def _compute(shape, src, dst, padded):
 
 
 def _build(x, out, schedule, target):
-    import tvm
-    from tvm import topi
-    from tvm.topi.x86 import packed_layout_transform
-
+    """The case built with ``schedule``: ``(timer of a run in ms, output)``."""
     shape = [int(d) for d in x.shape]
     with target:
         if schedule == "packed":
@@ -82,8 +85,7 @@ def _build(x, out, schedule, target):
 
 
 def measure(target, repeat):
-    from tvm.topi.x86 import packed_layout_transform
-
+    """Every case built, checked and timed both ways: one record each."""
     records = []
     for i, (label, shape, src, dst, padded) in enumerate(CASES):
         x, out = _compute(shape, src, dst, padded)  # one compute, scheduled both ways
@@ -110,6 +112,7 @@ def measure(target, repeat):
 
 
 def markdown(meta, records):
+    """The report of ``records`` as Markdown."""
     lines = [
         "# Layout transforms alone: TOPI's injective schedule and the packed one",
         "",
@@ -137,10 +140,7 @@ def markdown(meta, records):
 
 
 def main(argv):
-    import argparse
-
-    import tvm
-
+    """Measures every case; writes the report's .json and .md and prints the Markdown."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--repeat", type=int, default=11)
     parser.add_argument("--out-prefix", default=os.path.join(run.DOCS, "layout-transforms"))

@@ -47,6 +47,10 @@ these files (the float .tflite/.onnx/.npz stay as they are: tf2onnx would rewrit
 with other bytes).
 """
 
+# TensorFlow reads its environment variables at import: they are set first
+# pylint: disable=wrong-import-position
+# tf2onnx and onnxruntime: imported by the float exports only (not needed with --int8-only)
+# pylint: disable=import-outside-toplevel
 import json
 import os
 import sys
@@ -60,6 +64,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
+from tensorflow.python.framework.convert_to_constants import (  # noqa: E402
+    convert_variables_to_constants_v2,
+)
 
 warnings.filterwarnings("ignore")
 
@@ -72,6 +79,7 @@ OPSET = 17
 # ---------------------------------------------------------------------------------------------
 # the networks: name -> (input shape HWC, builder, one line of description)
 def mobilenet_v1():
+    """Keras' MobileNet (v1), alpha 0.25, 128x128, 100 classes."""
     return keras.applications.MobileNet(
         input_shape=(128, 128, 3),
         alpha=0.25,
@@ -83,12 +91,14 @@ def mobilenet_v1():
 
 
 def mobilenet_v2():
+    """Keras' MobileNetV2, alpha 0.35, 96x96, 100 classes."""
     return keras.applications.MobileNetV2(
         input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=100, classifier_activation=None
     )
 
 
 def mobilenet_v3_small():
+    """Keras' MobileNetV3Small, alpha 0.75, 128x128, no top (average pooling)."""
     return keras.applications.MobileNetV3Small(
         input_shape=(128, 128, 3),
         alpha=0.75,
@@ -221,6 +231,7 @@ NETWORKS = {
 
 # ---------------------------------------------------------------------------------------------
 def build(name):
+    """The Keras model ``name``, seeded; random batch-norm statistics and PReLU slopes."""
     keras.utils.set_random_seed(SEED)
     model = NETWORKS[name][0]()
     rng = np.random.default_rng(SEED)
@@ -248,17 +259,15 @@ def close(got, expected):
 
 
 def to_tflite(fn):
+    """The float32 .tflite of the tf.function ``fn``."""
     # frozen first: otherwise Keras 3's variables stay resource variables in the .tflite
     # (VAR_HANDLE/READ_VARIABLE ops, never initialized) and BatchNormalization is not folded
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
     frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
     return tf.lite.TFLiteConverter.from_concrete_functions([frozen]).convert()
 
 
 def to_tflite_int8(fn, shape):
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
+    """The full-integer int8 .tflite of ``fn``, calibrated on 32 seeded inputs of ``shape``."""
     frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
     rng = np.random.default_rng(SEED + 2)
 
@@ -337,6 +346,7 @@ def write_int8(name, fn, shape, x, expected):
 
 
 def run_tflite(blob, x):
+    """The TFLite interpreter's output for ``x``, and the names of the file's ops."""
     interp = tf.lite.Interpreter(model_content=blob, num_threads=2)
     interp.allocate_tensors()
     ops = [op["op_name"] for op in interp._get_ops_details()]
@@ -366,6 +376,7 @@ def _patch_tf2onnx():
 
 
 def to_onnx(fn, input_name):
+    """The ONNX model of ``fn`` (tf2onnx; its input ``input_name`` made NCHW)."""
     import tf2onnx
 
     _patch_tf2onnx()
@@ -377,13 +388,25 @@ def to_onnx(fn, input_name):
 
 
 def run_onnx(blob, x_nchw):
+    """ONNX Runtime's output for ``x_nchw``."""
     import onnxruntime as ort
 
     sess = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
     return sess.run(None, {sess.get_inputs()[0].name: x_nchw})[0]
 
 
+def _forward(model, shape):
+    """The model's inference as a tf.function of one float32 input ``(1, *shape)``."""
+
+    @tf.function(input_signature=[tf.TensorSpec((1,) + shape, tf.float32, name="input")])
+    def fn(inp):
+        return model(inp, training=False)
+
+    return fn
+
+
 def main(argv):
+    """Writes the networks named in ``argv`` (default: all) and updates index.json."""
     int8_only = "--int8-only" in argv
     names = [a for a in argv if a != "--int8-only"] or list(NETWORKS)
     unknown = [n for n in names if n not in NETWORKS]
@@ -397,11 +420,7 @@ def main(argv):
         shape = tuple(model.inputs[0].shape[1:])
         x = np.random.default_rng(SEED + 1).uniform(-1, 1, (1,) + shape).astype(np.float32)
         expected = model(x, training=False).numpy().astype(np.float64)
-
-        @tf.function(input_signature=[tf.TensorSpec((1,) + shape, tf.float32, name="input")])
-        def fn(inp):
-            return model(inp, training=False)
-
+        fn = _forward(model, shape)
         int8 = write_int8(name, fn, shape, x, expected)
         if int8_only:
             index[name]["int8"] = int8

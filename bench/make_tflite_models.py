@@ -24,6 +24,8 @@ output for the quantized benchmark input is within one quantum of an exact integ
 (``bench/quant.py``; TFLite requantizes in fixed point).
 """
 
+# TensorFlow reads TF_CPP_MIN_LOG_LEVEL at import; the benchmark's modules need sys.path first
+# pylint: disable=wrong-import-position
 import os
 import sys
 
@@ -124,6 +126,7 @@ def verify_int8(wl, model):
 
 
 def main(argv):
+    """Writes and checks the model of each workload named in ``argv`` (default: all)."""
     int8 = "--int8" in argv
     names = [a for a in argv if a != "--int8"]
     workloads = select(names) if names else WORKLOADS

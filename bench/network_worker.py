@@ -49,6 +49,11 @@ other engines (``timing.slice_timer`` around the graph executor's ``run``) and a
 ``{path: ms}``. Standalone: ``python bench/network_worker.py NAME`` prints a build answer.
 """
 
+# the benchmark's modules are imported once their directory is on sys.path
+# pylint: disable=wrong-import-position
+# TVM and the frontends' packages are imported where used: after main() has moved stdout (the
+# protocol) aside, and not at all by networks.py, which imports this module's helpers
+# pylint: disable=import-outside-toplevel
 import contextlib
 import json
 import logging
@@ -248,9 +253,8 @@ def profile(lib, dev, input_name, x, calls):
         us = float(np.median(times[i])) * 1e6
         name = node["attrs"]["func_name"]
         if matched:
-            ops, cls, _ = calls[k]
+            _, cls, _ = calls[k]
         else:  # fall back to the function's name
-            ops = []
             cls = (
                 "depthwise"
                 if "depthwise" in name
@@ -398,6 +402,8 @@ class Session:
         self.rounds = 0
 
     def build(self, name, expected, slice_ms, paths=PATHS, outputs=None, records=None):
+        """Builds and checks network ``name``'s ``paths``, keeping their timers; the answer to
+        a ``build`` request."""
         self.timers = {}
         self.paths = tuple(paths)
         result = {"network": name}
@@ -413,13 +419,15 @@ class Session:
                     (outputs or {}).get(path),
                     (records or {}).get(path),
                 )
-            except Exception as exc:  # one failing path must not stop the run
+            except Exception as exc:  # pylint: disable=broad-exception-caught
+                # one failing path must not stop the run: it is reported as failed
                 logging.error("%s/%s failed:\n%s", name, path, traceback.format_exc())
                 result[path] = _failed(short_error(exc))
         settle()
         return result
 
     def time(self):
+        """Times each built path once; the answer to a ``time`` request."""
         paths = self.paths
         start = self.rounds % len(paths)  # the paths take turns at going first
         self.rounds += 1
@@ -430,6 +438,7 @@ class Session:
 
 
 def main(argv):
+    """Answers networks.py's requests from stdin, or builds and times the NAMEs in ``argv``."""
     proto = os.fdopen(os.dup(1), "w", buffering=1)  # stdout carries the protocol only
     os.dup2(2, 1)
     logging.basicConfig(

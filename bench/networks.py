@@ -1,4 +1,5 @@
-"""Whole-network benchmark: stock TVM vs the project vs LiteRT, ONNX Runtime and OpenVINO; int8 vs LiteRT.
+"""Whole-network benchmark: stock TVM vs the project vs LiteRT, ONNX Runtime and OpenVINO;
+int8 vs LiteRT.
 
 The one command (from the repository root, in the venv of bench/run.py: TVM 0.19, the project
 and ``bench/requirements.txt``)::
@@ -37,6 +38,12 @@ Writes ``docs/networks.md``, ``docs/networks.json`` and ``docs/networks.png``, a
 changes the ``docs/networks`` part); the workers' stderr goes to
 ``bench/logs/networks-worker-<mode>.log``.
 """
+
+# the benchmark's modules are imported once their directory is on sys.path
+# pylint: disable=wrong-import-position
+# the peers' and the report's packages (bench/requirements.txt) are imported where used:
+# main() names any that is missing first; TVM runs in the workers only
+# pylint: disable=import-outside-toplevel
 
 import argparse
 import datetime
@@ -77,6 +84,7 @@ PATH_LABELS = {
 
 
 def network_index():
+    """bench/networks/index.json (or the fetched networks'): a description per network."""
     with open(os.path.join(NETWORKS_DIR, "index.json")) as f:
         return json.load(f)
 
@@ -111,6 +119,7 @@ def _failed(error):
 # ---------------------------------------------------------------------------------------------
 # peers, in this process: each returns (run, output)
 def litert(name):
+    """``(run, output)``: LiteRT (XNNPACK delegate) on ``<name>.tflite``."""
     from ai_edge_litert.interpreter import Interpreter
 
     with _stderr_to(os.path.join(LOGS, "litert.log")):
@@ -130,6 +139,8 @@ def _nchw_input(name):
 
 
 def onnx_runtime(name):
+    """``(run, output)``: ONNX Runtime (CPU provider, preallocated input and output) on
+    ``<name>.onnx``."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -172,7 +183,11 @@ def openvino(name):
     request = compiled.create_infer_request()
     x = _nchw_input(name) if onnx else network_input(name)
     request.set_input_tensor(ov.Tensor(x))  # a copy: the request owns its input
-    return request.infer, lambda: request.get_output_tensor(0).data.copy()
+
+    def output():  # read after the run, not now
+        return request.get_output_tensor(0).data.copy()
+
+    return request.infer, output
 
 
 ENGINES = {"litert": litert, "ort": onnx_runtime, "openvino": openvino}
@@ -209,7 +224,8 @@ def setup_peers(name, keras_out):
                 "checked_against": reference,
             }
             timers[peer] = slice_timer(call, SLICE_MS)
-        except Exception as exc:  # one failing engine must not stop the run
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            # one failing engine must not stop the run: it is reported as failed
             results[peer] = _failed(" ".join(f"{type(exc).__name__}: {exc}".split())[:400])
     expected = {}
     for kind, source in (("tflite", "litert"), ("onnx", "ort")):
@@ -220,6 +236,7 @@ def setup_peers(name, keras_out):
 
 
 def measure(name, workers, repeat):
+    """One network's record: every engine's check results and median times, and the ratios."""
     npz = np.load(os.path.join(NETWORKS_DIR, f"{name}.npz"))
     rec = {"network": name, **network_index()[name]}
     peers, timers, expected = setup_peers(name, npz["keras_output"])
@@ -234,7 +251,7 @@ def time_rounds(rec, workers, timers, paths, repeat):
     """Time every worker's ``paths`` and every peer timer once per round, in alternating
     order, for ``repeat`` rounds; each entry of ``rec`` gets its median ``ms`` and samples."""
     settle()
-    units = list(workers) + [p for p in timers]
+    units = list(workers) + list(timers)
     samples = {(m, p): [] for m in workers for p in paths}
     samples.update({(p, None): [] for p in timers})
     for r in range(repeat):
@@ -365,6 +382,7 @@ def _check(entry):
 
 
 def markdown(meta, records, smoke):
+    """The float report (docs/networks.md) of ``records``."""
     noise = "stock_b" in meta["workers"]
     head = (
         ["network", "path", "stock ms", "project ms", "project ÷ stock"]
@@ -436,14 +454,14 @@ def markdown(meta, records, smoke):
         for r in records
     )
     problems = [
-        f"- `{r['network']}` {m} {p}: {e['error'] or 'output differs (max abs error ' + _fmt(e['err'], 3) + ')'}"
+        f"- `{r['network']}` {m} {p}: {_float_problem(e)}"
         for r in records
         for m in meta["workers"]
         for p in PATHS
         for e in [r[m][p]]
         if not e["ok"]
     ] + [
-        f"- `{r['network']}` {p}: {r[p]['error'] or 'output differs (max abs error ' + _fmt(r[p]['err'], 3) + ')'}"
+        f"- `{r['network']}` {p}: {_float_problem(r[p])}"
         for r in records
         for p in PEERS
         if not r[p]["ok"]
@@ -530,7 +548,15 @@ Ratios divide a project time by another: **below 1 means the project is faster**
 """
 
 
+def _float_problem(entry):
+    """A failed entry's error, else how far its output is from its reference."""
+    if entry["error"]:
+        return entry["error"]
+    return "output differs (max abs error " + _fmt(entry["err"], 3) + ")"
+
+
 def chart(records, path):
+    """The float report's chart of ratios, written to ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -632,7 +658,8 @@ def measure_int8(name, workers, repeat):
             "checked_against": "TensorFlow's TFLite interpreter",
         }
         timer = slice_timer(call, SLICE_MS)
-    except Exception as exc:  # one failing engine must not stop the run
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        # one failing engine must not stop the run: it is reported as failed
         got = reference
         rec["litert"] = _failed(" ".join(f"{type(exc).__name__}: {exc}".split())[:400])
     expected = os.path.join(LOGS, f"{name}-int8-litert.npy")
@@ -668,6 +695,7 @@ def measure_int8(name, workers, repeat):
 
 
 def summarize_int8(rec, modes):
+    """Ratios of an int8 record (as :func:`summarize`), and each mode's fastest path."""
     rec["ratios"] = {}
     for path in INT8_PATHS:
         s, p = rec["stock"][path], rec["project"][path]
@@ -712,6 +740,7 @@ def _same(value):
 
 
 def markdown_int8(meta, records, smoke):
+    """The int8 report (docs/networks-int8.md) of ``records``."""
     noise = "stock_b" in meta["workers"]
     head = (
         ["network", "path", "stock ms", "project ms", "project ÷ stock"]
@@ -832,7 +861,7 @@ def markdown_int8(meta, records, smoke):
     )
     problems = (
         [
-            f"- `{r['network']}` {m} {p}: {e['error'] or 'output ' + str(e['err']) + ' quanta from LiteRT'}"
+            f"- `{r['network']}` {m} {p}: {_quanta_problem(e, 'output ', 'LiteRT')}"
             for r in records
             for m in meta["workers"]
             for p in INT8_PATHS
@@ -846,7 +875,8 @@ def markdown_int8(meta, records, smoke):
             if r["identical"][p] is False
         ]
         + [
-            f"- `{r['network']}` LiteRT: {r['litert']['error'] or str(r['litert']['err']) + ' quanta from the TFLite interpreter'}"
+            f"- `{r['network']}` LiteRT: "
+            f"{_quanta_problem(r['litert'], '', 'the TFLite interpreter')}"
             for r in records
             if not r["litert"]["ok"]
         ]
@@ -940,7 +970,15 @@ means the project is faster**.
 """
 
 
+def _quanta_problem(entry, prefix, against):
+    """A failed entry's error, else how many quanta its output is from ``against``'s."""
+    if entry["error"]:
+        return entry["error"]
+    return prefix + str(entry["err"]) + " quanta from " + against
+
+
 def chart_int8(records, path):
+    """The int8 report's chart of ratios, written to ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -977,6 +1015,7 @@ def chart_int8(records, path):
 
 # ---------------------------------------------------------------------------------------------
 def parse_args(argv):
+    """The command line, the networks resolved (``names``) and ``repeat`` defaulted."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
         "--quick",
@@ -1022,6 +1061,7 @@ def parse_args(argv):
 
 
 def main(argv):
+    """Runs the benchmark; writes the reports; 1 if any measurement failed or differed."""
     args = parse_args(argv)
     float_part, int8_part = not args.int8, not args.no_int8
     missing = [
@@ -1043,7 +1083,7 @@ def main(argv):
             f"error: missing Python packages {', '.join(missing)} in {sys.executable}; "
             "pip install -e . -r bench/requirements.txt"
         )
-    absent = [
+    no_int8 = [
         n
         for n in args.names
         if int8_part
@@ -1052,15 +1092,15 @@ def main(argv):
             for ext in ("tflite", "npz")
         )
     ]
-    if absent:
+    if no_int8:
         sys.exit(
-            f"error: no int8 model for {', '.join(absent)}; run "
+            f"error: no int8 model for {', '.join(no_int8)}; run "
             "bench/make_networks.py --int8-only (see its docstring), or pass --no-int8"
         )
     from tqdm import tqdm
     import ai_edge_litert
     import onnxruntime
-    import openvino
+    import openvino as ov
 
     os.makedirs(LOGS, exist_ok=True)
     start = time.time()
@@ -1068,15 +1108,15 @@ def main(argv):
     workers = {mode: Worker(mode, switch) for mode, switch in modes.items()}
     records, int8_records = [], []
     if float_part:
-        bar = tqdm(args.names, unit="network", dynamic_ncols=True)
-        for name in bar:
-            bar.set_postfix_str(name)
+        progress = tqdm(args.names, unit="network", dynamic_ncols=True)
+        for name in progress:
+            progress.set_postfix_str(name)
             records.append(measure(name, workers, args.repeat))
     float_s = time.time() - start
     if int8_part:
-        bar = tqdm(args.names, unit="network", dynamic_ncols=True, desc="int8")
-        for name in bar:
-            bar.set_postfix_str(name)
+        progress = tqdm(args.names, unit="network", dynamic_ncols=True, desc="int8")
+        for name in progress:
+            progress.set_postfix_str(name)
             int8_records.append(measure_int8(name, workers, args.repeat))
     for worker in workers.values():
         worker.close()
@@ -1096,7 +1136,7 @@ def main(argv):
         "versions": {
             "ai_edge_litert": getattr(ai_edge_litert, "__version__", "?"),
             "onnxruntime": onnxruntime.__version__,
-            "openvino": openvino.__version__.split("-")[0],
+            "openvino": ov.__version__.split("-")[0],
             "numpy": np.__version__,
             "python": platform.python_version(),
         },

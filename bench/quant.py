@@ -30,6 +30,7 @@ class QParams:
     y_zero: int
 
     def to_json(self):
+        """The parameters as the report records them (scalars and counts)."""
         return {
             "x_scale": self.x_scale,
             "x_zero": self.x_zero,

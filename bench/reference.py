@@ -1,7 +1,8 @@
 """The ground truth every engine is checked against: the project's NumPy reference.
 
-It is loaded from its file, ``python/tvm_canonicalize_depthwise/reference.py`` (NumPy only), so
-that the TensorFlow venv of ``make_tflite_models.py`` can use it without TVM or the project.
+It is loaded from its file, ``python/tvm/topi/testing/depthwise_conv2d_canonical_python.py``
+(NumPy only), so that the TensorFlow venv of ``make_tflite_models.py`` can use it without TVM
+or the project.
 """
 
 import importlib.util
@@ -13,7 +14,12 @@ RTOL = 1e-4
 ATOL = 1e-4
 
 _SOURCE = (
-    Path(__file__).resolve().parents[1] / "python" / "tvm_canonicalize_depthwise" / "reference.py"
+    Path(__file__).resolve().parents[1]
+    / "python"
+    / "tvm"
+    / "topi"
+    / "testing"
+    / "depthwise_conv2d_canonical_python.py"
 )
 _SPEC = importlib.util.spec_from_file_location("_depthwise_reference", _SOURCE)
 _REFERENCE = importlib.util.module_from_spec(_SPEC)

@@ -1,4 +1,5 @@
-"""Depthwise-convolution benchmark: stock TVM vs the project vs XNNPACK, ONNX Runtime and a copy; then int8.
+"""Depthwise-convolution benchmark: stock TVM vs the project vs XNNPACK, ONNX Runtime and a
+copy; then int8.
 
 The one command (from the repository root, in a venv holding TVM 0.19, the project and
 ``bench/requirements.txt``)::
@@ -16,8 +17,8 @@ It starts ``bench/tvm_worker.py`` twice, with ``TVM_CANONICALIZE_DEPTHWISE=0`` (
 through LiteRT, ONNX Runtime and a memory floor (a copy of as many bytes as input + weight +
 output). The machine is noisy, so a workload's engines are timed side by side: in each of
 ``--repeat`` rounds every engine runs for about 20 ms (in alternating order, each after the
-last one's threads went idle), and an engine's time is its median over the rounds. Every output is checked against the NumPy reference.
-Every engine uses 2 threads (the copy uses one).
+last one's threads went idle), and an engine's time is its median over the rounds. Every
+output is checked against the NumPy reference. Every engine uses 2 threads (the copy uses one).
 
 Writes ``docs/benchmark.md`` (tables), ``docs/benchmark.png`` (ratio chart) and
 ``docs/benchmark.json`` (raw); the workers' stderr goes to ``bench/logs/``.
@@ -35,9 +36,16 @@ failure). Writes ``docs/benchmark-int8.md``, ``.png``, ``.json`` (``--out-prefix
 and ``P-int8.*``).
 """
 
+# the benchmark's modules are imported once their directory is on sys.path
+# pylint: disable=wrong-import-position
+# the engines' and the report's packages (bench/requirements.txt) are imported where used:
+# check_setup() names any that is missing first, and --render needs only matplotlib
+# pylint: disable=import-outside-toplevel
+
 import argparse
 import contextlib
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -137,6 +145,7 @@ class Worker:
         return answer or dict.fromkeys(getattr(self, "kinds", KINDS))
 
     def close(self):
+        """Ends the worker (its stdin closed) and closes its log."""
         self.proc.stdin.close()
         self.proc.wait()
         self.log.close()
@@ -255,7 +264,8 @@ def setup_peer(make, wl, expected):
             run()
             ok, err = check(output(), expected)
         return {"ok": ok, "err": err, "error": None}, slice_timer(run, SLICE_MS)
-    except Exception as exc:  # one failing engine must not stop the run
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        # one failing engine must not stop the run: it is reported as failed
         return _failed(" ".join(f"{type(exc).__name__}: {exc}".split())[:400]), None
 
 
@@ -408,6 +418,7 @@ def _ms(v):
 
 
 def geomean(values):
+    """The geometric mean of the values that are not None (None if none is)."""
     values = [v for v in values if v is not None]
     return float(np.exp(np.mean(np.log(values)))) if values else None
 
@@ -425,6 +436,7 @@ def _problem(entry):
 
 
 def markdown(meta, records):
+    """The float report (docs/benchmark.md) of ``records``."""
     head = (
         ["workload", "shape"] + [f"{m} {k}" if k else m for m, k in COLUMNS] + list(RATIOS.values())
     )
@@ -608,7 +620,7 @@ def int8_qparams(wl):
     return quant.read_qparams(interp)
 
 
-def litert_int8(wl, qp, x):
+def litert_int8(wl, _qp, x):
     """``(run, output)`` for LiteRT (XNNPACK delegate) on the int8 model; output NCHW int8."""
     from ai_edge_litert.interpreter import Interpreter
 
@@ -692,7 +704,8 @@ def onnx_runtime_int8(wl, qp, x):
                 providers=["CPUExecutionProvider"],
             )
             break
-        except Exception as exc:  # noqa: PERF203  (int8 activations unsupported: try uint8)
+        except Exception as exc:  # noqa: PERF203  pylint: disable=broad-exception-caught
+            # int8 activations unsupported (ORT's errors share no narrower base): try uint8
             errors.append(f"{np.dtype(dtype).name}: {exc}")
     else:
         raise RuntimeError("; ".join(errors))
@@ -730,7 +743,8 @@ def measure_int8(wl, workers, repeat):
     timers, outputs = {}, {}
     try:
         qp = int8_qparams(wl)
-    except Exception as exc:
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        # a model LiteRT cannot read is reported for the workload, not fatal to the run
         error = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
         rec.update({p: _failed(error) for p in INT8_PEERS})
         rec.update({mode: {"int8": _failed(error)} for mode in workers})
@@ -757,7 +771,8 @@ def measure_int8(wl, workers, repeat):
                 "activations": getattr(run, "activations", "int8"),
             }
             timers[peer] = slice_timer(run, SLICE_MS)
-        except Exception as exc:  # one failing engine must not stop the run
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            # one failing engine must not stop the run: it is reported as failed
             rec[peer] = _failed(" ".join(f"{type(exc).__name__}: {exc}".split())[:400])
     files = {
         "input": os.path.join(LOGS, f"{wl.name}-int8-input.npy"),
@@ -839,6 +854,7 @@ def _q(v):
 
 
 def int8_targets(records):
+    """The int8 report's table of its targets: each bound, met or missed by which workloads."""
     lines = ["| target | bound | met | missed by |", "| --- | ---: | --- | --- |"]
     for key, scope, bound, how in INT8_TARGETS:
         values = [(r["name"], r["ratios"][key]) for r in records]
@@ -856,6 +872,7 @@ def int8_targets(records):
 
 
 def markdown_int8(meta, records):
+    """The int8 report (docs/benchmark-int8.md) of ``records``."""
     head = (
         ["workload", "shape", "stock ms", "project ms", "LiteRT ms", "ORT ms"]
         + list(INT8_RATIOS.values())
@@ -1016,6 +1033,7 @@ What the int8 conv is after `relay.optimize` (QNN lowered, x86 alter-layout appl
 
 
 def machine():
+    """The host's CPU model, core count and system, for the reports."""
     cpu = platform.processor() or "unknown CPU"
     try:
         with open("/proc/cpuinfo") as f:
@@ -1027,6 +1045,7 @@ def machine():
 
 # ---------------------------------------------------------------------------------------------
 def parse_args(argv):
+    """The command line, the workloads selected (``selected``) and ``repeat`` resolved."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
         "--quick",
@@ -1077,6 +1096,7 @@ def parse_args(argv):
 
 
 def check_setup(workloads, float_part=True, int8_part=False):
+    """Exits with a message if a package or a workload's .tflite model the run needs is absent."""
     missing = [
         m
         for m in ("tvm", "tflite", "ai_edge_litert", "onnx", "onnxruntime", "tqdm", "matplotlib")
@@ -1101,8 +1121,6 @@ def check_setup(workloads, float_part=True, int8_part=False):
 
 
 def _importable(name):
-    import importlib.util
-
     return importlib.util.find_spec(name) is not None
 
 
@@ -1143,6 +1161,7 @@ def render(prefix):
 
 
 def main(argv):
+    """Runs the benchmark (or ``--render``s a run's JSON); 1 if any measurement failed."""
     args = parse_args(argv)
     if args.render:
         return render(os.path.abspath(args.render))
@@ -1157,15 +1176,15 @@ def main(argv):
     workers = {mode: Worker(mode) for mode in MODES}
     records, int8_records = [], []
     if float_part:
-        bar = tqdm(args.selected, unit="workload", dynamic_ncols=True)
-        for wl in bar:
-            bar.set_postfix_str(wl.name)
+        progress = tqdm(args.selected, unit="workload", dynamic_ncols=True)
+        for wl in progress:
+            progress.set_postfix_str(wl.name)
             records.append(measure(wl, workers, args.repeat))
     float_s = time.time() - start
     if int8_part:
-        bar = tqdm(args.selected, unit="workload", dynamic_ncols=True, desc="int8")
-        for wl in bar:
-            bar.set_postfix_str(wl.name)
+        progress = tqdm(args.selected, unit="workload", dynamic_ncols=True, desc="int8")
+        for wl in progress:
+            progress.set_postfix_str(wl.name)
             int8_records.append(measure_int8(wl, workers, args.repeat))
     for worker in workers.values():
         worker.close()

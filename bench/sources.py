@@ -33,7 +33,9 @@ MEDIAPIPE = {  # name: SHA-256 of mediapipe/modules/*/<name>.tflite in the wheel
     "face_landmark": "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
     "palm_detection_lite": "e9a4aaddf90dda56a87235303cf00e4c2d3fb28725f68fd88772997dac905c18",
     "palm_detection_full": "1b14e9422c6ad006cde6581a46c8b90dd573c07ab7f3934b5589e7cea3f89a54",
-    "face_detection_short_range": "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
+    "face_detection_short_range": (
+        "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8"
+    ),
     "hand_recrop": "67d996ce96f9d36fe17d2693022c6da93168026ab2f028f9e2365398d8ac7d5d",
     "hand_landmark_lite": "048edd3645c9bf7397d19a9f6e3a42957d6e414c9bea6598030a2e9b624156e6",
     "pose_landmark_full": "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",
@@ -62,6 +64,7 @@ PATHS = {
 
 
 def directory(source):
+    """The folder that holds ``source``'s networks."""
     return SOURCES[source][0]
 
 
@@ -142,7 +145,8 @@ def _mediapipe(wanted):
 
 def _litert_reference(path):
     """A seeded input in [-1, 1] and LiteRT's first output on it."""
-    from ai_edge_litert.interpreter import Interpreter
+    # optional: a benchmark dependency (bench/requirements.txt), needed here only
+    from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
 
     interp = Interpreter(model_path=path, num_threads=THREADS)
     interp.allocate_tensors()

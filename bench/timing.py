@@ -5,6 +5,7 @@ Runtime's briefly), and on a 2-core machine a spinning pool halves the speed of 
 next. So after timing an engine its process waits with :func:`settle` until it is idle.
 """
 
+import statistics
 import time
 
 
@@ -38,8 +39,6 @@ def slice_timer(fn, slice_ms):
 def alternating_medians(timers, rounds):
     """Medians over ``rounds`` rounds of ``{label: timer()}``, each round calling every timer
     once in turn, so that all of them see the same machine noise."""
-    import statistics
-
     samples = {label: [] for label in timers}
     for _ in range(rounds):
         for label, timer in timers.items():

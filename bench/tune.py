@@ -12,7 +12,12 @@ with the benchmark worker's ``build``, which checks each against the NumPy refer
 times them in alternating rounds (2 threads). Writes ``docs/tuning.md``.
 """
 
+# the benchmark's modules are imported once their directory is on sys.path
+# pylint: disable=wrong-import-position
+# TVM is imported once the arguments are checked (as in tvm_worker.py: where it is used)
+# pylint: disable=import-outside-toplevel
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -44,9 +49,10 @@ def tune(wl, kind, trials, target, log, confirm=4, rounds=3):
     """Tune the workload's template tasks and write the chosen record of each into ``log``.
 
     The random tuner's trials are measured once each into a scratch log; then the ``confirm``
-    fastest distinct configs of it and the analytic fallback's config are measured again ``rounds`` times, interleaved, and each keeps the median of its rounds, so
-    one lucky measurement on a noisy machine does not pick the config. Returns, per task,
-    whether the chosen config is the fallback's.
+    fastest distinct configs of it and the analytic fallback's config are measured again
+    ``rounds`` times, interleaved, and each keeps the median of its rounds, so one lucky
+    measurement on a noisy machine does not pick the config. Returns, per task, whether the
+    chosen config is the fallback's.
     """
     from tvm import autotvm
 
@@ -103,7 +109,7 @@ def tune(wl, kind, trials, target, log, confirm=4, rounds=3):
             for index, (inp, res) in last.items():
                 median = sorted(costs[index])[len(costs[index]) // 2]
                 stream.write(autotvm.record.encode(inp, res._replace(costs=(median,))) + "\n")
-        best = min(last, key=lambda i: sorted(costs[i])[len(costs[i]) // 2])
+        best = min(last, key=lambda i, costs=costs: sorted(costs[i])[len(costs[i]) // 2])
         picks.append(fallback is not None and best == fallback.index)
     return picks
 
@@ -132,7 +138,6 @@ def _fallback_point(task):
 
 def compare(wl, kind, target, log, rounds=15):
     """Fallback and tuned builds of the workload: their ms per run (medians), both checked."""
-    import contextlib
     from tvm import autotvm
 
     expected = reference_output(wl)
@@ -149,6 +154,7 @@ def compare(wl, kind, target, log, rounds=15):
 
 
 def main(argv=None):
+    """Tunes and times each workload; writes the report (docs/tuning.md)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", default=DEFAULT, help="comma-separated names")
     parser.add_argument("--input", choices=("canon", "tflite"), default="canon")

@@ -1,4 +1,5 @@
-"""Tuned whole networks: stock TVM and the project, each tuned, against LiteRT, ONNX Runtime and OpenVINO.
+"""Tuned whole networks: stock TVM and the project, each tuned, against LiteRT, ONNX Runtime
+and OpenVINO.
 
 The one command (from the repository root, in the venv of bench/networks.py)::
 
@@ -24,6 +25,10 @@ interleaved rounds on 2 threads; an engine's time is its median.
 Writes ``docs/tuned-networks.md`` and ``.json`` (``--out-prefix``); tuning logs go to
 ``bench/logs/tuned/``, the workers' stderr to ``bench/logs/``.
 """
+
+# the benchmark's modules are imported once their directory is on sys.path and, for
+# network_worker, once BENCH_NETWORKS_DIR names the source's networks
+# pylint: disable=wrong-import-position
 
 import argparse
 import datetime
@@ -55,6 +60,7 @@ import run  # noqa: E402
 from network_worker import NETWORKS_DIR  # noqa: E402
 from run import _fmt, _ms, geomean, machine  # noqa: E402
 from timing import settle  # noqa: E402
+from tvm_worker import host_target  # noqa: E402
 
 _good = networks._good
 
@@ -68,6 +74,8 @@ class Worker(networks.Worker):
     """A network_worker.py that builds ``paths``, with tuned ``records`` where given."""
 
     def build_paths(self, name, expected, paths, records=None):
+        """Builds and checks network ``name``'s ``paths``, tuned by ``records`` where given:
+        ``{path: result}``."""
         self.log.write(f"=== {name}\n")
         self.log.flush()
         self.died = None
@@ -172,11 +180,13 @@ def measure(name, paths, tuners, tuning, repeat):
 
 
 def best_peer(rec):
+    """``(name, ms)`` of the fastest peer that ran right, or ``(None, None)``."""
     times = {p: _good(rec[p]) for p in networks.PEERS if _good(rec[p]) is not None}
     return (min(times, key=times.get), min(times.values())) if times else (None, None)
 
 
 def markdown(meta, records, paths, tuners):
+    """The report (docs/tuned-networks.md) of ``records``."""
     lines = [
         "# Tuned networks: stock TVM and the project, each tuned, against the peers",
         "",
@@ -332,6 +342,7 @@ def _appended(path, meta, records):
 
 
 def parse_args(argv):
+    """The command line, with the networks, paths and tuners resolved into lists."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
         "--source",
@@ -383,8 +394,10 @@ def parse_args(argv):
 
 
 def main(argv):
+    """Tunes every network, path, tuner and mode, times the builds; writes the report."""
     args = parse_args(argv)
-    from tqdm import tqdm
+    # a benchmark dependency (bench/requirements.txt): imported once the arguments are read
+    from tqdm import tqdm  # pylint: disable=import-outside-toplevel
 
     os.makedirs(LOGS, exist_ok=True)
     start = time.time()
@@ -397,15 +410,13 @@ def main(argv):
         for m in MODES
     ]
     tuning = {n: {p: {t: {} for t in args.tuner_list} for p in args.path_list} for n in args.names}
-    bar = tqdm(jobs, unit="tuning", dynamic_ncols=True)
-    for name, path, tuner, mode in bar:
-        bar.set_postfix_str(f"{name} {path} {tuner} {mode}")
+    progress = tqdm(jobs, unit="tuning", dynamic_ncols=True)
+    for name, path, tuner, mode in progress:
+        progress.set_postfix_str(f"{name} {path} {tuner} {mode}")
         tuning[name][path][tuner][mode] = tune(name, path, tuner, mode, args.trials)
     records = []
     for name in tqdm(args.names, unit="network", dynamic_ncols=True, desc="timing"):
         records.append(measure(name, args.path_list, args.tuner_list, tuning, args.repeat))
-    from tvm_worker import host_target
-
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python "

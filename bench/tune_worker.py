@@ -18,10 +18,16 @@ Its default evolutionary search spends about 45 s a task on search whatever the 
 tasks of MobileNetV3-small, 52 min for one trial each), which the budget here cannot carry.
 """
 
+# the benchmark's modules are imported once their directory is on sys.path
+# pylint: disable=wrong-import-position
 import json
 import os
 import sys
 import time
+
+from tvm import autotvm, relay
+from tvm import meta_schedule as ms
+from tvm.topi.nn.depthwise_form import conv2d_form
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -30,8 +36,8 @@ from tvm_worker import host_target  # noqa: E402
 
 
 def tune_autotvm(mod, params, target, trials, log):
-    from tvm import autotvm
-
+    """Tunes the module's conv2d tasks with AutoTVM's random tuner into ``log``, each with its
+    fallback measured too; ``(task names, depthwise task names)``."""
     tasks = autotvm.task.extract_from_program(mod["main"], params=params, target=target)
     option = autotvm.measure_option(
         builder=autotvm.LocalBuilder(timeout=60),
@@ -50,8 +56,6 @@ def tune_autotvm(mod, params, target, trials, log):
 
 def fallback_config(task):
     """The configuration the task's template takes untuned, as a point of its space, or None."""
-    from tvm import autotvm
-
     fallback = autotvm.task.space.FallbackConfigEntity()
     with task.target, autotvm.task.ApplyConfig(fallback):
         task.func(*task.args)  # the template fills in its fallback knobs
@@ -75,8 +79,6 @@ def measure_fallback(task, option, log):
     """Measure the untuned configuration too and log it: the tuned pick (the fastest measured)
     is then never one measured slower than what the build takes untuned. Done for stock and
     the project alike: one trial more per task."""
-    from tvm import autotvm
-
     config = fallback_config(task)
     if config is None:
         return
@@ -88,8 +90,8 @@ def measure_fallback(task, option, log):
 
 
 def tune_metaschedule(mod, params, target, trials, work_dir):
-    from tvm import meta_schedule as ms
-
+    """Tunes the module's conv tasks with MetaSchedule (replay-trace, random cost model) in
+    ``work_dir``; ``(task names, depthwise task names)``."""
     tasks = [
         task
         for task in ms.relay_integration.extract_tasks(mod, target, params)
@@ -114,9 +116,6 @@ def tune_metaschedule(mod, params, target, trials, work_dir):
 
 def _depthwise(mod):
     """Whether a task's fused function holds a depthwise conv, in either form."""
-    from tvm import relay
-    from tvm.topi.nn.depthwise_form import conv2d_form
-
     found = []
 
     def visit(node):
@@ -139,6 +138,7 @@ def _depthwise(mod):
 
 
 def main(argv):
+    """Tunes one network path (``argv``: NETWORK PATH TUNER TRIALS OUT); prints the answer."""
     network, path, tuner, trials, out = argv
     mod, params, _, _ = import_module(network, path)
     target = tuning_target(host_target(), tuner)

@@ -41,12 +41,18 @@ the same machine noise. Standalone, ``python bench/tvm_worker.py NAME [NAME ...]
 each workload's build result with medians of 15 timings.
 """
 
+# the benchmark's modules are imported once their directory is on sys.path
+# pylint: disable=wrong-import-position
+# TVM is imported where used: after main() has moved stdout (the protocol) aside, and not at
+# all by the scripts that import this module's helpers
+# pylint: disable=import-outside-toplevel
 import json
 import logging
 import os
 import sys
 import time
 import traceback
+from importlib import metadata
 
 import numpy as np
 
@@ -262,6 +268,8 @@ class Session:
         self.rounds = 0
 
     def build(self, name, slice_ms=20, kinds=KINDS, int8_files=None):
+        """Builds and checks workload ``name``'s inputs of ``kinds``, keeping their timers;
+        the answer to a ``build`` request."""
         self.kinds = tuple(kinds)
         wl = BY_NAME.get(name)
         if wl is None:
@@ -279,13 +287,15 @@ class Session:
                     result[kind], self.timers[kind] = build(
                         kind, wl, self.target, expected, slice_ms
                     )
-            except Exception as exc:  # one failing input must not stop the run
+            except Exception as exc:  # pylint: disable=broad-exception-caught
+                # one failing input must not stop the run: it is reported as failed
                 logging.error("%s/%s failed:\n%s", name, kind, traceback.format_exc())
                 result[kind] = _failed(short_error(exc))
         settle()
         return result
 
     def time(self):
+        """Times each built input once; the answer to a ``time`` request."""
         # the inputs take turns at going first, so none always follows another engine
         kinds = self.kinds
         start = self.rounds % len(kinds)
@@ -311,7 +321,6 @@ def host_target():
 def hello(target):
     """A worker's first protocol line: versions, target, switch and threads."""
     import tvm
-    from importlib import metadata
 
     try:  # metadata only, for the report header
         project = metadata.version("tvm-canonicalize-depthwise")
@@ -328,6 +337,7 @@ def hello(target):
 
 
 def main(argv):
+    """Answers run.py's requests from stdin, or with NAMEs in ``argv`` builds and times them."""
     # stdout carries the protocol; anything TVM or LLVM prints goes to stderr
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)

@@ -7,9 +7,10 @@ The one command (from the repository root, in the venv of bench/networks.py)::
     python bench/vendor_networks.py --networks iris_landmark,palm_detection_lite --repeat 5
 
 The networks are the float TFLite models that Google ships in the ``mediapipe`` wheel (version
-pinned in ``bench/sources.py``; nobody here designed them). They are fetched at benchmark time with ``pip
-download`` into ``bench/cache/`` (not committed), each checked by its SHA-256. Each gets a seeded
-random input in [-1, 1] and LiteRT's output as the reference (``bench/cache/mediapipe/*.npz``).
+pinned in ``bench/sources.py``; nobody here designed them). They are fetched at benchmark time
+with ``pip download`` into ``bench/cache/`` (not committed), each checked by its SHA-256. Each
+gets a seeded random input in [-1, 1] and LiteRT's output as the reference
+(``bench/cache/mediapipe/*.npz``).
 
 Like ``bench/networks.py`` this starts ``bench/network_worker.py`` twice, with the patch off
 ("stock") and on ("project"); each builds, checks (output 0 against LiteRT's) and profiles two
@@ -23,6 +24,13 @@ Reported per network and path: ``layout_transform`` nodes in the compiled graph,
 of node time (debug executor), whole-network ms, and ratios to stock and to the faster peer.
 Writes ``docs/vendor-networks.md``, ``.json`` and ``.png``.
 """
+
+# the benchmark's modules are imported once their directory is on sys.path and, for
+# network_worker, once BENCH_NETWORKS_DIR names the fetched networks
+# pylint: disable=wrong-import-position
+# the peers' and the report's packages (bench/requirements.txt) are imported where used;
+# TVM runs in the workers (here only its version is read, at the end)
+# pylint: disable=import-outside-toplevel
 
 import argparse
 import datetime
@@ -77,10 +85,15 @@ def _openvino(name):
     )
     request = compiled.create_infer_request()
     request.set_input_tensor(ov.Tensor(np.load(os.path.join(CACHE, f"{name}.npz"))["input_nhwc"]))
-    return request.infer, lambda: request.get_output_tensor(0).data.copy()
+
+    def output():  # read after the run, not now
+        return request.get_output_tensor(0).data.copy()
+
+    return request.infer, output
 
 
 def measure(name, workers, repeat):
+    """One network's record: the peers' and both workers' checks and median times."""
     reference = np.load(os.path.join(CACHE, f"{name}.npz"))["keras_output"]
     rec = {"network": name}
     timers = {}
@@ -91,7 +104,8 @@ def measure(name, workers, repeat):
             ok, err = close(np.array(output()).reshape(reference.shape), reference)
             rec[peer] = {"ok": ok, "err": err, "error": None}
             timers[peer] = slice_timer(call, SLICE_MS)
-        except Exception as exc:  # one failing engine must not stop the run
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            # one failing engine must not stop the run: it is reported as failed
             rec[peer] = {"ok": False, "err": None, "error": f"{type(exc).__name__}: {exc}"[:300]}
     expected = os.path.join(run.LOGS, f"{name}-litert.npy")
     np.save(expected, reference)
@@ -128,6 +142,7 @@ def _f(v, fmt):
 
 
 def markdown(meta, records):
+    """The report (docs/vendor-networks.md) of ``records``."""
     lines = [
         "# Vendor networks: layout transforms and time (issue 24)",
         "",
@@ -177,6 +192,7 @@ def markdown(meta, records):
 
 
 def chart(records, path):
+    """The report's chart (time over the faster peer's), written to ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -197,6 +213,7 @@ def chart(records, path):
 
 
 def main(argv):
+    """Fetches the networks, measures each; writes the report and prints it."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--networks", default=",".join(MODELS))
     parser.add_argument("--repeat", type=int, default=11)

@@ -27,9 +27,9 @@ class Workload:
     """One depthwise convolution. ``padding`` is ``'SAME'`` or ``'VALID'`` (TensorFlow's)."""
 
     name: str
-    C: int
-    H: int
-    W: int
+    C: int  # pylint: disable=invalid-name  # channels: the math symbol
+    H: int  # pylint: disable=invalid-name  # input height
+    W: int  # pylint: disable=invalid-name  # input width
     kh: int
     kw: int
     stride: int = 1
@@ -119,6 +119,8 @@ def multiplier_to_canonical(w_mult):
 
 
 def _w(name, C, H, k, stride=1, m=1, W=None, kw=None, padding="SAME"):
+    """A Workload of a k x k kernel (or k x kw) on a square input (or H x W)."""
+    # pylint: disable=invalid-name  # C, H, W: the fields' math symbols
     return Workload(
         name, C, H, H if W is None else W, k, k if kw is None else kw, stride, m, padding
     )

@@ -9,10 +9,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=wrong-import-position
-from matplotlib.patches import (
+from matplotlib.patches import (  # noqa: E402  pylint: disable=wrong-import-position
     FancyArrowPatch,
     Rectangle,
-)  # noqa: E402  pylint: disable=wrong-import-position
+)
 
 C, M = 3, 2
 COLOURS = plt.get_cmap("tab10").colors
@@ -24,6 +24,7 @@ def _kernel(ax, x, y, colour, label):
 
 
 def main():
+    """Draws the figure and writes docs/forms.png."""
     fig, ax = plt.subplots(figsize=(9, 4.2))
     ax.set_xlim(-1.5, 11)
     ax.set_ylim(-1.2, 7.4)

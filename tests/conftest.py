@@ -1,6 +1,9 @@
 """Test-wide environment: no TopHub download (no network here), two threads like the benchmarks."""
 
+import inspect
 import os
+
+import pytest
 
 os.environ["TOPHUB_LOCATION"] = "NONE"
 # set, not defaulted: the host-target fallbacks the tests check read it, and must see two
@@ -13,9 +16,10 @@ def pytest_sessionstart(session):  # pylint: disable=unused-argument
     the glue's code generator fixes, which upstream are C++ edits (docs/upstream.md, "Edits
     that need C++": LLVM 21+ debug info, the cast of a broadcast) and not in the series."""
     if os.environ.get("TVM_CANONICALIZE_DEPTHWISE_OVERLAY") == "0":
-        from tvm_canonicalize_depthwise import (
+        # only this run needs it (it imports TVM)
+        from tvm_canonicalize_depthwise import (  # pylint: disable=import-outside-toplevel
             llvm_compat,
-        )  # pylint: disable=import-outside-toplevel
+        )
 
         llvm_compat.register_llvm_build(gate=lambda: True)
 
@@ -24,6 +28,7 @@ _SWITCH_WORDS = ("ENV_VAR", "switched(", "TVM_CANONICALIZE_DEPTHWISE", "stock")
 
 
 def pytest_configure(config):
+    """Declares the ``switch`` marker."""
     config.addinivalue_line(
         "markers",
         "switch: turns the patch off or compares with stock TVM; upstream (a TVM that carries "
@@ -33,9 +38,6 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(items):
     """Mark ``switch`` every test whose code or fixtures name the switch or stock TVM."""
-    import inspect  # pylint: disable=import-outside-toplevel
-    import pytest  # pylint: disable=import-outside-toplevel
-
     for item in items:
         function = getattr(item, "function", None)
         source = inspect.getsource(function) if function is not None else ""

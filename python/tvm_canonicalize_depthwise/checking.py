@@ -1,5 +1,9 @@
 """Running the command's builds: their outputs against the reference, their times, and the share
-of depthwise functions in them."""
+of depthwise functions in them.
+
+tvmc's runner (``tvmc.runner.run_module``) runs and times one exported package per call; the
+builds here are timed in alternating rounds, in memory, so that all see the same machine noise,
+which takes the graph executor and its ``time_evaluator`` directly."""
 
 # pylint: disable=import-outside-toplevel
 import dataclasses

@@ -225,17 +225,21 @@ def resolve_shapes(model, overrides):
 
 
 def to_relay(model, shapes):
-    """Import with TVM's frontend; returns ``(mod, params)``. Raises :class:`ModelError`."""
-    from tvm import relay
+    """Import with tvmc's frontend of the model's kind, as ``tvmc compile`` does; returns
+    ``(mod, params)``. Raises :class:`ModelError`.
+
+    The file was read and checked by :func:`read_model` (tvmc's frontends fail deep inside a
+    damaged file, with a traceback); tvmc's loader reads it again for the import itself.
+    """
+    from tvm.driver.tvmc.frontends import get_frontend_by_name
 
     dtypes = {name: dtype for name, _, dtype in model.inputs}
+    frontend = get_frontend_by_name(model.kind)
     try:
         if model.kind == "tflite":
-            return relay.frontend.from_tflite(model.parsed, shape_dict=shapes, dtype_dict=dtypes)
+            return frontend.load(model.path, shape_dict=shapes, dtype_dict=dtypes)
         ensure_onnx_mapping()
-        return relay.frontend.from_onnx(
-            model.parsed, shape=shapes, dtype=dtypes, freeze_params=True
-        )
+        return frontend.load(model.path, shape_dict=shapes, dtype=dtypes, freeze_params=True)
     except Exception as err:  # pylint: disable=broad-except
         if model.kind == "tflite" and isinstance(err, (struct.error, IndexError)):
             # the flatbuffer reader ran past the end of the file

@@ -10,7 +10,6 @@ from tvm_canonicalize_depthwise import models
 from tvm_canonicalize_depthwise.llvm_compat import VNNI_OFF, llvm_major, without_broken_vnni
 from tvm_canonicalize_depthwise.models import ModelError, one_line
 
-NCHW_LAYOUTS = {"nn.conv2d": ["NCHW", "default"], "qnn.conv2d": ["NCHW", "default"]}
 CONV_OPS = ("nn.conv2d", "qnn.conv2d")
 
 
@@ -42,14 +41,12 @@ def import_model(model, shapes):
 
 
 def to_nchw(mod):
-    """``mod`` converted to NCHW convolutions (tvmc's ``--desired-layout NCHW``)."""
+    """``mod`` converted to NCHW convolutions by tvmc's ``--desired-layout NCHW``."""
     import tvm
-    from tvm import relay
+    from tvm.driver.tvmc.transform import convert_graph_layout
 
     with tvm.transform.PassContext(opt_level=3):
-        return tvm.transform.Sequential(
-            [relay.transform.InferType(), relay.transform.ConvertLayout(NCHW_LAYOUTS)]
-        )(mod)
+        return convert_graph_layout(mod, "NCHW")
 
 
 def conv_calls(func):

@@ -4,7 +4,10 @@ Builds a scratch virtual environment with the pinned TVM, installs this source t
 (a regular, non-editable install), and checks each claim in a fresh interpreter.
 """
 
+# pytest fixtures are passed by name to the tests that use them
+# pylint: disable=redefined-outer-name
 import hashlib
+import json
 import os
 import subprocess
 import venv
@@ -57,8 +60,6 @@ def _run(args, **kwargs):
 
 
 def _probe(env_dir, tmp_path, **env):
-    import json
-
     environ = {k: v for k, v in os.environ.items() if k != "TVM_CANONICALIZE_DEPTHWISE"}
     environ.update(TOPHUB_LOCATION="NONE", **env)
     out = _run([_python(env_dir), "-c", PROBE], cwd=tmp_path, env=environ)
@@ -76,6 +77,7 @@ def _tvm_files(env_dir):
 
 @pytest.fixture(scope="module")
 def scratch_env(tmp_path_factory):
+    """A scratch virtual environment with the pinned TVM installed, shared by the module."""
     env_dir = tmp_path_factory.mktemp("venv")
     venv.create(env_dir, with_pip=True)
     _run([_python(env_dir), "-m", "pip", "install", "-q", *PINS])

@@ -77,7 +77,11 @@ def test_the_upstream_series_applies_and_its_tvm_builds_alone(tmp_path):
     root = upstream_patch.patched_copy(patches, str(tmp_path / "patched"))
     env = dict(os.environ, PYTHONPATH=root, TVM_CANONICALIZE_DEPTHWISE_OVERLAY="0")
     done = subprocess.run(
-        [sys.executable, "-c", _UPSTREAM_BUILD, root], env=env, capture_output=True, text=True
+        [sys.executable, "-c", _UPSTREAM_BUILD, root],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
 

@@ -66,6 +66,7 @@ class BoardUnavailable(RuntimeError):
 
 
 def default_dir():
+    """Where the board is cached: ``$AARCH64_BOARD_DIR``, else under ``~/.cache``."""
     return Path(
         os.environ.get("AARCH64_BOARD_DIR")
         or Path.home() / ".cache" / "tvm-canonicalize-depthwise" / "aarch64-board"
@@ -174,9 +175,9 @@ class Board:
         return json.loads(out.strip().splitlines()[-1])
 
     @contextlib.contextmanager
-    def serve(self, tracker, key=DEFAULT_KEY, threads=1, timeout=120):
-        """An RPC server on the board registered with ``tracker`` (host, port) under ``key``;
-        stopped on exit."""
+    def serve(self, tracker_address, key=DEFAULT_KEY, threads=1, timeout=120):
+        """An RPC server on the board registered with the tracker at ``tracker_address`` (host,
+        port) under ``key``; stopped on exit."""
         port = _free_port()
         cmd = [
             str(self.python),
@@ -185,7 +186,7 @@ class Board:
             f"--host={LOOPBACK}",
             f"--port={port}",
             f"--port-end={port + 1}",
-            f"--tracker={tracker[0]}:{tracker[1]}",
+            f"--tracker={tracker_address[0]}:{tracker_address[1]}",
             f"--key={key}",
         ]
         server = subprocess.Popen(
@@ -197,7 +198,7 @@ class Board:
         )
         try:
             _wait_for(
-                lambda: _registered(tracker, key) or server.poll() is not None,
+                lambda: _registered(tracker_address, key) or server.poll() is not None,
                 timeout,
                 f"the board's RPC server registering as {key!r}",
             )
@@ -279,11 +280,11 @@ def _wait_for(ready, timeout, what):
         time.sleep(0.5)
 
 
-def _registered(tracker, key):
+def _registered(tracker_address, key):
     from tvm import rpc  # pylint: disable=import-outside-toplevel
 
     try:
-        summary = rpc.connect_tracker(*tracker).summary()
+        summary = rpc.connect_tracker(*tracker_address).summary()
     except Exception:  # pylint: disable=broad-except  # the tracker is still starting
         return False
     return summary.get("queue_info", {}).get(key, {}).get("free", 0) > 0
@@ -356,6 +357,7 @@ def _run_modules_on_board(manifest):
 
 
 def main(argv=None):
+    """The command line: set up the board, or serve it behind an RPC tracker."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("setup", help="install and cache the board")

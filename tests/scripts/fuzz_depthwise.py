@@ -142,12 +142,13 @@ def _commit():
 
 
 def _report(args, seed, stats, seconds, commit):
+    command = " ".join([".venv/bin/python", "tests/scripts/fuzz_depthwise.py"] + sys.argv[1:])
     lines = [
         "# Differential fuzzing: the last extended campaign",
         "",
-        f"- Command: `{' '.join(['.venv/bin/python', 'tests/scripts/fuzz_depthwise.py'] + sys.argv[1:])}`",
-        f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; host `-mcpu={_host_cpu()}`; "
-        f"project at {commit}",
+        f"- Command: `{command}`",
+        f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        f"host `-mcpu={_host_cpu()}`; project at {commit}",
         f"- Seed: {seed} (workers {seed} to {seed + args.jobs - 1})",
         f"- Examples: {stats['examples']}; failures: {len(stats['failures'])}; "
         f"duration: {seconds / 60:.1f} min on {args.jobs} worker(s)"

@@ -81,6 +81,7 @@ def _frozen(model):
 
 
 def to_tflite(model, int8=False):
+    """The model as a .tflite: float32, or full-integer int8 calibrated on seeded inputs."""
     _, frozen = _frozen(model)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], model)
     if int8:
@@ -113,6 +114,7 @@ def run_tflite(blob, x):
 
 
 def to_onnx(model):
+    """The model as an .onnx (opset 17, NCHW input), by tf2onnx."""
     import tf2onnx  # pylint: disable=import-outside-toplevel
 
     forward, _ = _frozen(model)
@@ -124,6 +126,7 @@ def to_onnx(model):
 
 
 def run_onnx(blob, x_nchw):
+    """ONNX Runtime's output for ``x_nchw``."""
     import onnxruntime  # pylint: disable=import-outside-toplevel
 
     session = onnxruntime.InferenceSession(blob, providers=["CPUExecutionProvider"])
@@ -131,6 +134,7 @@ def run_onnx(blob, x_nchw):
 
 
 def main():
+    """Writes the fixtures and the engines' outputs, each checked against Keras."""
     os.makedirs(OUT, exist_ok=True)
     model = network()
     x = np.random.default_rng(SEED + 2).uniform(-1, 1, SHAPE).astype("float32")

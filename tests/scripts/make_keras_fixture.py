@@ -26,16 +26,17 @@ os.environ.setdefault("TOPHUB_LOCATION", "NONE")  # no network here
 
 # pylint: disable=wrong-import-position
 import numpy as np
-import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_frontend_models import OUT, SEED, SHAPE, network  # noqa: E402
 
 import tvm  # noqa: E402
 from tvm import relay  # noqa: E402
+from tvm.contrib import graph_executor  # noqa: E402
 
 
 def main():
+    """Writes the two JSON fixtures and the .npz, each import's build checked against Keras."""
     import keras  # pylint: disable=import-outside-toplevel
 
     assert keras.__version__.startswith("2."), f"Keras 2 needed, got {keras.__version__}"
@@ -54,8 +55,6 @@ def main():
             file.write(tvm.ir.save_json(mod))
         with tvm.transform.PassContext(opt_level=3):
             lib = relay.build(mod, target="llvm")
-        from tvm.contrib import graph_executor  # pylint: disable=import-outside-toplevel
-
         runner = graph_executor.GraphModule(lib["default"](tvm.cpu()))
         runner.set_input(name, x if layout == "NHWC" else x.transpose(0, 3, 1, 2))
         runner.run()

@@ -97,6 +97,7 @@ def _make_recorder():
             self._out.flush()
 
         def pytest_sessionstart(self, session):  # pylint: disable=unused-argument
+            """Record the TVM, the patch's state, the CPU and the Python the session runs."""
             import tvm  # pylint: disable=import-outside-toplevel
             import tvm.relay  # pylint: disable=import-outside-toplevel,unused-import
 
@@ -122,6 +123,7 @@ def _make_recorder():
             )
 
         def pytest_collectreport(self, report):
+            """Record a module that failed to collect, with its error's last line."""
             if report.failed:  # pytest's message, then the error's own last "E" line
                 lines = str(report.longrepr).splitlines()
                 errors = [line[1:].strip() for line in lines if line.startswith("E ")]
@@ -145,17 +147,21 @@ def _make_recorder():
                 items[:] = keep
 
         def pytest_runtest_logstart(self, nodeid, location):  # pylint: disable=unused-argument
+            """Record that the test started."""
             self._phases[nodeid] = []
             self._write(event="start", nodeid=nodeid)
 
         def pytest_runtest_logreport(self, report):
+            """Keep the report of each phase of the test."""
             self._phases.setdefault(report.nodeid, []).append(report)
 
         def pytest_runtest_logfinish(self, nodeid, location):  # pylint: disable=unused-argument
+            """Record the test's outcome from its phases' reports."""
             outcome, detail = _outcome(self._phases.pop(nodeid, []))
             self._write(event="finish", nodeid=nodeid, outcome=outcome, detail=detail)
 
         def pytest_sessionfinish(self, session, exitstatus):  # pylint: disable=unused-argument
+            """Record pytest's exit status."""
             self._write(event="sessionfinish", exitstatus=int(exitstatus))
 
     return Recorder()
@@ -683,6 +689,7 @@ def parse_args(argv):
 
 
 def main(argv):
+    """Runs the checkout's tests in each mode and prints the report (Markdown, and JSON)."""
     args = parse_args(argv)
     checkout = os.path.abspath(args.checkout)
     args.files_resolved = checkout_files(checkout, args.files)

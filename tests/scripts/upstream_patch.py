@@ -8,8 +8,9 @@ The series (``--out``, default ``build/upstream/``) holds the project's files un
 ``python/tvm/`` as new files, then the edits to TVM's own Python files that take the place of
 the install glue's registrations (``python/tvm_canonicalize_depthwise/activate.py``): the
 strategy dispatch, the x86 alter-layout rule, the legalize and layout functions, the CPU
-strategy of ``layout_transform``, the TFLite PReLU, and the pass at the build entry points. Each edit is anchored on TVM's text and fails
-loudly where the anchor is not found exactly once.
+strategy of ``layout_transform``, the TFLite PReLU, and the pass at the build entry points.
+Each edit is anchored on TVM's text and fails loudly where the anchor is not found exactly
+once.
 
 The baseline is ``--tvm-source`` (a checkout of the tag: its ``python/tvm``), else the
 installed ``tvm`` package, whose Python files the xtc wheel ships as v0.19.0 has them (checked
@@ -98,7 +99,8 @@ EDITS = [
             "topi/x86/__init__.py": [
                 _after(
                     "from .conv2d_alter_op import *\n",
-                    "from .depthwise_conv2d_canonical_alter_op import alter_conv2d_layout as _alter\n"
+                    "from .depthwise_conv2d_canonical_alter_op import "
+                    "alter_conv2d_layout as _alter\n"
                     "from ..nn import conv2d_alter_layout as _conv2d_alter_layout\n\n"
                     '_conv2d_alter_layout.register("cpu", _alter)\n',
                 ),
@@ -131,7 +133,8 @@ EDITS = [
                     "    return topi.nn.conv2d_legalize(attrs, inputs, types)\n\n\n"
                     "def _canonical(op_name, attrs, inputs, types):\n"
                     '    """The canonical form of a multiplier-form depthwise call, where the\n'
-                    '    PassContext runs CanonicalizeDepthwise (every pipeline runs Legalize)."""\n'
+                    "    PassContext runs CanonicalizeDepthwise "
+                    '(every pipeline runs Legalize)."""\n'
                     "    # pylint: disable=import-outside-toplevel\n"
                     "    from tvm.relay.transform import canonicalize_depthwise\n\n"
                     "    if not canonicalize_depthwise.pass_enabled():\n"
@@ -226,14 +229,16 @@ EDITS = [
                     'reg.register_broadcast_schedule("nn.prelu")\n',
                     "\n\n"
                     "def _register_layout_following():\n"
-                    '    """The layout functions of ``follow_layout.FOLLOWERS``, over the C++ ones\n'
+                    '    """The layout functions of ``follow_layout.FOLLOWERS``, '
+                    "over the C++ ones\n"
                     '    (upstream these rules belong in their ops\' C++ FInferCorrectLayout)."""\n'
                     "    # pylint: disable=import-outside-toplevel\n"
                     "    from .follow_layout import FOLLOWERS, layout_function\n\n"
                     "    for name, follow in FOLLOWERS.items():\n"
                     '        stock = tvm.ir.Op.get(name).get_attr("FInferCorrectLayout")\n'
                     "        infer = layout_function(stock, follow)\n"
-                    '        tvm.ir.register_op_attr(name, "FInferCorrectLayout", infer, level=11)\n'
+                    "        tvm.ir.register_op_attr("
+                    'name, "FInferCorrectLayout", infer, level=11)\n'
                     "\n\n"
                     "_register_layout_following()\n",
                 ),
@@ -297,6 +302,7 @@ def installed_tvm():
 
 
 def edited_files():
+    """The TVM files the series edits, relative to python/tvm."""
     return sorted({path for _, files in EDITS for path in files})
 
 
@@ -325,6 +331,7 @@ def baseline(source, into):
 
 
 def apply_edit(text, anchor, replacement, where):
+    """``text`` with its one ``anchor`` replaced; exits naming ``where`` otherwise."""
     count = text.count(anchor)
     if count != 1:
         raise SystemExit(f"{where}: anchor found {count} times, not once:\n{anchor}")
@@ -387,6 +394,7 @@ def patched_copy(patches, root=None):
 
 
 def main(argv):
+    """Makes and checks the series; with ``--test``, runs pytest on it. Returns the status."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tvm-source", help="a v0.19.0 checkout (default: the installed package)")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "upstream"))

@@ -6,6 +6,9 @@ m from the filter), the .onnx with ``onnx`` (Conv nodes whose weight is [C*m, 1,
 ``group`` = C > 1, i.e. group == input channels).
 """
 
+# tflite and onnx are optional frontend packages: imported only by the tests that read them
+# pylint: disable=import-outside-toplevel
+import builtins
 import hashlib
 import json
 import os
@@ -21,6 +24,8 @@ import numpy as np
 import pytest
 
 import tvm.testing
+from tvm_canonicalize_depthwise import cli
+from tvm_canonicalize_depthwise.models import DEFAULT_MODEL
 
 COMMAND = str(Path(sys.executable).parent / "canonicalize-depthwise")
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -29,12 +34,11 @@ INT8_FIXTURE = FIXTURES.parent.parent / "frontend" / "fixtures" / "dw_mix_int8.t
 
 
 def _default_tflite():
-    from tvm_canonicalize_depthwise.models import DEFAULT_MODEL
-
     return Path(DEFAULT_MODEL)
 
 
 def run(*args, env=None, cwd=None):
+    """The command run with ARGS (and ENV added to the environment); never raises on its exit."""
     return subprocess.run(
         [COMMAND, *map(str, args)],
         capture_output=True,
@@ -133,7 +137,7 @@ def test_default_model_text_report(tmp_path):
     assert out.strip().splitlines()[-1].startswith("fastest: ")
     assert "compiling (patch on, NHWC as imported)..." in result.stderr
     assert "Traceback" not in result.stderr
-    assert list(tmp_path.iterdir()) == []
+    assert not list(tmp_path.iterdir())
 
 
 def test_tflite_file_json_against_independent_count(tmp_path):
@@ -215,7 +219,7 @@ def test_without_a_linker_builds_in_process(tmp_path):
     report = json.loads(result.stdout)
     assert report["paths"][0]["compiled_in_child"] == {"on": False, "off": False}
     assert report["max_abs_err"] < 1e-4
-    assert list(tmp_path.iterdir()) == []
+    assert not list(tmp_path.iterdir())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,7 +374,7 @@ def test_bad_input_is_one_line_exit_2(case, tmp_path):
     result = run(*args, cwd=work, env={"TMPDIR": str(scratch)})
     _assert_usage_error(result, needle)
     assert _snapshot(work) == before  # nothing created, nothing the user passed modified
-    assert list(scratch.iterdir()) == []
+    assert not list(scratch.iterdir())
 
 
 def test_bad_switch_is_one_line_exit_2(tmp_path):
@@ -382,8 +386,6 @@ def _run_unprivileged(argv, cwd):
     """``canonicalize-depthwise ARGV`` as user ``nobody``, for a root user whom chmod 000 does
     not stop: a forked child drops to uid/gid 65534 and runs the command's ``main``. (A new
     interpreter cannot start as ``nobody`` here: Python is installed under root's home.)"""
-    from tvm_canonicalize_depthwise import cli  # imported before the fork, as root
-
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     pid = os.fork()
@@ -433,10 +435,6 @@ def test_unreadable_file():
 def test_unreadable_file_permission_error(tmp_path, monkeypatch, capsys):
     """The error path of an unreadable file, for users (root) whom chmod 000 does not stop:
     ``open`` raises what it raises for others, and the command runs in this process."""
-    import builtins
-
-    from tvm_canonicalize_depthwise import cli
-
     model = tmp_path / "locked.onnx"
     shutil.copy(ONNX_FIXTURE, model)
     real_open = builtins.open

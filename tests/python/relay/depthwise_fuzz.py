@@ -19,8 +19,8 @@ from tvm.contrib import graph_executor
 from tvm.relay.transform.canonicalize_depthwise import CanonicalizeDepthwise, conv2d_call_form
 from tvm.topi.nn.depthwise_form import MULTIPLIER
 from tvm.relay.backend import te_compiler
+from tvm.topi.testing import depthwise_conv2d_canonical_python as ref
 from tvm_canonicalize_depthwise import ENV_VAR
-from tvm_canonicalize_depthwise import reference as ref
 from host_isa import PORTABLE_TARGETS, runs_on_host
 
 # TVM 0.19 reads the library's build flags anew for every dimension of every lowered tensor
@@ -92,6 +92,7 @@ class Case:
 
     @property
     def out_dtype(self):
+        """The dtype of the convolution's output: int32 sums for int8."""
         return "int32" if self.element_dtype == "int8" else self.dtype
 
     @property
@@ -245,7 +246,7 @@ def make_model(case, seed=0):
     if "relu" in case.epilogue:
         y = relay.nn.relu(y)
         expected = np.maximum(expected, 0)
-    free = [v for v in relay.analysis.free_vars(y)]
+    free = list(relay.analysis.free_vars(y))
     mod = tvm.IRModule.from_expr(relay.Function(free, y))
     return mod, params, inputs, ref.to_layout(expected, "NCHW", case.data_layout)
 
@@ -269,6 +270,7 @@ def check_pass(mod):
 
 
 def build(mod, target, params, patch_on):
+    """``relay.build`` at opt_level 3 with the patch on or off (the environment restored)."""
     previous = os.environ.get(ENV_VAR)
     os.environ[ENV_VAR] = "1" if patch_on else "0"
     try:
@@ -316,14 +318,17 @@ class Outcome:
     ran: list
 
 
-def check_case(case, targets=TARGETS, seed=0):
+def check_case(case, targets=None, seed=0):
     """Every check of the differential fuzzer on one ``case``; raises AssertionError on a bug.
 
     * the pass's output type-checks, holds no multiplier form and is a fixed point;
     * for each target: where the patch-on build fails, the patch-off (stock) build must fail
       too;
     * every patch-on build that this host can run matches NumPy.
+
+    ``targets`` maps names to targets; default :data:`TARGETS`.
     """
+    targets = TARGETS if targets is None else targets
     mod, params, inputs, expected = make_model(case, seed)
     check_pass(mod)
     outcome = Outcome([], {}, [])
@@ -360,5 +365,6 @@ def check_case(case, targets=TARGETS, seed=0):
 
 
 def last_line(error):
+    """The last line of the error's message, else its type's name."""
     lines = str(error).strip().splitlines()
     return lines[-1] if lines else type(error).__name__

@@ -14,8 +14,8 @@ import tvm.testing
 from tvm import relay
 from tvm.contrib import graph_executor
 from tvm.topi.x86.depthwise_conv2d_canonical_common import channel_block
+from tvm.topi.testing import depthwise_conv2d_canonical_python as ref
 from tvm_canonicalize_depthwise import ENV_VAR
-from tvm_canonicalize_depthwise import reference as ref
 
 TARGETS = {"avx2": ("llvm -mcpu=znver3", 8), "avx512": ("llvm -mcpu=znver4", 16)}
 RUN_TARGET = "llvm -mcpu=haswell"  # runs on every AVX2 host (see host_isa)

@@ -9,9 +9,14 @@ module does not): see ``docs/arm.md``. ``ARM_FUZZ_EXAMPLES=N`` and ``ARM_FUZZ_SE
 the number of examples and their seed (the campaign of ``docs/fuzzing.md``).
 """
 
+# pytest fixtures are passed by name to the tests and fixtures that use them
+# pylint: disable=redefined-outer-name
+import functools
 import json
 import multiprocessing
 import os
+import re
+import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -21,8 +26,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
+import tvm
 import tvm.testing
+from tvm import autotvm, tir
+from tvm import meta_schedule as ms
 from tvm.contrib import cc
+from tvm_canonicalize_depthwise import building, cli, llvm_compat, models, planning, remote
 
 from depthwise_fuzz import (
     ARM_TARGET,
@@ -34,6 +43,7 @@ from depthwise_fuzz import (
     make_model,
     tolerance,
 )
+from tuning_lookups import RecordingDatabase, RecordingHistory
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import aarch64_board  # noqa: E402  pylint: disable=wrong-import-position
@@ -52,13 +62,16 @@ DOTPROD_EXAMPLES = int(os.environ.get("ARM_DOTPROD_EXAMPLES", "12"))
 
 @pytest.fixture(scope="session")
 def board():
+    """The emulated aarch64 board, set up once; skips the tests where it cannot be."""
     try:
-        return aarch64_board.setup()
+        found = aarch64_board.setup()
     except aarch64_board.BoardUnavailable as error:
         pytest.skip(f"the emulated aarch64 board cannot be set up here: {error}")
+    return found
 
 
 def _draw(count, shard, dtypes=ARM_DTYPES):
+    """``count`` cases of ``dtypes`` drawn by hypothesis, reproducibly per shard."""
     drawn = []
 
     @seed(ARM_SEED + shard)
@@ -71,9 +84,10 @@ def _draw(count, shard, dtypes=ARM_DTYPES):
     )
     @given(cases(dtypes=dtypes))
     def collect(case):
+        """Keeps each case hypothesis draws."""
         drawn.append(case)
 
-    collect()
+    collect()  # pylint: disable=no-value-for-parameter  # @given supplies ``case``
     return drawn
 
 
@@ -100,6 +114,7 @@ class _Builder:
             return self.ABORTED
 
     def close(self):
+        """Shuts the child process down, if one is running."""
         if self.pool is not None:
             self.pool.shutdown()
 
@@ -382,8 +397,6 @@ def tracked_board(board):
 
 
 def test_the_command_runs_both_builds_on_a_device_behind_the_tracker(tracked_board, capsys):
-    from tvm_canonicalize_depthwise import cli
-
     host, port = tracked_board
     code = cli.main(
         [
@@ -416,10 +429,6 @@ def test_a_tflite_model_on_the_device_matches_tflite(tracked_board, tmp_path):
     """A TFLite model (depth multipliers 1, 2, 4), as imported (NHWC) and converted to NCHW,
     built with the patch on and off, run on the device through the tracker: against the TFLite
     interpreter's saved output. Stock's NHWC build fails in LLVM (docs/arm.md)."""
-    from tvm_canonicalize_depthwise import building, models, planning, remote
-
-    import tvm
-
     model = models.read_model(str(FIXTURES / "dw_mix.tflite"))
     saved = np.load(FIXTURES / "dw_mix.npz")
     feeds = {model.inputs[0][0]: saved["dw_mix_input"]}
@@ -430,13 +439,13 @@ def test_a_tflite_model_on_the_device_matches_tflite(tracked_board, tmp_path):
     ran = []
     for path, path_mod in (("nhwc", mod), ("nchw", planning.to_nchw(mod))):
         for patch_on in (True, False):
-            build = building.compile_in_child(
+            built = building.compile_in_child(
                 path_mod, target, patch_on, str(tmp_path), aarch64_board.CROSS_CXX, local=False
             )
-            if build.error is not None:
-                assert (path, patch_on) == ("nhwc", False), build.error
+            if built.error is not None:
+                assert (path, patch_on) == ("nhwc", False), built.error
                 continue
-            outputs, latencies, _ = device.measure(build, feeds, repeat=1)
+            outputs, latencies, _ = device.measure(built, feeds, repeat=1)
             assert len(latencies) == 3 and min(latencies) > 0
             np.testing.assert_allclose(outputs[0], saved["dw_mix_tflite"], rtol=1e-4, atol=1e-4)
             ran.append((path, patch_on))
@@ -444,8 +453,6 @@ def test_a_tflite_model_on_the_device_matches_tflite(tracked_board, tmp_path):
 
 
 def test_an_unknown_key_or_tracker_is_a_usage_error(tracked_board, capsys):
-    from tvm_canonicalize_depthwise import cli
-
     host, port = tracked_board
     code = cli.main(
         [
@@ -511,10 +518,6 @@ def test_autotvm_tunes_an_arm_depthwise_task_on_the_board_and_the_build_uses_it(
     """AutoTVM measures an arm_cpu depthwise task on the board through the tracker (a few
     trials: timings under emulation mean nothing, the workflow is the point); the build then
     finds the records, and the tuned library runs right on the board."""
-    from tvm import autotvm
-
-    from tuning_lookups import RecordingHistory  # pylint: disable=import-outside-toplevel
-
     case = _tuning_case("bias_relu")
     mod, params, inputs, expected = make_model(case)
     tasks = [
@@ -550,8 +553,6 @@ def test_stock_arm_int8_nhwc_conv_aborts_llvm(tmp_path):
     """Why the fuzzer builds in a child process: stock TVM 0.19 with LLVM 22 aborts the process
     building this int8 NHWC conv (one channel: groups 1, an ordinary conv) for arm_cpu, and so
     does the patch, which leaves such convs to stock. Fails when TVM or LLVM fixes it."""
-    import subprocess
-
     case = Case(
         2,
         1,
@@ -594,15 +595,6 @@ def test_metaschedule_tunes_on_the_board_and_the_build_uses_it(board, tracked_bo
     """MetaSchedule's tune_relay measures the arm_cpu tasks on the board through the tracker
     (4 trials a task, a random cost model), its builder linking on the host; compile_relay then
     finds the conv's record, and the library runs right on the board."""
-    import functools
-
-    import tvm
-    from tvm import meta_schedule as ms
-
-    from tvm_canonicalize_depthwise import remote
-
-    from tuning_lookups import RecordingDatabase  # pylint: disable=import-outside-toplevel
-
     case = _tuning_case("relu")
     mod, params, inputs, expected = make_model(case)
     target = tvm.target.Target(ARM_TARGET)
@@ -641,12 +633,6 @@ def test_metaschedule_tunes_on_the_board_and_the_build_uses_it(board, tracked_bo
 
 
 def test_cast_before_broadcast_keeps_the_values_lane_by_lane():
-    from tvm import tir
-
-    from tvm_canonicalize_depthwise import llvm_compat
-
-    import tvm
-
     a = tir.decl_buffer((8,), "int8", name="a")
     b = tir.decl_buffer((8, 4), "int32", name="b")
     i = tir.Var("i", "int32")
@@ -670,10 +656,6 @@ def test_int8_taps_are_widened_before_they_are_broadcast(board, tmp_path, monkey
     sign-extended as scalars (``ldrsb``, ``dup``), not broadcast as bytes and widened after
     (``ld1r {v.8b}``; before the vectors of 16: shifts, docs/arm.md), and runs right on the
     board."""
-    import re
-
-    from tvm_canonicalize_depthwise import llvm_compat
-
     case = Case(
         1,
         8,

@@ -1,4 +1,5 @@
-"""CanonicalizeDepthwise runs inside relay.build and friends at opt_level 3, and dispatch follows."""
+"""CanonicalizeDepthwise runs inside relay.build and friends at opt_level 3, and dispatch
+follows."""
 
 import json
 
@@ -9,9 +10,10 @@ import tvm
 import tvm.testing
 from tvm import relay
 from tvm.contrib import graph_executor
-from tvm.relay.backend import vm
+from tvm.driver import tvmc
+from tvm.relay.backend import te_compiler, vm
+from tvm.topi.testing import depthwise_conv2d_canonical_python as ref
 from tvm_canonicalize_depthwise import ENV_VAR
-from tvm_canonicalize_depthwise import reference as ref
 
 TARGET = tvm.target.Target(f"llvm -mcpu={tvm.target.codegen.llvm_get_system_cpu()}")
 ARM_TARGET = "llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon"
@@ -25,7 +27,8 @@ class PassNames:
     def __init__(self):
         self.names = []
 
-    def run_before_pass(self, mod, info):
+    def run_before_pass(self, mod, info):  # pylint: disable=unused-argument  # TVM's hook
+        """Records ``info``'s pass name."""
         self.names.append(info.name)
 
 
@@ -134,8 +137,6 @@ def test_create_executor_runs_pass(kind):
 
 
 def test_tvmc_compile_default_opt_level_runs_pass(tmp_path):
-    from tvm.driver import tvmc
-
     path = tmp_path / "model.relay"
     path.write_text(_module().astext(show_meta_data=True))
     model = tvmc.load(str(path), shape_dict={"x": [1, CHANNELS, 8, 8]})
@@ -154,8 +155,6 @@ def test_tvmc_compile_default_opt_level_runs_pass(tmp_path):
 
 def _implementation_name(mod, target):
     """The conv2d implementation the strategy picks for the (only) conv in ``mod``."""
-    from tvm.relay.backend import te_compiler
-
     with tvm.transform.PassContext(opt_level=3):
         mod = relay.transform.InferType()(relay.transform.CanonicalizeDepthwise()(mod))
     call = mod["main"].body
@@ -324,8 +323,6 @@ def test_conv3d_multiplier_form_wrong_in_stock_tvm_right_with_patch(
         match=rf"output_unpack\.shape\[{c_axis}\] has an unsatisfied constraint: {channels} ==",
     ):
         _run_conv3d(module, data, data_layout)
-    from tvm.relay.backend import te_compiler
-
     call = relay.transform.InferType()(mod)["main"].body
     assert int(call.checked_type.shape[c_axis]) == channels * mult
     inputs = [tvm.te.placeholder([int(e) for e in arg.checked_type.shape]) for arg in call.args]

@@ -32,7 +32,7 @@ def test_random_depthwise_convs_match_numpy_and_build_wherever_stock_does(shard)
         name = names[zlib.crc32(repr(case).encode()) % len(names)]
         check_case(case, targets={name: X86_TARGETS[name]})
 
-    example()
+    example()  # pylint: disable=no-value-for-parameter  # @given supplies ``case``
 
 
 def test_the_host_runs_what_the_fuzzer_builds():

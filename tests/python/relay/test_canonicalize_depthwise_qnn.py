@@ -11,6 +11,7 @@ from tvm import relay
 from tvm.contrib import graph_executor
 from tvm.relay.transform.canonicalize_depthwise import CanonicalizeDepthwise
 from tvm_canonicalize_depthwise import ENV_VAR
+from tvm_canonicalize_depthwise.llvm_compat import VNNI_OFF, llvm_major, without_broken_vnni
 
 from host_isa import PORTABLE_TARGETS
 from stock_tvm import _Implementations
@@ -201,8 +202,6 @@ def test_requantized_outputs_are_bit_identical_to_the_patch_off(scheme, multipli
 def test_quantized_networks_build_for_vnni_targets_without_vnni():
     """``without_broken_vnni``: for a VNNI target, TVM 0.19's int8 conv2d code does not compile
     with this LLVM; with VNNI off the same quantized conv compiles, using ``vpmaddubsw``."""
-    from tvm_canonicalize_depthwise.llvm_compat import VNNI_OFF, llvm_major, without_broken_vnni
-
     assert llvm_major() >= 21  # the LLVM pinned with TVM here
     for cpu in ("cascadelake", "icelake-server", "znver4"):
         assert without_broken_vnni(f"llvm -mcpu={cpu}") == f"llvm -mcpu={cpu} {VNNI_OFF}"

@@ -1,6 +1,8 @@
 """With ``TVM_CANONICALIZE_DEPTHWISE=0`` TVM is stock TVM: compared with a process without the
 project, for the strategy chosen, the alter-layout result and the compiled module."""
 
+# pytest fixtures are passed by name to the tests that use them
+# pylint: disable=redefined-outer-name
 import json
 import os
 import subprocess
@@ -15,8 +17,8 @@ import pytest
 import tvm
 import tvm.testing
 from tvm import relay
+from tvm.topi.testing import depthwise_conv2d_canonical_python as ref
 from tvm_canonicalize_depthwise import ENV_VAR, building, models, planning
-from tvm_canonicalize_depthwise import reference as ref
 
 from stock_tvm import describe, llvm_ir_digest
 
@@ -60,11 +62,14 @@ DEPTHWISE = {
     "nhwc_hwoi_m1": _conv("NHWC", "HWOI", 32, 1, "canonical"),
     "nhwc_hwio_canonical_m2": _conv("NHWC", "HWIO", 8, 2, "canonical"),
 }
-# A plain convolution: the patch must leave it as stock has it, on or off.
-PLAIN = {
-    "nchw_oihw_plain": tvm.IRModule.from_expr(
+
+
+def _plain_conv():
+    """A plain 3x3 convolution, NCHW, 8 channels to 16."""
+    x = relay.var("x", shape=(1, 8, 16, 16))
+    return tvm.IRModule.from_expr(
         relay.Function(
-            [x := relay.var("x", shape=(1, 8, 16, 16))],
+            [x],
             relay.nn.conv2d(
                 x,
                 relay.const(np.ones((16, 8, 3, 3), "float32")),
@@ -74,7 +79,10 @@ PLAIN = {
             ),
         )
     )
-}
+
+
+# A plain convolution: the patch must leave it as stock has it, on or off.
+PLAIN = {"nchw_oihw_plain": _plain_conv()}
 CASES = [(name, target) for name in {**DEPTHWISE, **PLAIN} for target in TARGETS]
 
 
@@ -112,6 +120,7 @@ def _stock_descriptions(modules):
 
 @pytest.fixture(scope="module")
 def stock():
+    """What stock TVM makes of every case, described once in a process without the project."""
     modules = {**DEPTHWISE, **PLAIN}
     descriptions = _stock_descriptions([(modules[name], TARGETS[t]) for name, t in CASES])
     return dict(zip(CASES, descriptions))

@@ -25,15 +25,15 @@ from tvm import auto_scheduler, autotvm, relay
 from tvm import meta_schedule as ms
 from tvm.contrib import graph_executor
 from tvm.meta_schedule import hand_written
+from tvm.topi.testing import depthwise_conv2d_canonical_python as ref
 from tvm_canonicalize_depthwise import ENV_VAR
-from tvm_canonicalize_depthwise import reference as ref
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 from host_isa import PORTABLE_TARGETS  # noqa: E402  pylint: disable=wrong-import-position
-from tuning_lookups import (
+from tuning_lookups import (  # noqa: E402  pylint: disable=wrong-import-position
     RecordingDatabase,
     RecordingHistory,
-)  # noqa: E402  pylint: disable=wrong-import-position
+)
 
 TARGET = PORTABLE_TARGETS["avx2"]
 ARM_TARGET = "llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon"

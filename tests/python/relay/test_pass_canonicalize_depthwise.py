@@ -1,17 +1,21 @@
 """Tests for the CanonicalizeDepthwise pass: structure, numerics and pass properties."""
 
 import logging
+import os
 
 import numpy as np
 import pytest
 
 import tvm
 import tvm.testing
-from tvm import relay
+from tvm import relax, relay
 from tvm.contrib import graph_executor
+from tvm.relax.testing import relay_translator
 from tvm.relay.transform import CanonicalizeDepthwise
+from tvm.relay.transform.canonicalize_depthwise import Rewrite, recording_rewrites
 from tvm.topi.nn.depthwise_form import CANONICAL, MULTIPLIER, OTHER, conv2d_form, conv_form
-from tvm_canonicalize_depthwise import reference as ref
+from tvm.topi.testing import depthwise_conv2d_canonical_python as ref
+from tvm_canonicalize_depthwise import ENV_VAR, enabled, switched
 
 TARGET = tvm.target.Target(f"llvm -mcpu={tvm.target.codegen.llvm_get_system_cpu()}")
 LAYOUTS = [
@@ -46,10 +50,12 @@ def oi_layout(kernel_layout):
 
 
 def oi_shape(kernel_layout, out_channels, in_channels, size=3):
+    """The shape of an OIHW (OIDHW) weight of ``size`` taps a side."""
     return (out_channels, in_channels) + (size,) * (3 if _is_3d(kernel_layout) else 2)
 
 
 def data_shape(data_layout, channels, height=9, width=10, depth=5):
+    """The shape of a batch-1 input in ``data_layout``."""
     if _is_3d(data_layout):
         return ref.to_layout(
             np.empty((1, channels, depth, height, width)), "NCDHW", data_layout
@@ -73,10 +79,12 @@ def conv(data, weight, channels, mult, data_layout, kernel_layout, size=3, **kwa
 
 
 def run_pass(mod):
+    """``mod`` after CanonicalizeDepthwise."""
     return CanonicalizeDepthwise()(mod)
 
 
 def infer(expr):
+    """A module of ``expr``, types inferred."""
     return relay.transform.InferType()(tvm.IRModule.from_expr(expr))
 
 
@@ -416,9 +424,6 @@ def test_rewrites_and_skips_logged_at_debug(caplog):
 def test_rewrites_are_recorded_as_the_pass_makes_them(monkeypatch):
     """The pass's rewrites as records, from a direct call and from inside a build; none where
     the pass does not run."""
-    from tvm.relay.transform.canonicalize_depthwise import Rewrite, recording_rewrites
-    from tvm_canonicalize_depthwise import ENV_VAR
-
     x = relay.var("x", shape=(1, 4, 8, 8))
     y = conv(x, relay.const(np.ones((4, 2, 3, 3), "float32")), 4, 2, "NCHW", "OIHW")
     z = conv(
@@ -452,11 +457,6 @@ def test_rewrites_are_recorded_as_the_pass_makes_them(monkeypatch):
 
 
 def test_switched_decides_over_the_environment_and_leaves_it(monkeypatch):
-    import os
-
-    from tvm.relay.transform.canonicalize_depthwise import recording_rewrites
-    from tvm_canonicalize_depthwise import ENV_VAR, enabled, switched
-
     monkeypatch.setenv(ENV_VAR, "0")
     with switched(True):
         assert enabled()
@@ -499,9 +499,6 @@ def test_conv_form_answers_2d_and_3d(
 
 
 def test_relay_to_relax_translation_still_works():
-    from tvm import relax
-    from tvm.relax.testing import relay_translator
-
     rng = np.random.default_rng(3)
     data = rng.uniform(-1, 1, (1, 4, 8, 8)).astype("float32")
     oihw = rng.uniform(-1, 1, (4, 2, 3, 3)).astype("float32")

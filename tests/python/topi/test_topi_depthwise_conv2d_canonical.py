@@ -22,16 +22,15 @@ import pytest
 
 import tvm
 import tvm.testing
-import tvm.relay  # activates the patch's import hook before the project's topi modules load
-from tvm import autotvm, relay, te
+from tvm import relay  # activates the patch's import hook before the project's topi modules load
+from tvm import autotvm, te
 from tvm.contrib import graph_executor
-from tvm_canonicalize_depthwise import reference as ref
-from host_isa import PORTABLE_TARGETS, runs_on_host
-
+from tvm.topi.testing import depthwise_conv2d_canonical_python as ref
 from tvm.target.x86 import get_simd_32bit_lanes
 from tvm.topi.nn.utils import get_pad_tuple
 from tvm.topi.x86 import depthwise_conv2d_canonical as x86_dw
 from tvm.topi.arm_cpu import depthwise_conv2d_canonical as arm_dw
+from host_isa import PORTABLE_TARGETS, runs_on_host
 
 # the project's two kinds of machine (see test_targets_have_the_vector_widths_assumed)
 AVX2_TARGET = tvm.target.Target("llvm -mcpu=znver3 -num-cores=2")
@@ -691,7 +690,7 @@ def test_nhwc_channels_inner_knob_numerics(multiplier):
     data_nchw, weight_oihw = _inputs(16, 9, 9, multiplier, (3, 3), "float32")
     expected = ref.depthwise_conv2d_nchw(data_nchw, weight_oihw, (1, 1), (1, 1, 1, 1), (1, 1))
     for inner in (0, 1):
-        func = _built_with(task, channels_inner=lambda val: val == inner)
+        func = _built_with(task, channels_inner=lambda val, inner=inner: val == inner)
         _check_nhwc_build(func, data_nchw, weight_oihw, expected)
 
 
@@ -825,7 +824,9 @@ def test_nchw_tasks_of_whole_channels_stage_block_by_block(target, channels, siz
     for value in (0, 1):
         # the same configuration but for the knob (the last of the space)
         config = _first_config(
-            task, stage_per_block=lambda val: val == value, tile_h=lambda size: size[1] > 1
+            task,
+            stage_per_block=lambda val, value=value: val == value,
+            tile_h=lambda size: size[1] > 1,
         )
         mod = _lower(task, config)
         staged.append(max(_allocated_bytes(_nodes(mod), "data_pad")))
@@ -1039,10 +1040,10 @@ def test_upsample_per_tap_knob_numerics(multiplier):
     for per_tap, unroll, block in ((0, 1, 9), (1, 0, 3), (1, 1, 1), (1, 1, 9)):
         func = _built_with(
             task,
-            upsample_per_tap=lambda val: val == per_tap,
-            unroll_kernel=lambda val: val == unroll,
+            upsample_per_tap=lambda val, per_tap=per_tap: val == per_tap,
+            unroll_kernel=lambda val, unroll=unroll: val == unroll,
             tile_c=lambda size: size[-1] == 2 * multiplier,
-            tile_w=lambda size: size[-1] == block,
+            tile_w=lambda size, block=block: size[-1] == block,
         )
         _check_nhwc_build(func, data_nchw, weight_oihw, expected)
 
