@@ -610,6 +610,8 @@ def test_metaschedule_tunes_on_the_board_and_the_build_uses_it(board, tracked_bo
         max_trials_per_task=4,
         num_trials_per_iter=4,
         cost_model="random",
+        # random schedules: the evolutionary search spends most of a test on search alone
+        strategy="replay-trace",
         builder=ms.builder.LocalBuilder(
             f_export=functools.partial(remote.cross_export, aarch64_board.CROSS_CXX)
         ),
