@@ -45,7 +45,7 @@ def pointwise_tasks(name, path, target):
         data, kernel, strides, pads, dilation, _, _, out_dtype = task.args
         if tuple(kernel[1][2:]) != (1, 1) or tuple(strides) != (1, 1) or any(pads):
             continue
-        fallback = autotvm.task.space.FallbackConfigEntity()
+        fallback = _fallback()
         with target:
             task.instantiate(fallback)  # fills in the untuned knobs
         ic_bn, oc_bn = fallback["tile_ic"].size[-1], fallback["tile_oc"].size[-1]
@@ -64,36 +64,52 @@ def pointwise_tasks(name, path, target):
     return list(found.values())
 
 
-def _time_us(task, config, dev, target):
-    """Microseconds of one run of ``task`` under ``config`` (median of 5) and its output, on
-    seeded inputs."""
+def _arrays(task, target, dev):
+    """Seeded arrays for the task's arguments (the same for every configuration: one compute)
+    and the index of its output (the template lists it first; the inputs are placeholders)."""
     import tvm
 
     with target:
-        sch, args = task.instantiate(config)
-    func = tvm.build(sch, args, target)
+        _, args = task.instantiate(_fallback())
     rng = np.random.default_rng(0)
     arrays = [
         tvm.nd.array(rng.uniform(-1, 1, [int(x) for x in a.shape]).astype(a.dtype), dev)
         for a in args
     ]
-    # the template lists its output first; the inputs are placeholders
     (out,) = [i for i, a in enumerate(args) if not isinstance(a.op, tvm.te.PlaceholderOp)]
-    timer = func.time_evaluator(func.entry_name, dev, number=20, repeat=5, min_repeat_ms=20)
+    return arrays, out
+
+
+def _fallback():
+    """An untuned configuration: the template fills in its fallback knobs."""
+    from tvm import autotvm
+
+    return autotvm.task.space.FallbackConfigEntity()
+
+
+def _time_us(task, config, arrays, out, target):
+    """Microseconds of one run of ``task`` under ``config`` (median of 5) and its output."""
+    import tvm
+
+    with target:
+        sch, args = task.instantiate(config)
+    func = tvm.build(sch, args, target)
+    timer = func.time_evaluator(
+        func.entry_name, arrays[0].device, number=20, repeat=5, min_repeat_ms=20
+    )
     took = timer(*arrays).median * 1e6
-    arrays[out] = tvm.nd.array(np.zeros(arrays[out].shape, arrays[out].dtype), dev)
+    arrays[out].copyfrom(np.zeros(arrays[out].shape, arrays[out].dtype))
     func(*arrays)
     return took, arrays[out].numpy()
 
 
 def explore(task, target, dev):
     """The fallback's time and the fastest admissible configuration's."""
-    from tvm import autotvm
-
     data, kernel = task.args[:2]
     ic_block, oc_block = data[1][-1], kernel[1][-1]
-    fallback = autotvm.task.space.FallbackConfigEntity()
-    base, expected = _time_us(task, fallback, dev, target)
+    arrays, out = _arrays(task, target, dev)
+    fallback = _fallback()
+    base, expected = _time_us(task, fallback, arrays, out, target)
     rows = []
     space = task.config_space
     for index in range(len(space)):
@@ -102,7 +118,7 @@ def explore(task, target, dev):
             continue
         if config["tile_ow"].size[-1] * config["tile_oh"].val >= 32:
             continue
-        took, got = _time_us(task, config, dev, target)
+        took, got = _time_us(task, config, arrays, out, target)
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
         rows.append({"config": str(config), "us": took})
     rows.sort(key=lambda row: row["us"])
