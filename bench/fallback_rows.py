@@ -27,19 +27,20 @@ TARGETS = ("llvm -mcpu=haswell -num-cores=2", "llvm -mcpu=skylake-avx512 -num-co
 
 
 def _build(template, target, args, config=None):
-    """The template built for ``target``: its fallback (``config`` None) or ``config``."""
+    """The template built for ``target`` with ``config``, or its fallback (``config`` None).
+    Returns the module, the output and the configuration."""
     import tvm  # pylint: disable=import-outside-toplevel
-    from tvm.autotvm.task import ApplyConfig  # pylint: disable=import-outside-toplevel
+    from tvm.autotvm.task.space import (  # pylint: disable=import-outside-toplevel
+        FallbackConfigEntity,
+    )
 
-    with tvm.target.Target(target):
-        if config is None:
-            out = template.depthwise_conv2d_canonical(*args)
-            sch = template.schedule_depthwise_conv2d_canonical([out])
-        else:
-            with ApplyConfig(config):
-                out = template.depthwise_conv2d_canonical(*args)
-                sch = template.schedule_depthwise_conv2d_canonical([out])
-    return tvm.build(sch, [args[0], args[1], out], target), out
+    cfg = FallbackConfigEntity() if config is None else config
+    data, weight, *rest = args
+    with tvm.target.Target(target) as built_for:
+        cpu = template.describe_cpu(built_for)
+        out = template.depthwise_conv2d_canonical_cpu(cfg, data, weight, *rest, cpu)
+        sch = template.schedule_depthwise_conv2d_canonical_cpu([out])
+    return tvm.build(sch, [data, weight, out], target), out, cfg
 
 
 def main(argv=None):
@@ -61,14 +62,6 @@ def main(argv=None):
     from workloads import select  # pylint: disable=import-outside-toplevel
 
     (workload,) = select([options.workload])
-    chosen = []
-    define_knobs = template._define_knobs  # pylint: disable=protected-access
-
-    def _recording(cfg, *rest, **kwargs):
-        define_knobs(cfg, *rest, **kwargs)
-        chosen.append(cfg)
-
-    template._define_knobs = _recording  # pylint: disable=protected-access
     dev = tvm.cpu()
     rng = np.random.default_rng(0)
     for target in TARGETS:
@@ -84,18 +77,17 @@ def main(argv=None):
                 (workload.stride,) * 2,
                 workload.pads,
                 (1, 1),
-                "NCHW",
-                "OIHW",
+                ("NCHW", "OIHW"),
                 out_dtype,
             )
-            new, out = _build(template, target, args)
+            new, out, fallback = _build(template, target, args)
             # the fallback's choices with one vector a block (a ConfigEntity: defining the
             # knobs again leaves its entities as they are)
-            fallback = chosen[-1]
             entities = dict(fallback._entity_map)  # pylint: disable=protected-access
             entities["tile_w"] = SplitEntity([-1, 1, fallback["tile_w"].size[-1]])
-            old, _ = _build(template, target, args, ConfigEntity(-1, None, entities, []))
-            assert str(chosen[-1]) != str(fallback) and chosen[-1]["tile_w"].size[1] == 1
+            cut = ConfigEntity(-1, None, entities, [])
+            old, _, _ = _build(template, target, args, cut)
+            assert str(cut) != str(fallback) and cut["tile_w"].size[1] == 1
             feeds = [
                 tvm.nd.array(
                     (rng.standard_normal([int(e) for e in t.shape]) * 8).astype(dtype), dev

@@ -83,7 +83,8 @@ DESIRED_LAYOUTS = {
     "nn.conv2d_transpose": ["NCHW", "default"],
     "qnn.conv2d": ["NCHW", "default"],
 }
-CLASSES = ("depthwise", "layout_transform", "conv", "other")
+# "pointwise": a function whose convolutions are all regular 1x1 ones (no depthwise)
+CLASSES = ("depthwise", "layout_transform", "pointwise", "conv", "other")
 CONVS = ("nn.conv2d", "nn.contrib_conv2d_NCHWc", "nn.contrib_depthwise_conv2d_NCHWc", "qnn.conv2d")
 
 
@@ -165,11 +166,21 @@ def _channels(shape, layout):
     return c
 
 
+def _kernel_hw(call):
+    """A convolution call's kernel (height, width)."""
+    size = getattr(call.attrs, "kernel_size", None)
+    if size is not None and len(size) == 2:
+        return tuple(int(k) for k in size)
+    layout = str(call.attrs.kernel_layout)
+    shape = [int(d) for d in call.args[1].checked_type.shape]
+    return shape[layout.index("H")], shape[layout.index("W")]
+
+
 def _ops(func):
     """The Relay ops a primitive function holds, in post order, and its classification."""
     from tvm import relay
 
-    ops, depthwise = [], 0
+    ops, depthwise, kernels = [], 0, []
 
     def visit(node):
         nonlocal depthwise
@@ -183,12 +194,16 @@ def _ops(func):
                 shape = [int(d) for d in node.args[0].checked_type.shape]
                 if int(node.attrs.groups) == _channels(shape, layout):
                     depthwise += 1
+            if name in CONVS:
+                kernels.append(_kernel_hw(node))
 
     relay.analysis.post_order_visit(func.body, visit)
     if depthwise:
         cls = "depthwise"
     elif "layout_transform" in ops:
         cls = "layout_transform"
+    elif kernels and all(k == (1, 1) for k in kernels):
+        cls = "pointwise"
     elif any(op in CONVS or op.startswith("nn.conv") for op in ops):
         cls = "conv"
     else:

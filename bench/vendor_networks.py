@@ -21,7 +21,9 @@ export of these models, so it is not a peer here. All engines use 2 threads and 
 alternating order in each of ``--repeat`` rounds (median).
 
 Reported per network and path: ``layout_transform`` nodes in the compiled graph, their share
-of node time (debug executor), whole-network ms, and ratios to stock and to the faster peer.
+of node time (debug executor), whole-network ms, and ratios to stock and to the faster peer;
+and per network, the project's node time by op class on its faster path against OpenVINO's
+(its performance counters), naming the class of ops where TVM loses the most time.
 Writes ``docs/vendor-networks.md``, ``.json`` and ``.png``.
 """
 
@@ -92,6 +94,53 @@ def _openvino(name):
     return request.infer, output
 
 
+# the op classes of a profile (bench/network_worker.py's), in the report's order
+CLASSES = ("pointwise", "conv", "depthwise", "layout_transform", "other")
+PROFILE_RUNS = 30
+
+
+def _openvino_class(info):
+    """The class of one node of OpenVINO's profile: its CPU plugin runs a depthwise conv as a
+    GroupConvolution, and a 1x1 convolution with oneDNN's 1x1 kernels (``1x1`` in the kernel's
+    name); a reorder or a transpose moves data between layouts."""
+    if info.node_type == "GroupConvolution":
+        return "depthwise"
+    if info.node_type == "Convolution":
+        return "pointwise" if "1x1" in info.exec_type else "conv"
+    if info.node_type in ("Reorder", "Transpose"):
+        return "layout_transform"
+    return "other"
+
+
+def openvino_profile(name):
+    """OpenVINO's node time by op class (us; the median over ``PROFILE_RUNS`` runs of each
+    class's sum), from a compilation of its own with performance counters on."""
+    import openvino as ov
+
+    core = ov.Core()
+    compiled = core.compile_model(
+        core.read_model(os.path.join(CACHE, f"{name}.tflite")),
+        "CPU",
+        {
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": THREADS,
+            "INFERENCE_PRECISION_HINT": "f32",
+            "PERF_COUNT": "YES",
+        },
+    )
+    request = compiled.create_infer_request()
+    request.set_input_tensor(ov.Tensor(np.load(os.path.join(CACHE, f"{name}.npz"))["input_nhwc"]))
+    runs = []
+    for _ in range(PROFILE_RUNS):
+        request.infer()
+        totals = dict.fromkeys(CLASSES, 0.0)
+        for info in request.get_profiling_info():
+            if info.status.name == "EXECUTED":
+                totals[_openvino_class(info)] += info.real_time.total_seconds() * 1e6
+        runs.append(totals)
+    return {cls: float(np.median([run[cls] for run in runs])) for cls in CLASSES}
+
+
 def measure(name, workers, repeat):
     """One network's record: the peers' and both workers' checks and median times."""
     reference = np.load(os.path.join(CACHE, f"{name}.npz"))["keras_output"]
@@ -107,6 +156,11 @@ def measure(name, workers, repeat):
         except Exception as exc:  # pylint: disable=broad-exception-caught
             # one failing engine must not stop the run: it is reported as failed
             rec[peer] = {"ok": False, "err": None, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    try:
+        rec["openvino_profile"] = openvino_profile(name)
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        # the profile is an explanation, not a result: its failure is reported, the run goes on
+        rec["openvino_profile"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
     expected = os.path.join(run.LOGS, f"{name}-litert.npy")
     np.save(expected, reference)
     for mode, worker in workers.items():
@@ -179,6 +233,7 @@ def markdown(meta, records):
                 f"{_f(ratio, '.2f')} | {_f(s['vs_best_peer'], '.2f')} | "
                 f"{_f(p['vs_best_peer'], '.2f')} |"
             )
+    lines += _where_time_goes(records)
     lines += ["", "Failures (an engine or a build):", ""]
     failures = [
         f"- `{rec['network']}` {who} {path or ''}: {entry['error']}"
@@ -189,6 +244,55 @@ def markdown(meta, records):
     ]
     lines += failures or ["- none"]
     return "\n".join(lines) + "\n"
+
+
+def _faster_path(rec):
+    """The project's faster path of ``rec`` (None if neither ran)."""
+    timed = [(p["ms"], path) for path in PATHS for p in [_row(rec, "project", path)] if p["ms"]]
+    return min(timed)[1] if timed else None
+
+
+def _where_time_goes(records):
+    """The report's second table: the project's time by op class on its faster path against
+    OpenVINO's, and the class where TVM loses the most time."""
+    lines = [
+        "",
+        "## Where the time goes: project (faster path) vs OpenVINO, by op class",
+        "",
+        "Each engine's measured time (ms, above) split in the shares of its node time by op class: "
+        "TVM's debug executor (a fused function's class: depthwise if it holds a depthwise conv, "
+        "else layout_transform if it holds one, else pointwise if all its convs are regular 1x1 "
+        "ones, else conv if it holds a conv, else other) and OpenVINO's performance counters "
+        f"(median of {PROFILE_RUNS} runs; a GroupConvolution is depthwise, a Convolution run by "
+        "a 1x1 kernel pointwise, Reorder and Transpose layout_transform). `most lost`: the class "
+        "where TVM spends the most time over OpenVINO.",
+        "",
+        "| network | path | "
+        + " | ".join(f"{cls} ms TVM / OV" for cls in CLASSES)
+        + " | TVM ms / OV ms | most lost |",
+        "| --- | --- | " + " | ".join("---:" for _ in CLASSES) + " | ---: | --- |",
+    ]
+    for rec in records:
+        path = _faster_path(rec)
+        ov_prof = rec.get("openvino_profile") or {}
+        prof = (rec["project"].get(path) or {}).get("profile") if path else None
+        ov_ms, ms = _good(rec.get("openvino")), _row(rec, "project", path)["ms"] if path else None
+        if not prof or not ov_ms or "error" in ov_prof or not ov_prof:
+            lines.append(
+                f"| `{rec['network']}` | {path or '-'} | " + "- | " * len(CLASSES) + "- | - |"
+            )
+            continue
+        tvm_us = {cls: prof.get(f"{cls}_us", 0.0) for cls in CLASSES}
+        tvm_ms = {cls: ms * us / sum(tvm_us.values()) for cls, us in tvm_us.items()}
+        ov_split = {cls: ov_ms * ov_prof[cls] / sum(ov_prof[c] for c in CLASSES) for cls in CLASSES}
+        excess, lost = max((tvm_ms[cls] - ov_split[cls], cls) for cls in CLASSES)
+        cells = " | ".join(f"{tvm_ms[cls]:.3f} / {ov_split[cls]:.3f}" for cls in CLASSES)
+        lines.append(
+            f"| `{rec['network']}` | {path} | {cells} | {ms:.3f} / {ov_ms:.3f} | "
+            + (f"{lost} (+{excess:.3f} ms)" if excess > 0 else "none")
+            + " |"
+        )
+    return lines
 
 
 def chart(records, path):

@@ -34,14 +34,23 @@ def depthwise_conv2d_canonical(
     cfg, data, kernel, strides, padding, dilation, data_layout, kernel_layout, out_dtype
 ):
     """Compute of :func:`tvm.topi.nn.depthwise_conv2d_canonical`, as an AutoTVM template."""
-    del cfg
     cpu = describe_cpu() if tvm.target.Target.current(allow_none=True) else None
     return depthwise_conv2d_canonical_cpu(
-        data, kernel, strides, padding, dilation, data_layout, kernel_layout, out_dtype, cpu
+        cfg,
+        data,
+        kernel,
+        strides,
+        padding,
+        dilation,
+        (data_layout, kernel_layout),
+        out_dtype,
+        cpu,
+        ACCUMULATORS,
     )
 
 
 @autotvm.register_topi_schedule("depthwise_conv2d_canonical.arm_cpu")
 def schedule_depthwise_conv2d_canonical(cfg, outs):
-    """The CPU schedule of the x86 template, for the NEON CPU of the current target."""
-    return schedule_depthwise_conv2d_canonical_cpu(cfg, outs, describe_cpu(), ACCUMULATORS)
+    """The CPU schedule of the x86 template, of the plan the compute made for NEON."""
+    del cfg  # the compute made the plan from it
+    return schedule_depthwise_conv2d_canonical_cpu(outs)

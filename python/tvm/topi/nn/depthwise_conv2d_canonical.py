@@ -24,7 +24,15 @@ from .utils import get_pad_tuple
 
 
 def depthwise_conv2d_canonical(
-    data, kernel, strides, padding, dilation, data_layout, kernel_layout, out_dtype=None
+    data,
+    kernel,
+    strides,
+    padding,
+    dilation,
+    data_layout,
+    kernel_layout,
+    out_dtype=None,
+    attrs=None,
 ):
     """Depthwise convolution reading the canonical weight ``[C*m, 1, kH, kW]`` directly.
 
@@ -46,6 +54,8 @@ def depthwise_conv2d_canonical(
     out_dtype : str, optional
         Accumulation and output type; defaults to the input's. Products are formed in it, so
         int8 inputs with ``out_dtype="int32"`` accumulate in int32.
+    attrs : dict, optional
+        More attributes of the convolution's compute (a schedule's plan, say).
 
     Returns
     -------
@@ -85,6 +95,7 @@ def depthwise_conv2d_canonical(
         data_layout,
         kernel_layout,
         out_dtype,
+        attrs,
     )
 
 
@@ -99,6 +110,7 @@ def depthwise_conv2d_canonical_reading(
     data_layout,
     kernel_layout,
     out_dtype=None,
+    attrs=None,
 ):
     """:func:`depthwise_conv2d_canonical` on an input given by a function.
 
@@ -117,7 +129,7 @@ def depthwise_conv2d_canonical_reading(
     pads : tuple of 4 int
         (top, left, bottom, right) padding the reader provides.
     in_dtype : str
-    kernel, strides, dilation, data_layout, kernel_layout, out_dtype
+    kernel, strides, dilation, data_layout, kernel_layout, out_dtype, attrs
         As for :func:`depthwise_conv2d_canonical`.
     """
     out_dtype = out_dtype or in_dtype
@@ -160,5 +172,6 @@ def depthwise_conv2d_canonical_reading(
             "kernel_layout": kernel_layout,
             "strides": [stride_h, stride_w],
             "dilation": [dilation_h, dilation_w],
+            **(attrs or {}),
         },
     )

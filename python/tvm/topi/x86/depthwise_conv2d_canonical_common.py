@@ -23,9 +23,6 @@ from ..nn.depthwise_form import CANONICAL, conv2d_form
 TAG = "depthwise_conv2d_canonical"
 UPSAMPLE_TAG = "depthwise_channel_upsample"
 PAD_TAG = "depthwise_pad"
-# Multiply-adds below which a layer runs on one thread: starting the thread pool costs about
-# a microsecond, more than such a layer (a 22x1 kernel over one output row) gains.
-PARALLEL_WORK = 1 << 16
 
 
 def is_packed(layout):
@@ -66,6 +63,19 @@ def register_block(extent, limit):
         # prime-ish extents: one block over the whole axis beats blocks of 1
         block = extent
     return block
+
+
+def split_axis(sch, stage, axis, sizes):
+    """Split ``axis`` of ``stage`` into ``sizes`` (outer first, the outermost inferred), as
+    AutoTVM's split entities do."""
+    axes = []
+    for i in range(1, len(sizes)):
+        inner = 1
+        for size in sizes[i:]:
+            inner *= size
+        outer, axis = sch[stage].split(axis, inner)
+        axes.append(outer)
+    return axes + [axis]
 
 
 def channel_block(channels, lanes):

@@ -31,7 +31,8 @@ from tvm.target.x86 import get_simd_32bit_lanes
 from ..transform import layout_transform
 from ..utils import get_const_tuple, traverse_inline
 from .depthwise_conv2d_canonical import depthwise_conv2d_canonical_cpu, schedule_block
-from .depthwise_conv2d_canonical_common import PAD_TAG, TAG, packed_layouts
+from .depthwise_conv2d_canonical_common import TAG, packed_layouts
+from .depthwise_conv2d_canonical_plan import GUARDED, Plan
 from ..generic.depthwise_cpu import describe_cpu
 
 
@@ -59,17 +60,17 @@ def depthwise_conv2d_canonical_packed(
     cfg, data, kernel, strides, padding, dilation, data_layout, kernel_layout, out_dtype
 ):
     """Pack, the packed template's compute, unpack (see the module's description)."""
-    del cfg
     layouts = packs(data, kernel, data_layout, kernel_layout)
     packed_data = layout_transform(data, data_layout, layouts[0])
     packed_kernel = layout_transform(kernel, kernel_layout, layouts[1])
     out = depthwise_conv2d_canonical_cpu(
+        cfg,
         packed_data,
         packed_kernel,
         strides,
         padding,
         dilation,
-        *layouts,
+        layouts,
         out_dtype,
         describe_cpu(),
     )
@@ -79,14 +80,14 @@ def depthwise_conv2d_canonical_packed(
 @autotvm.register_topi_schedule("depthwise_conv2d_canonical_packed.x86")
 def schedule_depthwise_conv2d_canonical_packed(cfg, outs):
     """The packed schedule; the packing and the unpacking each in a parallel loop of its own."""
+    del cfg  # the compute made the plan from it
     outs = [outs] if isinstance(outs, te.tensor.Tensor) else outs
     sch = te.create_schedule([x.op for x in outs])
-    cpu = describe_cpu()
 
     def _callback(op):
         if op.tag == TAG:
             conv = op.output(0)
-            schedule_block(sch, cfg, conv, conv, cpu)
+            schedule_block(sch, conv, conv)
             _schedule_repacking(sch, conv, outs[0])
 
     traverse_inline(sch, outs[0].op, _callback)
@@ -96,9 +97,10 @@ def schedule_depthwise_conv2d_canonical_packed(cfg, outs):
 def _schedule_repacking(sch, conv, out):
     # The packings are computed whole (inlined into the convolution's reads, they would make
     # every vector a gather), then the unpacked output with its epilogue; all over rows.
-    for tensor in conv.op.input_tensors:
-        if tensor.op.tag == PAD_TAG:
-            tensor = tensor.op.input_tensors[0]
+    staged, *others = conv.op.input_tensors
+    if Plan.from_attrs(conv.op.attrs["plan"]).staging == GUARDED:
+        staged = staged.op.input_tensors[0]  # the padding is inlined into the reads
+    for tensor in [staged, *others]:
         if isinstance(tensor.op, te.ComputeOp):
             sch[tensor].compute_root()
             sch[tensor].parallel(sch[tensor].fuse(*sch[tensor].op.axis[:3]))

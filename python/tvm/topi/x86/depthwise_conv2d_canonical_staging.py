@@ -174,17 +174,6 @@ def phase_split_intrinsic(width, pad_left, stride, columns, lanes, dtype, plane=
     )
 
 
-def is_phase_split(stage):
-    """Whether ``stage`` is the rows of :func:`stage_rows` split by column phase."""
-    return isinstance(stage.op, te.ComputeOp) and "pad_left" in stage.op.attrs
-
-
-def stages_whole_planes(stage):
-    """Whether ``stage`` (split by phase) keeps its padding rows as zeros, which the schedule
-    stages a whole plane at a time (see :func:`stage_rows`)."""
-    return is_phase_split(stage) and "pad_top" in stage.op.attrs
-
-
 def splits_by_phase(stride, taps, columns, pad_left, width):
     """Whether a staged row is split by column phase with :func:`phase_split_intrinsic`.
 
@@ -204,14 +193,15 @@ def splits_by_phase(stride, taps, columns, pad_left, width):
     return stride > 1 and every_phase and columns > 1 and columns * stride - pad_left >= width
 
 
-def stage_rows(data, layout, pads, extent, stride, taps, whole_plane=False):
+def stage_rows(data, layout, pads, extent, stride, split=False, whole_plane=False):
     """The padded input of a task's rows for layouts with the width innermost (NCHW).
 
     A vector along the output width reads consecutive input columns, so a guard on the
     columns inside it would scalarize it; the rows are therefore staged, zero padded, into a
-    buffer the schedule places per task. At column stride ``s > 1`` the padded columns are
-    also split into their ``s`` phases: padded column ``phase + s * column`` is staged at
-    ``[phase, column]``, so the convolution reads each phase at unit stride instead of
+    buffer the schedule places per task. With ``split`` (at column stride ``s > 1``, see
+    :func:`splits_by_phase`) the padded columns are also split into their ``s`` phases: padded
+    column ``phase + s * column`` is staged at ``[phase, column]``, so the convolution reads
+    each phase at unit stride instead of
     gathering every ``s``-th column (faster than leaving strided columns to LLVM; the
     measurements are in ``docs/design.md``). The convolution reads the padding rows as zeros
     rather than staging them zeroed, so that staging a row depends on its columns only and
@@ -220,8 +210,7 @@ def stage_rows(data, layout, pads, extent, stride, taps, whole_plane=False):
     reads them unmasked: the schedule then stages a task's whole planes, each with one
     intrinsic that knows which of its rows are padding.
 
-    ``taps`` are the kernel's column offsets (kernel column times dilation). Rows that
-    :func:`splits_by_phase` rules out are staged unsplit and read at the column stride.
+    Rows not split are staged padded and read at the column stride.
 
     Returns the stage and ``read(index, x, tap)``: the pixel of the row at ``index`` (the
     position in the layout but for the width) that output column ``x`` meets at the kernel
@@ -238,9 +227,8 @@ def stage_rows(data, layout, pads, extent, stride, taps, whole_plane=False):
         return _rows_inside(y, height, pad_top, pad_bottom)
 
     columns = -(-extent // stride)
-    if splits_by_phase(stride, taps, columns, pad_left, width):
+    if split:
         padded_rows = bool(pad_top or pad_bottom)
-        whole_plane = whole_plane and padded_rows
 
         def _phases(*index):
             *index, phase, column = index
@@ -262,16 +250,7 @@ def stage_rows(data, layout, pads, extent, stride, taps, whole_plane=False):
                 _column_inside(x, pad_left, width), data[tuple(index) + (x - pad_left,)], zero
             )
 
-        attrs = {"width": width, "pad_left": pad_left}
-        if whole_plane:
-            attrs.update(height=height, pad_top=pad_top, pad_bottom=pad_bottom)
-        stage = te.compute(
-            shape[:-1] + [stride, columns],
-            _phases,
-            name="data_pad",
-            tag=PAD_TAG,
-            attrs=attrs,
-        )
+        stage = te.compute(shape[:-1] + [stride, columns], _phases, name="data_pad", tag=PAD_TAG)
 
         def _read_split(index, x, tap):
             phase, offset = tir.floormod(tap, stride), tir.floordiv(tap, stride)
