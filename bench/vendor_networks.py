@@ -72,7 +72,9 @@ def _litert(name):
     return interp.invoke, (lambda: interp.get_tensor(out_index))
 
 
-def _openvino(name):
+def _openvino_request(name, **config):
+    """An OpenVINO infer request of the network (CPU, latency, 2 threads, f32; more
+    ``config``), its input set."""
     import openvino as ov
 
     core = ov.Core()
@@ -83,10 +85,16 @@ def _openvino(name):
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_NUM_THREADS": THREADS,
             "INFERENCE_PRECISION_HINT": "f32",
+            **config,
         },
     )
     request = compiled.create_infer_request()
     request.set_input_tensor(ov.Tensor(np.load(os.path.join(CACHE, f"{name}.npz"))["input_nhwc"]))
+    return request
+
+
+def _openvino(name):
+    request = _openvino_request(name)
 
     def output():  # read after the run, not now
         return request.get_output_tensor(0).data.copy()
@@ -115,21 +123,7 @@ def _openvino_class(info):
 def openvino_profile(name):
     """OpenVINO's node time by op class (us; the median over ``PROFILE_RUNS`` runs of each
     class's sum), from a compilation of its own with performance counters on."""
-    import openvino as ov
-
-    core = ov.Core()
-    compiled = core.compile_model(
-        core.read_model(os.path.join(CACHE, f"{name}.tflite")),
-        "CPU",
-        {
-            "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_NUM_THREADS": THREADS,
-            "INFERENCE_PRECISION_HINT": "f32",
-            "PERF_COUNT": "YES",
-        },
-    )
-    request = compiled.create_infer_request()
-    request.set_input_tensor(ov.Tensor(np.load(os.path.join(CACHE, f"{name}.npz"))["input_nhwc"]))
+    request = _openvino_request(name, PERF_COUNT="YES")
     runs = []
     for _ in range(PROFILE_RUNS):
         request.infer()

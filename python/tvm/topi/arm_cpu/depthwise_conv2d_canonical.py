@@ -16,41 +16,12 @@
 # under the License.
 """ARM CPU templates of depthwise convolution on canonical weights (any multiplier and layout)."""
 
-import tvm
-from tvm import autotvm
-
-from ..x86.depthwise_conv2d_canonical import (
-    depthwise_conv2d_canonical_cpu,
-    schedule_depthwise_conv2d_canonical_cpu,
-)
-from ..generic.depthwise_cpu import describe_cpu
+from ..x86.depthwise_conv2d_canonical import register_templates
 
 # Vector registers a register block's sums may take: half of AArch64's 32 (x86: 8 of 16 or 32)
 ACCUMULATORS = 16
 
-
-@autotvm.register_topi_compute("depthwise_conv2d_canonical.arm_cpu")
-def depthwise_conv2d_canonical(
-    cfg, data, kernel, strides, padding, dilation, data_layout, kernel_layout, out_dtype
-):
-    """Compute of :func:`tvm.topi.nn.depthwise_conv2d_canonical`, as an AutoTVM template."""
-    cpu = describe_cpu() if tvm.target.Target.current(allow_none=True) else None
-    return depthwise_conv2d_canonical_cpu(
-        cfg,
-        data,
-        kernel,
-        strides,
-        padding,
-        dilation,
-        (data_layout, kernel_layout),
-        out_dtype,
-        cpu,
-        ACCUMULATORS,
-    )
-
-
-@autotvm.register_topi_schedule("depthwise_conv2d_canonical.arm_cpu")
-def schedule_depthwise_conv2d_canonical(cfg, outs):
-    """The CPU schedule of the x86 template, of the plan the compute made for NEON."""
-    del cfg  # the compute made the plan from it
-    return schedule_depthwise_conv2d_canonical_cpu(outs)
+# the x86 template's compute and schedule, for the NEON CPU of the current target
+depthwise_conv2d_canonical, schedule_depthwise_conv2d_canonical = register_templates(
+    "depthwise_conv2d_canonical.arm_cpu", ACCUMULATORS
+)

@@ -96,31 +96,35 @@ def depthwise_conv2d_canonical_cpu(
     )
 
 
-@autotvm.register_topi_compute("depthwise_conv2d_canonical.x86")
-def depthwise_conv2d_canonical(
-    cfg, data, kernel, strides, padding, dilation, data_layout, kernel_layout, out_dtype
-):
-    """Compute of :func:`tvm.topi.nn.depthwise_conv2d_canonical`, as an AutoTVM template."""
-    # the CPU compiled for; none when only the compute is asked
-    cpu = describe_cpu() if tvm.target.Target.current(allow_none=True) else None
-    return depthwise_conv2d_canonical_cpu(
-        cfg,
-        data,
-        kernel,
-        strides,
-        padding,
-        dilation,
-        (data_layout, kernel_layout),
-        out_dtype,
-        cpu,
-    )
+def register_templates(name, accumulators=ACCUMULATORS):
+    """Register :func:`depthwise_conv2d_canonical_cpu` and its schedule as the AutoTVM template
+    ``name``, for the CPU of the current target with ``accumulators`` vector sums a block;
+    returns the compute and the schedule."""
+
+    @autotvm.register_topi_compute(name)
+    def _compute(
+        cfg, data, kernel, strides, padding, dilation, data_layout, kernel_layout, out_dtype
+    ):
+        # the CPU compiled for; none when only the compute is asked
+        cpu = describe_cpu() if tvm.target.Target.current(allow_none=True) else None
+        layouts = (data_layout, kernel_layout)
+        return depthwise_conv2d_canonical_cpu(
+            cfg, data, kernel, strides, padding, dilation, layouts, out_dtype, cpu, accumulators
+        )
+
+    @autotvm.register_topi_schedule(name)
+    def _schedule(cfg, outs):
+        del cfg  # the compute made the plan from it
+        return schedule_depthwise_conv2d_canonical_cpu(outs)
+
+    return _compute, _schedule
 
 
-@autotvm.register_topi_schedule("depthwise_conv2d_canonical.x86")
-def schedule_depthwise_conv2d_canonical(cfg, outs):
-    """Vectorized, register-blocked schedule of the plan the compute made."""
-    del cfg  # the compute made the plan from it
-    return schedule_depthwise_conv2d_canonical_cpu(outs)
+# Compute of :func:`tvm.topi.nn.depthwise_conv2d_canonical` and the vectorized, register-blocked
+# schedule of the plan it made, as x86's AutoTVM template
+depthwise_conv2d_canonical, schedule_depthwise_conv2d_canonical = register_templates(
+    "depthwise_conv2d_canonical.x86"
+)
 
 
 def schedule_depthwise_conv2d_canonical_cpu(outs):

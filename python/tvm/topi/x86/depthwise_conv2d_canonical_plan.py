@@ -27,7 +27,7 @@ line. The constants it uses are named below; the measurements behind them, and t
 they were taken on, are in ``docs/design.md``.
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import tvm
 from tvm import tir
@@ -306,18 +306,16 @@ def make_plan(cfg, conv, cpu, accumulators):
     def _knob(name, defined):
         return bool(cfg[name].val) if defined else False
 
-    return Plan(
-        **{
-            **{f.name: getattr(structure, f.name) for f in fields(Plan)},
-            "tile_c": tuple(cfg["tile_c"].size),
-            "tile_h": tuple(cfg["tile_h"].size),
-            "tile_w": tuple(cfg["tile_w"].size),
-            "unroll_kernel": _knob("unroll_kernel", True),
-            "parallel": _knob("parallel", True),
-            "stage_per_block": _knob("stage_per_block", _stages_per_block(conv, structure)),
-            "channels_inner": _knob("channels_inner", channels_last and not packed),
-            "upsample_per_tap": _knob("upsample_per_tap", structure.upsample and not packed),
-        }
+    return replace(
+        structure,
+        tile_c=tuple(cfg["tile_c"].size),
+        tile_h=tuple(cfg["tile_h"].size),
+        tile_w=tuple(cfg["tile_w"].size),
+        unroll_kernel=_knob("unroll_kernel", True),
+        parallel=_knob("parallel", True),
+        stage_per_block=_knob("stage_per_block", _stages_per_block(conv, structure)),
+        channels_inner=_knob("channels_inner", channels_last and not packed),
+        upsample_per_tap=_knob("upsample_per_tap", structure.upsample and not packed),
     )
 
 
