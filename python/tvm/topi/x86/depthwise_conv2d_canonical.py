@@ -266,7 +266,7 @@ def _loads(expr, tensor):
 
 def schedule_block(sch, conv, out):
     """Schedule ``conv`` and the injective stages between it and ``out`` into register blocks,
-    as the plan the compute attached to ``conv`` says."""
+    as the plan the compute attached to ``conv`` says; returns that plan."""
     plan = Plan.from_attrs(conv.op.attrs["plan"])
     if not plan.tile_c:
         raise ValueError("depthwise_conv2d_canonical: the compute was made without a target")
@@ -334,3 +334,4 @@ def schedule_block(sch, conv, out):
         sch[acc].unroll(ry)
         sch[acc].unroll(rx)
     sch[acc].vectorize(a_vector)
+    return plan

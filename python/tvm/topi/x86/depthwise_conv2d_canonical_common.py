@@ -17,6 +17,7 @@
 """What the CPU depthwise templates share: tags, layout families, factor choices."""
 
 from tvm import tir
+from tvm.autotvm.task.space import SplitEntity
 
 from ..nn.depthwise_form import CANONICAL, conv2d_form
 
@@ -66,16 +67,8 @@ def register_block(extent, limit):
 
 
 def split_axis(sch, stage, axis, sizes):
-    """Split ``axis`` of ``stage`` into ``sizes`` (outer first, the outermost inferred), as
-    AutoTVM's split entities do."""
-    axes = []
-    for i in range(1, len(sizes)):
-        inner = 1
-        for size in sizes[i:]:
-            inner *= size
-        outer, axis = sch[stage].split(axis, inner)
-        axes.append(outer)
-    return axes + [axis]
+    """Split ``axis`` of ``stage`` into ``sizes`` (outer first), as AutoTVM's split knobs do."""
+    return SplitEntity(list(sizes)).apply(sch, stage, axis)
 
 
 def channel_block(channels, lanes):

@@ -32,7 +32,7 @@ from ..transform import layout_transform
 from ..utils import get_const_tuple, traverse_inline
 from .depthwise_conv2d_canonical import depthwise_conv2d_canonical_cpu, schedule_block
 from .depthwise_conv2d_canonical_common import TAG, packed_layouts
-from .depthwise_conv2d_canonical_plan import GUARDED, Plan
+from .depthwise_conv2d_canonical_plan import GUARDED
 from ..generic.depthwise_cpu import describe_cpu
 
 
@@ -87,18 +87,18 @@ def schedule_depthwise_conv2d_canonical_packed(cfg, outs):
     def _callback(op):
         if op.tag == TAG:
             conv = op.output(0)
-            schedule_block(sch, conv, conv)
-            _schedule_repacking(sch, conv, outs[0])
+            plan = schedule_block(sch, conv, conv)
+            _schedule_repacking(sch, conv, outs[0], plan)
 
     traverse_inline(sch, outs[0].op, _callback)
     return sch
 
 
-def _schedule_repacking(sch, conv, out):
+def _schedule_repacking(sch, conv, out, plan):
     # The packings are computed whole (inlined into the convolution's reads, they would make
     # every vector a gather), then the unpacked output with its epilogue; all over rows.
     staged, *others = conv.op.input_tensors
-    if Plan.from_attrs(conv.op.attrs["plan"]).staging == GUARDED:
+    if plan.staging == GUARDED:
         staged = staged.op.input_tensors[0]  # the padding is inlined into the reads
     for tensor in [staged, *others]:
         if isinstance(tensor.op, te.ComputeOp):

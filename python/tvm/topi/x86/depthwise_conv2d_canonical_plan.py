@@ -28,6 +28,7 @@ they were taken on, are in ``docs/design.md``.
 """
 
 from dataclasses import dataclass, fields, replace
+from functools import cached_property
 
 import tvm
 from tvm import tir
@@ -116,12 +117,12 @@ class Conv:
             tuple(int(e) for e in get_pad_tuple(padding, extent)),
         )
 
-    @property
+    @cached_property
     def layout(self):
         """The data layout as a :class:`tvm.tir.Layout`."""
         return tir.layout(self.data_layout)
 
-    @property
+    @cached_property
     def nchw(self):
         """The input's (N, C, H, W)."""
         to_nchw = tir.bijective_layout(self.data_layout, "NCHW")
@@ -297,31 +298,16 @@ def make_plan(cfg, conv, cpu, accumulators):
     )
     if cfg is None or cpu is None:
         return structure
-    _define_knobs(cfg, conv, structure)
+    switches = _define_knobs(cfg, conv, structure)
     if cfg.is_fallback:
         _fallback(cfg, conv, structure, cpu, accumulators)
-    channels_last = vectorized_along_channels(conv.layout)
-    packed = is_packed(conv.layout)
-
-    def _knob(name, defined):
-        return bool(cfg[name].val) if defined else False
-
     return replace(
         structure,
         tile_c=tuple(cfg["tile_c"].size),
         tile_h=tuple(cfg["tile_h"].size),
         tile_w=tuple(cfg["tile_w"].size),
-        unroll_kernel=_knob("unroll_kernel", True),
-        parallel=_knob("parallel", True),
-        stage_per_block=_knob("stage_per_block", _stages_per_block(conv, structure)),
-        channels_inner=_knob("channels_inner", channels_last and not packed),
-        upsample_per_tap=_knob("upsample_per_tap", structure.upsample and not packed),
+        **{name: bool(cfg[name].val) for name in switches},
     )
-
-
-def _stages_per_block(conv, plan):
-    """Whether the knob ``stage_per_block`` applies: a width-innermost conv with a staged input."""
-    return not vectorized_along_channels(conv.layout) and plan.staging != NONE
 
 
 def _block_sums(entity, channels_last, block):
@@ -333,7 +319,8 @@ def _block_sums(entity, channels_last, block):
 
 
 def _define_knobs(cfg, conv, plan):
-    """The template's knobs, over the computed output's axes."""
+    """The template's knobs, over the computed output's axes; returns the names of the on/off
+    knobs this conv has (the plan's fields of the same names; the others stay off)."""
     layout = conv.layout
     shape = conv.out_shape(plan.width)
     out_c, out_h, out_w = (shape[layout.index_of(axis)] for axis in "CHW")
@@ -344,20 +331,22 @@ def _define_knobs(cfg, conv, plan):
     # divisor, so that tuning reaches (and logs) the fallback's task of all rows of a plane
     cfg.define_split("tile_h", out_h, num_outputs=2 if packed else 3)
     cfg.define_split("tile_w", out_w, num_outputs=3 if not channels_last else 2)
-    cfg.define_knob("unroll_kernel", [1, 0])
-    cfg.define_knob("parallel", [1, 0])
+    switches = {"unroll_kernel": [1, 0], "parallel": [1, 0]}
     if channels_last and not packed:
-        cfg.define_knob("channels_inner", [0, 1])
-    if _stages_per_block(conv, plan):
-        cfg.define_knob("stage_per_block", [0, 1])
+        switches["channels_inner"] = [0, 1]
+    if not channels_last and plan.staging != NONE:
+        switches["stage_per_block"] = [0, 1]
     if plan.upsample and not packed:
-        cfg.define_knob("upsample_per_tap", [0, 1])
+        switches["upsample_per_tap"] = [0, 1]
+    for name, values in switches.items():
+        cfg.define_knob(name, values)
     # a block of more sums than the largest register file only spills, and takes LLVM up to a
     # minute to compile unrolled; the bound depends on the workload only
     block = shape[layout.index_of("c")] if packed else 1
     cfg.multi_filter(
         filter=lambda entity: _block_sums(entity, channels_last, block) <= MAX_BLOCK_SUMS
     )
+    return tuple(switches)
 
 
 def _fallback(cfg, conv, plan, cpu, accumulators):
